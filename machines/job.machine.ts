@@ -1,0 +1,278 @@
+/**
+ * The job lifecycle as a pure xstate machine.
+ *
+ * This file decides *what* happens to a job; it never does anything. It has no
+ * I/O imports on purpose: the job actor (actors/) loads a job row, restores a
+ * snapshot with `restoreJobSnapshot`, asks xstate's pure `transition()` for
+ * the next snapshot and the effects it implies, writes the row and its
+ * job_events row in one transaction, and only after the commit executes the
+ * effects. Because effects run only after the commit, no agent is ever told
+ * about a transition that the database does not hold. See machines/README.md.
+ */
+import { assertEvent, assign, setup } from 'xstate';
+import type { SnapshotFrom } from 'xstate';
+
+// Enums are `as const` objects with a derived union (STYLE.md): the object
+// gives runtime values for the DB and API, the union gives exhaustive switches.
+// Keys are listed in lifecycle order, which JOB_STATUSES relies on.
+export const JobStatus = {
+  pending: 'pending',
+  queued: 'queued',
+  scheduled: 'scheduled',
+  running: 'running',
+  completed: 'completed',
+  failed: 'failed',
+  cancelled: 'cancelled',
+} as const;
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+/** Every status, in lifecycle order (pending first, the terminal ones last). */
+export const JOB_STATUSES: readonly JobStatus[] = Object.freeze(Object.values(JobStatus));
+
+/** Statuses a job never leaves. The machine marks them `type: 'final'`. */
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set<JobStatus>([
+  JobStatus.completed,
+  JobStatus.failed,
+  JobStatus.cancelled,
+]);
+
+export function isTerminal(s: JobStatus): boolean {
+  return TERMINAL_STATUSES.has(s);
+}
+
+/** The part of a job row the lifecycle reads and writes. Field names mirror the columns in camelCase. */
+export interface JobContext {
+  jobId: string;
+  /** 1-based; a requeue starts the next attempt. Messages for another attempt are stale. */
+  attempt: number;
+  maxAttempts: number;
+  /** Set while GPUs are reserved (scheduled/running); kept on a terminal job as a record of where it last ran. */
+  nodeId: string | null;
+  gpuIndices: number[];
+  exitCode: number | null;
+  /** Plain-words answer to "why is my job in this status?". */
+  statusReason: string | null;
+}
+
+export interface JobInput {
+  jobId: string;
+  maxAttempts: number;
+  /** Defaults to 1. */
+  attempt?: number;
+}
+
+export type JobEvent =
+  /** pending -> queued. `reason` says why it waits, e.g. 'waiting for the coordinator'. */
+  | { type: 'admit'; reason?: string }
+  /** queued -> scheduled: the coordinator reserved these GPUs. */
+  | { type: 'place'; node_id: string; gpu_indices: number[] }
+  /** scheduled -> running: the agent started the process. */
+  | { type: 'start' }
+  /** scheduled|running -> completed (code 0) or failed. Scheduled is allowed because a short process can exit before its start report arrives. */
+  | { type: 'exit'; code: number }
+  /** Any live state -> failed, e.g. unresolvable placement or a timeout. */
+  | { type: 'fail'; reason: string }
+  /** scheduled|running -> queued for another attempt (node lost, preempted), or failed once attempts run out. */
+  | { type: 'requeue'; reason: string }
+  /** Any live state -> cancelled. */
+  | { type: 'cancel'; reason?: string };
+export type JobEventType = JobEvent['type'];
+
+// A record rather than a bare array so that adding an event to JobEvent fails
+// to compile until it is listed here (and so in the refusal tests).
+const jobEventTypes: Record<JobEventType, true> = {
+  admit: true,
+  place: true,
+  start: true,
+  exit: true,
+  fail: true,
+  requeue: true,
+  cancel: true,
+};
+export const JOB_EVENT_TYPES: readonly JobEventType[] = Object.freeze(
+  Object.keys(jobEventTypes) as JobEventType[],
+);
+
+/**
+ * What every effect is told. Effects are computed now and executed later
+ * (after the commit), so they carry the values they need instead of reading
+ * the job row again: after a requeue the row already holds the next attempt
+ * and no node, but the release must name the old ones.
+ */
+export interface JobEffectParams {
+  jobId: string;
+  attempt: number;
+  nodeId: string | null;
+  gpuIndices: number[];
+}
+
+/** The effect actions, the only actions `transition()` returns for this machine (assigns are folded into the snapshot). */
+export const JOB_EFFECTS = ['dispatchRun', 'dispatchKill', 'releaseGpus'] as const;
+export type JobEffect = (typeof JOB_EFFECTS)[number];
+
+function effectParams({ context }: { context: JobContext }): JobEffectParams {
+  return {
+    jobId: context.jobId,
+    attempt: context.attempt,
+    nodeId: context.nodeId,
+    gpuIndices: [...context.gpuIndices],
+  };
+}
+
+// Action lists below are ordered with care: params are resolved with the
+// context as it stands at that point in the list. dispatchRun comes after
+// recordPlacement so it sees the node; releaseGpus comes before
+// recordRequeue so it names the attempt and node being given up.
+const releaseGpus = { type: 'releaseGpus', params: effectParams } as const;
+const dispatchRun = { type: 'dispatchRun', params: effectParams } as const;
+const dispatchKill = { type: 'dispatchKill', params: effectParams } as const;
+
+export const jobMachine = setup({
+  types: {
+    context: {} as JobContext,
+    events: {} as JobEvent,
+    input: {} as JobInput,
+  },
+  actions: {
+    // Effects. Empty on purpose: the machine only names them. The runtime
+    // either supplies real ones with `.provide()` or, with the pure
+    // `transition()`, reads them from the returned actions and runs them after
+    // the commit.
+    /** Send the run command for this attempt to the node's agent. */
+    dispatchRun: (_, _params: JobEffectParams) => {},
+    /** Ask the node's agent to kill this attempt's process. */
+    dispatchKill: (_, _params: JobEffectParams) => {},
+    /** Free this attempt's allocation rows so the GPUs can be placed again. */
+    releaseGpus: (_, _params: JobEffectParams) => {},
+
+    // Context updates. Named (rather than inline) so every transition reads as
+    // a list of names; assertEvent narrows the event union and turns a wiring
+    // mistake into a loud bug instead of a silently wrong row.
+    recordAdmission: assign(({ event }) => {
+      assertEvent(event, 'admit');
+      return { statusReason: event.reason ?? 'waiting for capacity' };
+    }),
+    recordPlacement: assign(({ event }) => {
+      assertEvent(event, 'place');
+      return { nodeId: event.node_id, gpuIndices: [...event.gpu_indices], statusReason: null };
+    }),
+    recordExit: assign(({ event }) => {
+      assertEvent(event, 'exit');
+      return event.code === 0
+        ? { exitCode: event.code }
+        : { exitCode: event.code, statusReason: `exited with code ${event.code}` };
+    }),
+    recordFailure: assign(({ event }) => {
+      assertEvent(event, 'fail');
+      return { statusReason: event.reason };
+    }),
+    recordRequeue: assign(({ context, event }) => {
+      assertEvent(event, 'requeue');
+      // A new attempt starts with a clean slate; the old placement lives on
+      // in job_events and in the releaseGpus params.
+      return {
+        attempt: context.attempt + 1,
+        nodeId: null,
+        gpuIndices: [],
+        exitCode: null,
+        statusReason: event.reason,
+      };
+    }),
+    recordGiveUp: assign(({ context, event }) => {
+      assertEvent(event, 'requeue');
+      // attempt stays: no new attempt started. The placement is kept as the
+      // record of where the last attempt ran, as for any other failure.
+      return { statusReason: `${event.reason}; gave up after ${context.maxAttempts} attempts` };
+    }),
+    recordCancel: assign(({ event }) => {
+      assertEvent(event, 'cancel');
+      return { statusReason: event.reason ?? 'cancelled by user' };
+    }),
+  },
+  guards: {
+    exitedCleanly: ({ event }) => event.type === 'exit' && event.code === 0,
+    canRetry: ({ context }) => context.attempt < context.maxAttempts,
+  },
+}).createMachine({
+  id: 'job',
+  context: ({ input }) => ({
+    jobId: input.jobId,
+    attempt: input.attempt ?? 1,
+    maxAttempts: input.maxAttempts,
+    nodeId: null,
+    gpuIndices: [],
+    exitCode: null,
+    statusReason: null,
+  }),
+  initial: 'pending',
+  // Each state lists only the events it accepts; xstate ignores any other
+  // event (same snapshot, no actions), which is how an out-of-order or
+  // redelivered message becomes harmless.
+  states: {
+    pending: {
+      on: {
+        admit: { target: 'queued', actions: 'recordAdmission' },
+        fail: { target: 'failed', actions: 'recordFailure' },
+        // Nothing is reserved yet, so there is nothing to kill or release.
+        cancel: { target: 'cancelled', actions: 'recordCancel' },
+      },
+    },
+    queued: {
+      on: {
+        place: { target: 'scheduled', actions: ['recordPlacement', dispatchRun] },
+        fail: { target: 'failed', actions: 'recordFailure' },
+        cancel: { target: 'cancelled', actions: 'recordCancel' },
+      },
+    },
+    scheduled: {
+      on: {
+        start: { target: 'running' },
+        exit: [
+          { guard: 'exitedCleanly', target: 'completed', actions: ['recordExit', releaseGpus] },
+          { target: 'failed', actions: ['recordExit', releaseGpus] },
+        ],
+        fail: { target: 'failed', actions: ['recordFailure', releaseGpus] },
+        requeue: [
+          { guard: 'canRetry', target: 'queued', actions: [releaseGpus, 'recordRequeue'] },
+          { target: 'failed', actions: ['recordGiveUp', releaseGpus] },
+        ],
+        // No releaseGpus here: the process may still hold the GPUs until the
+        // agent confirms the kill, and freeing them now could place another
+        // job on a busy GPU. The allocation is freed when that confirmation
+        // arrives, outside this (by then final) machine.
+        cancel: { target: 'cancelled', actions: ['recordCancel', dispatchKill] },
+      },
+    },
+    running: {
+      on: {
+        exit: [
+          { guard: 'exitedCleanly', target: 'completed', actions: ['recordExit', releaseGpus] },
+          { target: 'failed', actions: ['recordExit', releaseGpus] },
+        ],
+        fail: { target: 'failed', actions: ['recordFailure', releaseGpus] },
+        requeue: [
+          { guard: 'canRetry', target: 'queued', actions: [releaseGpus, 'recordRequeue'] },
+          { target: 'failed', actions: ['recordGiveUp', releaseGpus] },
+        ],
+        // See scheduled.cancel: GPUs are freed only once the kill is confirmed.
+        cancel: { target: 'cancelled', actions: ['recordCancel', dispatchKill] },
+      },
+    },
+    // Final: a terminal job accepts no event, so a late exit or a duplicate
+    // cancel cannot resurrect it or overwrite its reason.
+    completed: { type: 'final' },
+    failed: { type: 'final' },
+    cancelled: { type: 'final' },
+  },
+});
+
+export type JobSnapshot = SnapshotFrom<typeof jobMachine>;
+
+/**
+ * Rebuild a snapshot from a stored job row. The row is the truth (the machine
+ * keeps no state of its own), so this is how every transition starts.
+ * A terminal status yields a snapshot with `status: 'done'`.
+ */
+export function restoreJobSnapshot(status: JobStatus, context: JobContext): JobSnapshot {
+  return jobMachine.resolveState({ value: status, context });
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.ts';
+import { AuthService } from '../auth/service.ts';
+import { JobService } from '../jobs/service.ts';
+import { EndpointService } from '../endpoints/service.ts';
+import { registerErrorHandling } from './plugins/errors.ts';
+import { registerAuth } from './plugins/auth.ts';
+import { registerDocs } from './plugins/docs.ts';
+import { healthRoutes } from './routes/health.ts';
+import { keyRoutes } from './routes/keys.ts';
+import { jobRoutes } from './routes/jobs.ts';
+import { endpointRoutes } from './routes/endpoints.ts';
+import './types.ts';
+
+export const BODY_LIMIT = 1024 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** One log line per request (when it completes, with status and time), not two. */
+class QuietIncoming extends LogController {
+  override incomingRequest(): void {}
+}
+
+export interface AppDeps {
+  cfg: Config;
+  orm: MikroORM;
+  log: Logger;
+}
+
+/**
+ * The whole REST API as one Fastify instance, not yet listening: the server
+ * (src/api/server.ts) listens, and tests call inject(). Services are built
+ * here and closed with the app.
+ */
+export async function buildApp({ cfg, orm, log }: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT,
+    // A caller's X-Request-Id is kept (when sane) so their logs and ours line up.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    logController: new QuietIncoming({ requestIdLogLabel: 'request_id' }),
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  // JSON bodies: fastify's own (prototype-poisoning-safe) parser, except that
+  // an empty body is "no body" rather than an error, so `POST /jobs/{id}/cancel`
+  // with a Content-Type but nothing else works as curl users expect.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  // JSON only: a text/plain body is a 415, not a confusing type error.
+  app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    defaultJson(req, text, done);
+  });
+
+  const auth = new AuthService(orm, { cacheTtlSec: cfg.SCALAR_KEY_CACHE_TTL_SEC }, log.child({ component: 'auth' }));
+  const jobs = new JobService(orm, cfg);
+  const endpoints = new EndpointService(orm, cfg);
+  app.decorate('cfg', cfg);
+  app.decorate('orm', orm);
+  app.decorate('auth', auth);
+  app.decorate('jobs', jobs);
+  app.decorate('endpoints', endpoints);
+
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.addHook('onClose', async () => {
+    await jobs.drain();
+    await auth.stop();
+  });
+
+  registerErrorHandling(app);
+  registerAuth(app);
+  await registerDocs(app);
+  await app.register(healthRoutes);
+  await app.register(keyRoutes);
+  await app.register(jobRoutes);
+  await app.register(endpointRoutes);
+  await auth.start();
+  await app.ready();
+  return app;
+}

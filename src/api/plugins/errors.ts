@@ -1,0 +1,87 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { ApiError } from '../../domain/errors.ts';
+
+interface FieldError {
+  field: string;
+  location: string;
+  message: string;
+}
+
+function fieldErrors(err: FastifyError): FieldError[] {
+  if (!hasZodFastifySchemaValidationErrors(err)) return [];
+  const location: string = (err as { validationContext?: string }).validationContext ?? 'body';
+  const out: FieldError[] = [];
+  for (const v of err.validation) {
+    const path = v.instancePath.replace(/^\//, '').split('/').filter(Boolean).join('.');
+    if (v.keyword === 'unrecognized_keys') {
+      // One entry per unknown field, each named, so a typo is easy to spot.
+      for (const k of (v.params as { keys?: string[] }).keys ?? []) {
+        out.push({ field: path ? `${path}.${k}` : k, location, message: 'is not a known field' });
+      }
+      continue;
+    }
+    const raw = v.message ?? 'is invalid';
+    const message = /received undefined$/.test(raw) ? 'is required' : raw;
+    out.push({ field: path || location, location, message });
+  }
+  return out;
+}
+
+const DB_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300', '08006', '08001']);
+
+/**
+ * Turns every error into the one shape `{"error": {code, message, details}}`.
+ * Expected failures carry a catalogued code; anything else is a bug or an
+ * outage, logged in full and answered without internals.
+ */
+export function toErrorReply(err: FastifyError, request: FastifyRequest): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err.validation) {
+    const fields = fieldErrors(err);
+    const first = fields[0];
+    const message = first ? fields.map((f) => `${f.field}: ${f.message}`).join('; ') : err.message;
+    return new ApiError('validation_failed', message, { fields });
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('payload_too_large', 'request body is larger than 1 MiB', { limit_bytes: 1048576 });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError('unsupported_media_type', 'send the body as application/json', {
+        content_type: request.headers['content-type'] ?? null,
+      });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ApiError('invalid_json', 'request body is not valid JSON', {});
+  }
+  if (err instanceof SyntaxError || err.name === 'SyntaxError') {
+    return new ApiError('invalid_json', `request body is not valid JSON: ${err.message}`, {});
+  }
+  if (err.statusCode === 413) return new ApiError('payload_too_large', 'request body is larger than 1 MiB', {});
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return new ApiError('bad_request', err.message, {});
+  }
+  if (DB_DOWN.has((err as { code?: string }).code ?? '')) {
+    return new ApiError('unavailable', 'the database is unavailable; retry shortly', {});
+  }
+  return new ApiError('internal', `internal error; quote request id ${request.id} when reporting it`, {
+    request_id: request.id,
+  });
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const api = toErrorReply(err, request);
+    if (api.status >= 500) request.log.error({ err }, 'request failed');
+    else request.log.info({ code: api.code, reason: api.message }, 'request refused');
+    if (api.code === 'unauthorized') reply.header('www-authenticate', 'Bearer');
+    return reply.status(api.status).send(api.toBody());
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const api = new ApiError('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`, {
+      method: request.method,
+    });
+    return reply.status(404).send(api.toBody());
+  });
+}

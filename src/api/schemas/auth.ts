@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { NullableTimestamp, Timestamp } from './common.ts';
+
+const Name = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
+
+export const CreateKeyBody = z.strictObject({ name: Name.describe('A label for the key') }).meta({ id: 'CreateApiKey' });
+
+/** Exactly the spec's shape: the key is shown here once and never again. */
+export const CreatedKey = z
+  .object({ api_key: z.string().describe('The secret key, shown only once'), id: z.string() })
+  .meta({ id: 'CreatedApiKey' });
+
+export const KeyInfo = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    prefix: z.string().describe('First characters of the key, to tell keys apart'),
+    created_at: Timestamp,
+    last_used_at: NullableTimestamp.describe('Approximate: updated at most once a minute'),
+  })
+  .meta({ id: 'ApiKeyInfo' });
+
+export const KeyList = z.object({ api_keys: z.array(KeyInfo) }).meta({ id: 'ApiKeyList' });
+
+export const CreateUserBody = z
+  .strictObject({
+    name: Name.describe('Display name of the user'),
+    is_admin: z.boolean().optional().describe('Admins see and manage every job. Default false'),
+  })
+  .meta({ id: 'CreateUser' });
+
+export const CreatedUser = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    is_admin: z.boolean(),
+    created_at: Timestamp,
+    api_key: z.string().describe("The user's first key, shown only once"),
+    api_key_id: z.string(),
+  })
+  .meta({ id: 'CreatedUser' });

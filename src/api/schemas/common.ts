@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../../domain/errors.ts';
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.enum(ERROR_CODES as [string, ...string[]]).describe('Stable machine-readable code'),
+      message: z.string().describe('Human-readable explanation'),
+      details: z.record(z.string(), z.unknown()).describe('Structured context, e.g. the offending fields'),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+/** Error responses every authenticated route can give. */
+export const authErrors = { 400: ErrorResponse, 401: ErrorResponse, 500: ErrorResponse } as const;
+
+/**
+ * Path ids are UUIDs. A malformed id cannot name anything, so it is a 404
+ * (not a 400, and never a 500 from Postgres refusing to cast it); routes
+ * check with isUuid() and answer not_found themselves.
+ */
+export const IdParams = z.object({ id: z.string().describe('UUID') });
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function isUuid(s: string): boolean {
+  return UUID_RE.test(s);
+}
+
+export const Timestamp = z.string().describe('RFC 3339 timestamp (UTC)');
+export const NullableTimestamp = Timestamp.nullable();
+
+export const PageQuery = {
+  limit: z.coerce
+    .number({ error: 'must be an integer from 1 to 1000' })
+    .int('must be an integer from 1 to 1000')
+    .min(1, 'must be an integer from 1 to 1000')
+    .max(1000, 'must be an integer from 1 to 1000')
+    .default(100)
+    .describe('Page size, 1..1000 (default 100)'),
+  cursor: z.string().max(200).optional().describe('next_cursor from the previous page'),
+};

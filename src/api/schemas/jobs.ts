@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import { JOB_STATUSES } from '../../../machines/job.machine.ts';
+import { NullableTimestamp, PageQuery, Timestamp } from './common.ts';
+
+export const TIERS = ['FAST', 'FLEX'] as const;
+export const Tier = z.enum(TIERS, 'must be FAST or FLEX').describe('FAST: warm capacity, starts in seconds. FLEX: cheaper, may wait hours and be preempted');
+export type Tier = z.infer<typeof Tier>;
+
+export const JobStatusSchema = z.enum(JOB_STATUSES as unknown as [string, ...string[]]);
+
+export const MAX_DURATION_SEC = 30 * 24 * 3600;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The request body of POST /jobs. Unknown fields are refused: a typo must not be silently ignored. */
+export const JobSubmitBody = z
+  .strictObject({
+    tier: Tier,
+    gpu_count: z.int('must be an integer').min(1, 'must be from 1 to 64').max(64, 'must be from 1 to 64').describe('GPUs, 1..64'),
+    vram_per_gpu_gb: z
+      .number()
+      .gt(0, 'must be greater than 0 and at most 1024')
+      .max(1024, 'must be greater than 0 and at most 1024')
+      .optional()
+      .describe('Free VRAM needed on each GPU, in GB, (0, 1024]. Default SCALAR_DEFAULT_VRAM_PER_GPU_GB'),
+    cpu_cores: z
+      .number()
+      .positive('must be positive')
+      .max(1024, 'must be at most 1024')
+      .optional()
+      .describe('CPU cores, > 0. Default SCALAR_DEFAULT_CPU_CORES'),
+    ram_gb: z
+      .number()
+      .positive('must be positive')
+      .max(65536, 'must be at most 65536')
+      .optional()
+      .describe('Host RAM in GB, > 0. Default SCALAR_DEFAULT_RAM_GB'),
+    expected_duration_sec: z
+      .int('must be an integer number of seconds')
+      .min(1, `must be from 1 to ${MAX_DURATION_SEC} seconds (30 days)`)
+      .max(MAX_DURATION_SEC, `must be from 1 to ${MAX_DURATION_SEC} seconds (30 days)`)
+      .optional()
+      .describe('Expected run time in seconds, 1..2592000. Default SCALAR_DEFAULT_EXPECTED_DURATION_SEC'),
+    priority: z
+      .int('must be an integer')
+      .min(-1000, 'must be from -1000 to 1000')
+      .max(1000, 'must be from -1000 to 1000')
+      .optional()
+      .describe('Higher runs first within a tier, -1000..1000. Default 0'),
+    image: z
+      .string()
+      .trim()
+      .min(1, 'must not be empty')
+      .max(512, 'must be at most 512 characters')
+      .describe('Container image'),
+    command: z
+      .array(z.string().max(65536, 'each argument must be at most 65536 characters'), 'must be an array of strings')
+      .min(1, 'must be a non-empty array of strings')
+      .max(4096, 'must have at most 4096 arguments')
+      .describe('argv of the process, e.g. ["python", "train.py"]'),
+    env: z
+      .record(z.string(), z.string('must be a string'), 'must be an object of string values')
+      .superRefine((env, ctx) => {
+        // Checked here rather than as the record's key schema so the error names the variable.
+        for (const name of Object.keys(env)) {
+          if (!ENV_NAME.test(name) || name.length > 256) {
+            ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 256 characters)' });
+          }
+        }
+      })
+      .optional()
+      .describe('Environment variables; names match [A-Za-z_][A-Za-z0-9_]*, values are strings. Default {}'),
+  })
+  .meta({ id: 'JobSubmit' });
+export type JobSubmitBody = z.infer<typeof JobSubmitBody>;
+
+export const JobResponse = z
+  .object({
+    id: z.string(),
+    user_id: z.string(),
+    tier: Tier,
+    status: JobStatusSchema,
+    status_reason: z.string().nullable().describe('Plain-words reason for the current status, e.g. why it waits'),
+    gpu_count: z.number(),
+    vram_per_gpu_gb: z.number(),
+    cpu_cores: z.number(),
+    ram_gb: z.number(),
+    expected_duration_sec: z.number(),
+    priority: z.number(),
+    image: z.string(),
+    command: z.array(z.string()),
+    env: z.record(z.string(), z.string()),
+    attempt: z.number().describe('1 for the first run; +1 each time the job is requeued'),
+    node_id: z.string().nullable(),
+    gpu_indices: z.array(z.number()).nullable(),
+    exit_code: z.number().nullable(),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    queued_at: NullableTimestamp,
+    scheduled_at: NullableTimestamp,
+    started_at: NullableTimestamp,
+    completed_at: NullableTimestamp,
+    failed_at: NullableTimestamp,
+    cancelled_at: NullableTimestamp,
+    finished_at: NullableTimestamp.describe('When the job reached completed, failed or cancelled'),
+  })
+  .meta({ id: 'Job' });
+export type JobResponse = z.infer<typeof JobResponse>;
+
+export const JobListQuery = z.strictObject({
+  status: JobStatusSchema.optional(),
+  tier: Tier.optional(),
+  ...PageQuery,
+});
+
+export const JobList = z
+  .object({ jobs: z.array(JobResponse), next_cursor: z.string().nullable() })
+  .meta({ id: 'JobList' });
+
+export const JobEventResponse = z
+  .object({
+    id: z.number(),
+    from: JobStatusSchema.nullable(),
+    to: JobStatusSchema,
+    event: z.string(),
+    reason: z.string().nullable(),
+    attempt: z.number(),
+    time: Timestamp,
+  })
+  .meta({ id: 'JobEvent' });
+
+export const JobEventList = z.object({ events: z.array(JobEventResponse) }).meta({ id: 'JobEventList' });
+
+export const IdempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1, 'must not be empty')
+    .max(255, 'must be at most 255 characters')
+    .optional()
+    .describe('Repeating a request with the same key within 24 h returns the first job'),
+});

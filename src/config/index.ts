@@ -1,0 +1,113 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema. Every variable is read from the environment
+ * once, coerced, validated and frozen. Each field documents its default; the
+ * README table is written from the same descriptions.
+ */
+const positiveNumber = z.coerce.number().positive();
+const positiveInt = z.coerce.number().int().positive();
+
+export const configSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('TCP port of the REST API'),
+  HOST: z.string().min(1).default('127.0.0.1').describe('Interface the REST API binds to (0.0.0.0 to listen on all)'),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/ })
+    .optional()
+    .describe('PostgreSQL URL. Unset: an embedded PostgreSQL is started with its data under SCALAR_DATA_DIR'),
+  SCALAR_DATA_DIR: z.string().min(1).default('./.scalar').describe('Where the embedded PostgreSQL keeps its data'),
+  SCALAR_EMBEDDED_PG_PORT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65535)
+    .default(54329)
+    .describe('Port of the embedded PostgreSQL (only when DATABASE_URL is unset)'),
+  DB_POOL_MAX: positiveInt.default(10).describe('Maximum PostgreSQL connections per process'),
+  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222').describe('NATS server with JetStream'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('pino log level'),
+  LOG_FORMAT: z
+    .enum(['json', 'pretty'])
+    .optional()
+    .describe('json or pretty. Default: pretty under `scalar dev` / `npm start`, json otherwise'),
+  SCALAR_BOOTSTRAP_KEY: z
+    .string()
+    .regex(/^sk_[A-Za-z0-9_-]{43,}$/, 'must be sk_ followed by at least 43 base64url characters (32 random bytes)')
+    .optional()
+    .describe('Ensures an admin API key with exactly this value exists (for scripts and tests)'),
+  SCALAR_DEFAULT_CPU_CORES: positiveNumber.default(4).describe('cpu_cores of a job that omits it'),
+  SCALAR_DEFAULT_RAM_GB: positiveNumber.default(16).describe('ram_gb of a job that omits it'),
+  SCALAR_DEFAULT_VRAM_PER_GPU_GB: positiveNumber
+    .max(1024)
+    .default(16)
+    .describe('vram_per_gpu_gb of a job that omits it'),
+  SCALAR_DEFAULT_EXPECTED_DURATION_SEC: positiveInt
+    .max(30 * 24 * 3600)
+    .default(3600)
+    .describe('expected_duration_sec of a job that omits it'),
+  SCALAR_MAX_ATTEMPTS: positiveInt.max(100).default(3).describe('Attempts before a job that keeps losing its node fails'),
+  SCALAR_SUBMIT_BATCH_MAX: positiveInt
+    .max(5000)
+    .default(500)
+    .describe('Most job inserts group-committed in one transaction'),
+  SCALAR_KEY_CACHE_TTL_SEC: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(60)
+    .describe('How long a verified API key is cached in memory (revocation evicts it at once)'),
+  SCALAR_SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe('How long SIGTERM waits for in-flight requests'),
+});
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly variables: string[],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses an environment into a frozen Config, or throws a ConfigError naming each bad variable. */
+export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty string means "unset": `FOO= scalar api` must not turn into a bad value.
+  const cleaned = Object.fromEntries(
+    Object.keys(configSchema.shape).flatMap((k) => (env[k] === undefined || env[k] === '' ? [] : [[k, env[k]]])),
+  );
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);
+    const names = parsed.error.issues.map((i) => String(i.path[0]));
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`, names);
+  }
+  return Object.freeze(parsed.data);
+}
+
+let loaded: Config | undefined;
+
+/** The process-wide config, parsed once on first use. */
+export function config(): Config {
+  loaded ??= parseConfig();
+  return loaded;
+}
+
+/** Rows for the README table: name, default, description. */
+export function configDocs(): { name: string; default: string; description: string }[] {
+  return Object.entries(configSchema.shape).map(([name, schema]) => {
+    const s = schema as z.ZodType;
+    let def = '';
+    try {
+      const v = s.parse(undefined);
+      def = v === undefined ? '(unset)' : String(v);
+    } catch {
+      def = '(required)';
+    }
+    return { name, default: def, description: s.description ?? '' };
+  });
+}

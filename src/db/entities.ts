@@ -1,0 +1,138 @@
+import { defineEntity, type InferEntity } from '@mikro-orm/core';
+
+/**
+ * The durable record. Column names are snake_case (MikroORM's default
+ * naming strategy); API field names match the columns one to one.
+ *
+ * Schema changes go through committed migrations in src/db/migrations,
+ * never through schema `update` (it drops tables it does not know).
+ */
+
+export const User = defineEntity({
+  name: 'User',
+  tableName: 'users',
+  properties: (p) => ({
+    id: p.uuid().primary(),
+    name: p.text(),
+    isAdmin: p.boolean().default(false),
+    createdAt: p.datetime().defaultRaw('now()'),
+  }),
+});
+export type User = InferEntity<typeof User>;
+
+export const ApiKey = defineEntity({
+  name: 'ApiKey',
+  tableName: 'api_keys',
+  properties: (p) => ({
+    id: p.uuid().primary(),
+    user: () => p.manyToOne(User).deleteRule('cascade'),
+    name: p.text(),
+    /** SHA-256 of the whole key, hex. The key itself is never stored. */
+    keyHash: p.string().length(64).unique(),
+    /** The first characters, so that people can tell their keys apart. */
+    prefix: p.string().length(16),
+    createdAt: p.datetime().defaultRaw('now()'),
+    lastUsedAt: p.datetime().nullable(),
+    revokedAt: p.datetime().nullable(),
+  }),
+  indexes: [{ properties: ['user'] }],
+});
+export type ApiKey = InferEntity<typeof ApiKey>;
+
+export const Job = defineEntity({
+  name: 'Job',
+  tableName: 'jobs',
+  properties: (p) => ({
+    id: p.uuid().primary(),
+    /** Keyset cursor: strictly increasing in insertion order. */
+    seq: p.bigint('number').autoincrement().unique(),
+    user: () => p.manyToOne(User),
+    tier: p.string().length(8),
+    status: p.string().length(16),
+    statusReason: p.text().nullable(),
+    gpuCount: p.integer(),
+    vramPerGpuGb: p.double().$type<number>(),
+    cpuCores: p.double().$type<number>(),
+    ramGb: p.double().$type<number>(),
+    expectedDurationSec: p.integer(),
+    priority: p.integer().default(0),
+    image: p.text(),
+    command: p.json<string[]>(),
+    env: p.json<Record<string, string>>(),
+    attempt: p.integer().default(1),
+    maxAttempts: p.integer().default(3),
+    nodeId: p.text().nullable(),
+    gpuIndices: p.json<number[]>().nullable(),
+    exitCode: p.integer().nullable(),
+    createdAt: p.datetime(),
+    updatedAt: p.datetime(),
+    queuedAt: p.datetime().nullable(),
+    scheduledAt: p.datetime().nullable(),
+    startedAt: p.datetime().nullable(),
+    completedAt: p.datetime().nullable(),
+    failedAt: p.datetime().nullable(),
+    cancelledAt: p.datetime().nullable(),
+    finishedAt: p.datetime().nullable(),
+  }),
+  indexes: [
+    { name: 'jobs_user_seq_idx', properties: ['user', 'seq'] },
+    { name: 'jobs_status_seq_idx', properties: ['status', 'seq'] },
+  ],
+});
+export type Job = InferEntity<typeof Job>;
+
+export const JobEvent = defineEntity({
+  name: 'JobEvent',
+  tableName: 'job_events',
+  properties: (p) => ({
+    id: p.bigint('number').primary().autoincrement(),
+    job: () => p.manyToOne(Job).deleteRule('cascade'),
+    attempt: p.integer(),
+    fromStatus: p.string().length(16).nullable(),
+    toStatus: p.string().length(16),
+    event: p.string().length(32),
+    reason: p.text().nullable(),
+    createdAt: p.datetime(),
+  }),
+  indexes: [{ name: 'job_events_job_id_idx', properties: ['job', 'id'] }],
+});
+export type JobEvent = InferEntity<typeof JobEvent>;
+
+/** One row per (user, Idempotency-Key); a key older than 24 h may be reused. */
+export const IdempotencyKey = defineEntity({
+  name: 'IdempotencyKey',
+  tableName: 'idempotency_keys',
+  properties: (p) => ({
+    user: () => p.manyToOne(User).primary().deleteRule('cascade'),
+    key: p.string().length(255).primary(),
+    requestHash: p.string().length(64),
+    job: () => p.manyToOne(Job).deleteRule('cascade'),
+    createdAt: p.datetime(),
+  }),
+  primaryKeys: ['user', 'key'],
+});
+export type IdempotencyKey = InferEntity<typeof IdempotencyKey>;
+
+export const Endpoint = defineEntity({
+  name: 'Endpoint',
+  tableName: 'endpoints',
+  properties: (p) => ({
+    id: p.uuid().primary(),
+    seq: p.bigint('number').autoincrement().unique(),
+    user: () => p.manyToOne(User),
+    name: p.string().length(63),
+    image: p.text(),
+    gpuCount: p.integer(),
+    vramPerGpuGb: p.double().$type<number>(),
+    cpuCores: p.double().$type<number>(),
+    ramGb: p.double().$type<number>(),
+    status: p.string().length(16),
+    statusReason: p.text().nullable(),
+    createdAt: p.datetime(),
+    updatedAt: p.datetime(),
+    deletedAt: p.datetime().nullable(),
+  }),
+});
+export type Endpoint = InferEntity<typeof Endpoint>;
+
+export const entities = [User, ApiKey, Job, JobEvent, IdempotencyKey, Endpoint];

@@ -1,0 +1,248 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { initialTransition } from 'xstate';
+import { jobMachine, type JobStatus } from '../../machines/job.machine.ts';
+import { applyJobEvent } from '../../actors/job-transitions.ts';
+import type { Config } from '../config/index.ts';
+import { Job, JobEvent } from '../db/entities.ts';
+import { GroupCommitter } from '../db/group-commit.ts';
+import { ApiError } from '../domain/errors.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { JobResponse, JobSubmitBody, Tier } from '../api/schemas/jobs.ts';
+import { decodeCursor, encodeCursor } from '../api/cursor.ts';
+import { toJobEventResponse, toJobResponse } from './serialize.ts';
+
+type JobRow = Omit<Job, 'seq' | 'user'> & { user: string };
+type EventRow = Omit<JobEvent, 'id' | 'job'> & { job: string };
+
+export interface SubmitResult {
+  job: JobResponse;
+  /** True when an Idempotency-Key matched an earlier request: this is that request's job. */
+  replayed: boolean;
+}
+
+/** A Postgres unique violation: the only write error a submit expects. */
+const isUniqueViolation = (e: unknown) => (e as { code?: string })?.code === '23505';
+
+/**
+ * Job submission, reads and cancel. Submissions are group-committed: the
+ * inserts of concurrent requests share one transaction, and each request is
+ * answered only once its row is committed.
+ */
+export class JobService {
+  private readonly committer: GroupCommitter<{ job: JobRow; event: EventRow }, void>;
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly cfg: Config,
+  ) {
+    this.committer = new GroupCommitter((items) => this.writeBatch(items), {
+      maxBatch: cfg.SCALAR_SUBMIT_BATCH_MAX,
+      // Two batches in flight: one is being written while the next fills.
+      maxInFlight: 2,
+    });
+  }
+
+  private em(): EntityManager {
+    return this.orm.em.fork();
+  }
+
+  /** Applies the documented defaults and builds the row and its first job_events row. */
+  private newJob(principal: Principal, body: JobSubmitBody, now: Date): { job: JobRow; event: EventRow } {
+    const id = randomUUID();
+    // The machine decides the first status and its context; nothing here hard-codes "pending".
+    const [snap] = initialTransition(jobMachine, { jobId: id, maxAttempts: this.cfg.SCALAR_MAX_ATTEMPTS });
+    const status = snap.value as JobStatus;
+    const job: JobRow = {
+      id,
+      user: principal.userId,
+      tier: body.tier,
+      status,
+      statusReason: 'waiting for the coordinator to admit it',
+      gpuCount: body.gpu_count,
+      vramPerGpuGb: body.vram_per_gpu_gb ?? this.cfg.SCALAR_DEFAULT_VRAM_PER_GPU_GB,
+      cpuCores: body.cpu_cores ?? this.cfg.SCALAR_DEFAULT_CPU_CORES,
+      ramGb: body.ram_gb ?? this.cfg.SCALAR_DEFAULT_RAM_GB,
+      expectedDurationSec: body.expected_duration_sec ?? this.cfg.SCALAR_DEFAULT_EXPECTED_DURATION_SEC,
+      priority: body.priority ?? 0,
+      image: body.image,
+      command: body.command,
+      env: body.env ?? {},
+      attempt: snap.context.attempt,
+      maxAttempts: snap.context.maxAttempts,
+      nodeId: null,
+      gpuIndices: null,
+      exitCode: null,
+      createdAt: now,
+      updatedAt: now,
+      queuedAt: null,
+      scheduledAt: null,
+      startedAt: null,
+      completedAt: null,
+      failedAt: null,
+      cancelledAt: null,
+      finishedAt: null,
+    };
+    const event: EventRow = {
+      job: id,
+      attempt: job.attempt,
+      fromStatus: null,
+      toStatus: status,
+      event: 'submit',
+      reason: null,
+      createdAt: now,
+    };
+    return { job, event };
+  }
+
+  private async writeBatch(items: { job: JobRow; event: EventRow }[]): Promise<void[]> {
+    await this.em().transactional(async (tx) => {
+      await tx.insertMany(Job, items.map((i) => i.job) as never[]);
+      await tx.insertMany(JobEvent, items.map((i) => i.event) as never[]);
+    });
+    return items.map(() => undefined);
+  }
+
+  async submit(principal: Principal, body: JobSubmitBody, idempotencyKey?: string): Promise<SubmitResult> {
+    const row = this.newJob(principal, body, new Date());
+    if (idempotencyKey === undefined) {
+      await this.committer.submit(row);
+      return { job: this.rowToResponse(row.job), replayed: false };
+    }
+    return this.submitIdempotent(principal, body, idempotencyKey, row);
+  }
+
+  /**
+   * With an Idempotency-Key the job, its event and the key are written in one
+   * transaction of their own. A concurrent request with the same key blocks
+   * on the key's primary key until this one commits, then sees the conflict
+   * and replays this job; a key older than 24 h is taken over by the new job.
+   */
+  private async submitIdempotent(
+    principal: Principal,
+    body: JobSubmitBody,
+    key: string,
+    row: { job: JobRow; event: EventRow },
+  ): Promise<SubmitResult> {
+    const requestHash = hashRequest(body);
+    const REPLAY = Symbol('replay');
+    try {
+      await this.em().transactional(async (tx) => {
+        await tx.insert(Job, row.job as never);
+        await tx.insert(JobEvent, row.event as never);
+        const owned = await tx.execute(
+          `insert into idempotency_keys (user_id, key, request_hash, job_id, created_at)
+           values (?, ?, ?, ?, now())
+           on conflict (user_id, key) do update
+             set request_hash = excluded.request_hash, job_id = excluded.job_id, created_at = excluded.created_at
+             where idempotency_keys.created_at < now() - interval '24 hours'
+           returning job_id`,
+          [principal.userId, key, requestHash, row.job.id],
+        );
+        if (owned.length === 0) throw REPLAY;
+      });
+      return { job: this.rowToResponse(row.job), replayed: false };
+    } catch (err) {
+      if (err !== REPLAY && !isUniqueViolation(err)) throw err;
+    }
+    const em = this.em();
+    const [prior] = await em.execute<{ job_id: string; request_hash: string }[]>(
+      'select job_id, request_hash from idempotency_keys where user_id = ? and key = ?',
+      [principal.userId, key],
+    );
+    if (!prior) throw new ApiError('conflict', 'a concurrent request with this Idempotency-Key failed; retry it');
+    if (prior.request_hash !== requestHash) {
+      throw new ApiError(
+        'idempotency_key_reused',
+        'Idempotency-Key was already used with a different request body in the last 24 hours',
+        { idempotency_key: key, job_id: prior.job_id },
+      );
+    }
+    const job = await em.findOneOrFail(Job, { id: prior.job_id });
+    return { job: toJobResponse(job), replayed: true };
+  }
+
+  private rowToResponse(row: JobRow): JobResponse {
+    return toJobResponse({ ...row, user: { id: row.user } } as unknown as Job);
+  }
+
+  /** A job the caller may see: their own, or any job for an admin. Others' jobs do not exist for them. */
+  private async visibleJob(em: EntityManager, principal: Principal, id: string): Promise<Job> {
+    const job = await em.findOne(Job, principal.isAdmin ? { id } : { id, user: principal.userId });
+    if (!job) throw ApiError.notFound('job', id);
+    return job;
+  }
+
+  async get(principal: Principal, id: string): Promise<JobResponse> {
+    return toJobResponse(await this.visibleJob(this.em(), principal, id));
+  }
+
+  async list(
+    principal: Principal,
+    q: { status?: string; tier?: Tier; limit: number; cursor?: string },
+  ): Promise<{ jobs: JobResponse[]; next_cursor: string | null }> {
+    const before = decodeCursor(q.cursor);
+    const where: Record<string, unknown> = {};
+    if (!principal.isAdmin) where.user = principal.userId;
+    if (q.status) where.status = q.status;
+    if (q.tier) where.tier = q.tier;
+    if (before !== undefined) where.seq = { $lt: before };
+    const rows = await this.em().find(Job, where, { orderBy: { seq: 'desc' }, limit: q.limit + 1 });
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    return {
+      jobs: page.map(toJobResponse),
+      next_cursor: rows.length > q.limit && last ? encodeCursor(last.seq) : null,
+    };
+  }
+
+  async events(principal: Principal, id: string) {
+    const em = this.em();
+    const job = await this.visibleJob(em, principal, id);
+    const events = await em.find(JobEvent, { job: job.id }, { orderBy: { id: 'asc' } });
+    return { events: events.map(toJobEventResponse) };
+  }
+
+  /**
+   * Cancel through the job machine. Cancelling a job that is already
+   * cancelled answers the job again (idempotent); a job that completed or
+   * failed cannot be cancelled (409, with its status).
+   */
+  async cancel(principal: Principal, id: string): Promise<JobResponse> {
+    await this.visibleJob(this.em(), principal, id);
+    const outcome = await applyJobEvent(this.orm.em, id, { type: 'cancel' });
+    switch (outcome.kind) {
+      case 'applied':
+        return toJobResponse(outcome.job);
+      case 'refused':
+        if (outcome.status === 'cancelled') return toJobResponse(outcome.job);
+        throw new ApiError('job_already_finished', `job ${id} already ${outcome.status}; it cannot be cancelled`, {
+          job_id: id,
+          status: outcome.status,
+        });
+      case 'not_found':
+      case 'stale':
+        throw ApiError.notFound('job', id);
+    }
+  }
+
+  /** Waits for queued submissions to commit (graceful shutdown). */
+  drain(): Promise<void> {
+    return this.committer.drain();
+  }
+}
+
+/** Canonical hash of a request body: same fields and values, same hash, whatever the key order. */
+function hashRequest(body: unknown): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v as object)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex');
+}

@@ -1,0 +1,19 @@
+import pino, { type Logger } from 'pino';
+import type { Config } from '../config/index.ts';
+
+/**
+ * The process logger: JSON lines by default, pretty for people under
+ * `scalar dev`. Components take a child: log.child({ component: 'api' }).
+ */
+export function createLogger(cfg: Config, opts: { pretty?: boolean } = {}): Logger {
+  const pretty = cfg.LOG_FORMAT ? cfg.LOG_FORMAT === 'pretty' : (opts.pretty ?? false);
+  return pino({
+    level: cfg.LOG_LEVEL,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.api_key'], censor: '[redacted]' },
+    ...(pretty
+      ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      : {}),
+  });
+}
