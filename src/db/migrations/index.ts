@@ -1,0 +1,12 @@
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261129082921_init } from './Migration20261129082921_init.ts';
+
+/**
+ * Every committed migration, in order. Listed explicitly (rather than found
+ * by globbing the folder) so migrations load the same way under tsx, vitest
+ * and any bundler. `scalar migrate --create NAME` writes a new file here:
+ * add it to this list (a test fails until you do).
+ */
+export const migrationsList: MigrationObject[] = [
+  { name: 'Migration20261129082921_init', class: Migration20261129082921_init },
+];
