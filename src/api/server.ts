@@ -23,16 +23,19 @@ export async function startApi(cfg: Config, db: Database, log: Logger): Promise<
 /**
  * Graceful shutdown on SIGTERM/SIGINT: stop accepting, let in-flight requests
  * finish (bounded by SCALAR_SHUTDOWN_GRACE_MS), then run `cleanup` (flush and
- * close the database). A second signal exits at once.
+ * close the database). A second signal, a second or more later, exits at once.
  */
 export function onShutdown(log: Logger, graceMs: number, cleanup: () => Promise<void>): void {
-  let stopping = false;
+  let stoppingSince = 0;
   const stop = (signal: string) => {
-    if (stopping) {
+    if (stoppingSince) {
+      // Ctrl-C under `npm start` delivers SIGINT twice at once (from the
+      // terminal and forwarded by npm); only a later, deliberate one forces exit.
+      if (Date.now() - stoppingSince < 1000) return;
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     log.info({ signal }, 'shutting down: no new requests, finishing in-flight ones');
     const timer = setTimeout(() => {
       log.error({ graceMs }, 'shutdown grace period over; exiting');
@@ -42,12 +45,11 @@ export function onShutdown(log: Logger, graceMs: number, cleanup: () => Promise<
     cleanup().then(
       () => {
         log.info('shut down cleanly');
-        log.flush?.();
-        process.exit(0);
+        log.flush(() => process.exit(0));
       },
       (err) => {
         log.error({ err }, 'error while shutting down');
-        process.exit(1);
+        log.flush(() => process.exit(1));
       },
     );
   };

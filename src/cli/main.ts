@@ -24,8 +24,7 @@ async function fatal(log: Logger, err: unknown): Promise<never> {
   const e = err as { code?: string; message?: string };
   if (e?.code === 'EADDRINUSE') log.fatal(`the API port is taken (${e.message}); set PORT to another one`);
   else log.fatal({ err }, e?.message ?? 'failed to start');
-  log.flush?.();
-  await new Promise((r) => setTimeout(r, 100));
+  await new Promise<void>((r) => log.flush(() => r()));
   process.exit(1);
 }
 
@@ -42,6 +41,11 @@ async function runApi(opts: { dev: boolean }): Promise<void> {
         await api!.close();
         await db.close();
       });
+      if (!opts.dev) {
+        // Production: JSON logs only, so log collectors never see a stray line.
+        log.info({ url: api.url, database: db.embedded ? 'embedded' : 'DATABASE_URL', admin: access.note }, 'Scalar API ready');
+        return;
+      }
       const lines = [
         '',
         `  Scalar API   ${api.url}`,
@@ -86,7 +90,7 @@ program
   .option('--create <name>', 'developers: write a new migration from the entity changes')
   .action(async (opts: { create?: string }) => {
     const cfg = loadConfig();
-    const log = createLogger(cfg);
+    const log = createLogger(cfg, { toStderr: true });
     try {
       const db = await openDatabase(cfg, log, { migrate: !opts.create });
       if (opts.create) {
@@ -117,7 +121,7 @@ keys
   )
   .action(async (opts: { name: string; admin?: boolean; user?: string }) => {
     const cfg = loadConfig();
-    const log = createLogger(cfg);
+    const log = createLogger(cfg, { toStderr: true });
     try {
       if (opts.user && opts.admin) throw new Error('--admin makes a new admin user; it cannot be combined with --user');
       const db = await openDatabase(cfg, log);

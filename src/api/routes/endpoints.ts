@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiError } from '../../domain/errors.ts';
-import { authErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
+import { authErrors, bodyErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
 import { CreateEndpointBody, EndpointList, EndpointListQuery, EndpointResponse } from '../schemas/endpoints.ts';
 
 const checkId = (id: string) => {
@@ -17,7 +17,7 @@ export const endpointRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['endpoints'],
         summary: 'Create an endpoint definition (stored; not deployed by this version)',
         body: CreateEndpointBody,
-        response: { 201: EndpointResponse, 409: ErrorResponse, ...authErrors },
+        response: { 201: EndpointResponse, 409: ErrorResponse, ...bodyErrors, ...authErrors },
       },
     },
     async (req, reply) => reply.status(201).send(await app.endpoints.create(req.principal, req.body)),

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ApiError } from '../../domain/errors.ts';
-import { authErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
+import { authErrors, bodyErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
 import {
   IdempotencyHeaders,
   JobEventList,
@@ -28,7 +28,7 @@ export const jobRoutes: FastifyPluginAsyncZod = async (app) => {
           'with a different body is a 422.',
         headers: IdempotencyHeaders,
         body: JobSubmitBody,
-        response: { 201: JobResponse, 413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse, ...authErrors },
+        response: { 201: JobResponse, 422: ErrorResponse, ...bodyErrors, ...authErrors },
       },
     },
     async (req, reply) => {

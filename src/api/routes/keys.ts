@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiError } from '../../domain/errors.ts';
-import { authErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
+import { authErrors, bodyErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
 import { CreatedKey, CreatedUser, CreateKeyBody, CreateUserBody, KeyList } from '../schemas/auth.ts';
 
 export const keyRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -13,7 +13,7 @@ export const keyRoutes: FastifyPluginAsyncZod = async (app) => {
         summary: "Create an API key for the caller's own user",
         description: 'The key is in this response only; Scalar stores just its SHA-256 hash.',
         body: CreateKeyBody,
-        response: { 201: CreatedKey, ...authErrors },
+        response: { 201: CreatedKey, ...bodyErrors, ...authErrors },
       },
     },
     async (req, reply) => {
@@ -59,7 +59,7 @@ export const keyRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['auth'],
         summary: 'Create a user and its first API key (admin only)',
         body: CreateUserBody,
-        response: { 201: CreatedUser, 403: ErrorResponse, ...authErrors },
+        response: { 201: CreatedUser, 403: ErrorResponse, ...bodyErrors, ...authErrors },
       },
     },
     async (req, reply) => {

@@ -12,7 +12,10 @@ export const ErrorResponse = z
   .meta({ id: 'Error' });
 
 /** Error responses every authenticated route can give. */
-export const authErrors = { 400: ErrorResponse, 401: ErrorResponse, 500: ErrorResponse } as const;
+export const authErrors = { 400: ErrorResponse, 401: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse } as const;
+
+/** Further errors of routes that take a JSON body. */
+export const bodyErrors = { 413: ErrorResponse, 415: ErrorResponse } as const;
 
 /**
  * Path ids are UUIDs. A malformed id cannot name anything, so it is a 404
