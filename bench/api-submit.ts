@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { SPEC_EXAMPLE_JOB } from '../src/api/schemas/resources.ts';
 
 const base = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = `scalar_bench_${process.pid}`;
@@ -51,18 +52,7 @@ async function waitReady(): Promise<void> {
 
 try {
   await waitReady();
-  const body = JSON.stringify({
-    tier: 'FAST',
-    gpu_count: 1,
-    vram_per_gpu_gb: 40.0,
-    cpu_cores: 4,
-    ram_gb: 16.0,
-    expected_duration_sec: 3600,
-    priority: 0,
-    image: 'nvidia/cuda:11.8.0-base-ubuntu22.04',
-    command: ['python', 'train.py'],
-    env: { MODEL_PATH: '/models/bert' },
-  });
+  const body = JSON.stringify(SPEC_EXAMPLE_JOB);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/jobs`,
     method: 'POST',

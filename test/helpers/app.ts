@@ -4,6 +4,7 @@ import { parseConfig, type Config } from '../../src/config/index.ts';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { buildApp } from '../../src/api/app.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
+import { SPEC_EXAMPLE_JOB } from '../../src/api/schemas/resources.ts';
 
 export const ADMIN_KEY = 'sk_' + 'a'.repeat(43);
 
@@ -54,16 +55,5 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   };
 }
 
-/** The spec's example job. */
-export const exampleJob = () => ({
-  tier: 'FAST',
-  gpu_count: 1,
-  vram_per_gpu_gb: 40.0,
-  cpu_cores: 4,
-  ram_gb: 16.0,
-  expected_duration_sec: 3600,
-  priority: 0,
-  image: 'nvidia/cuda:11.8.0-base-ubuntu22.04',
-  command: ['python', 'train.py'],
-  env: { MODEL_PATH: '/models/bert' },
-});
+/** The spec's example job (a fresh, mutable copy). */
+export const exampleJob = () => structuredClone(SPEC_EXAMPLE_JOB) as unknown as Record<string, unknown> & typeof SPEC_EXAMPLE_JOB;

@@ -8,12 +8,40 @@ interface FieldError {
   message: string;
 }
 
-function fieldErrors(err: FastifyError): FieldError[] {
+/** The part of the request a validation error is about, by fastify's validationContext. */
+function validatedInput(request: FastifyRequest, location: string): unknown {
+  switch (location) {
+    case 'body':
+      return request.body;
+    case 'querystring':
+      return request.query;
+    case 'params':
+      return request.params;
+    case 'headers':
+      return request.headers;
+    default:
+      return undefined;
+  }
+}
+
+/** Whether the value at `segs` is absent from the input (a missing field, or no body at all). */
+function isAbsent(input: unknown, segs: string[]): boolean {
+  let cur = input;
+  for (const s of segs) {
+    if (cur === null || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, s)) return true;
+    cur = (cur as Record<string, unknown>)[s];
+  }
+  return cur === undefined || (segs.length === 0 && cur === null);
+}
+
+function fieldErrors(err: FastifyError, request: FastifyRequest): FieldError[] {
   if (!hasZodFastifySchemaValidationErrors(err)) return [];
   const location: string = (err as { validationContext?: string }).validationContext ?? 'body';
+  const input = validatedInput(request, location);
   const out: FieldError[] = [];
   for (const v of err.validation) {
-    const path = v.instancePath.replace(/^\//, '').split('/').filter(Boolean).join('.');
+    const segs = v.instancePath.replace(/^\//, '').split('/').filter(Boolean);
+    const path = segs.join('.');
     if (v.keyword === 'unrecognized_keys') {
       // One entry per unknown field, each named, so a typo is easy to spot.
       for (const k of (v.params as { keys?: string[] }).keys ?? []) {
@@ -21,8 +49,8 @@ function fieldErrors(err: FastifyError): FieldError[] {
       }
       continue;
     }
-    const raw = v.message ?? 'is invalid';
-    const message = /received undefined$/.test(raw) ? 'is required' : raw;
+    // A field's own message (e.g. 'must be FAST or FLEX') would hide that it was simply left out.
+    const message = isAbsent(input, segs) ? 'is required' : (v.message ?? 'is invalid');
     out.push({ field: path || location, location, message });
   }
   return out;
@@ -38,7 +66,7 @@ const DB_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57
 export function toErrorReply(err: FastifyError, request: FastifyRequest): ApiError {
   if (err instanceof ApiError) return err;
   if (err.validation) {
-    const fields = fieldErrors(err);
+    const fields = fieldErrors(err, request);
     const first = fields[0];
     const message = first ? fields.map((f) => `${f.field}: ${f.message}`).join('; ') : err.message;
     return new ApiError('validation_failed', message, { fields });
@@ -67,6 +95,24 @@ export function toErrorReply(err: FastifyError, request: FastifyRequest): ApiErr
   return new ApiError('internal', `internal error; quote request id ${request.id} when reporting it`, {
     request_id: request.id,
   });
+}
+
+/**
+ * Fastify's `frameworkErrors`: the router refuses some URLs before any route
+ * or error handler runs (a path parameter over maxParamLength, malformed
+ * percent-encoding) and would answer them in its own shape. A path id that
+ * long cannot name anything, so it is a 404 like any other malformed id.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const api =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new ApiError('not_found', 'not found: a path parameter is longer than any id', {})
+      : err.code === 'FST_ERR_BAD_URL'
+        ? new ApiError('bad_request', 'the URL is malformed (bad percent-encoding)', {})
+        : toErrorReply(err, request);
+  if (api.status >= 500) request.log.error({ err }, 'request failed');
+  reply.header('x-request-id', request.id);
+  void reply.status(api.status).send(api.toBody());
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

@@ -1,13 +1,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApiError } from '../../domain/errors.ts';
-import { authErrors, bodyErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
+import { authErrors, bodyErrors, ErrorResponse, IdParams, existingId } from '../schemas/common.ts';
 import { CreateEndpointBody, EndpointList, EndpointListQuery, EndpointResponse } from '../schemas/endpoints.ts';
 
-const checkId = (id: string) => {
-  if (!isUuid(id)) throw ApiError.notFound('endpoint', id);
-  return id;
-};
+const checkId = (id: string) => existingId('endpoint', id);
 
 export const endpointRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { ApiError } from '../../domain/errors.ts';
-import { authErrors, bodyErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
+import { authErrors, bodyErrors, ErrorResponse, IdParams, existingId } from '../schemas/common.ts';
 import {
   IdempotencyHeaders,
   JobEventList,
@@ -10,10 +9,7 @@ import {
   JobSubmitBody,
 } from '../schemas/jobs.ts';
 
-const checkId = (id: string) => {
-  if (!isUuid(id)) throw ApiError.notFound('job', id);
-  return id;
-};
+const checkId = (id: string) => existingId('job', id);
 
 export const jobRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApiError } from '../../domain/errors.ts';
-import { authErrors, bodyErrors, ErrorResponse, IdParams, isUuid } from '../schemas/common.ts';
+import { authErrors, bodyErrors, ErrorResponse, IdParams, existingId } from '../schemas/common.ts';
 import { CreatedKey, CreatedUser, CreateKeyBody, CreateUserBody, KeyList } from '../schemas/auth.ts';
 
 export const keyRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -45,8 +44,7 @@ export const keyRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req, reply) => {
-      if (!isUuid(req.params.id)) throw ApiError.notFound('api_key', req.params.id);
-      await app.auth.revokeKey(req.principal, req.params.id);
+      await app.auth.revokeKey(req.principal, existingId('api_key', req.params.id));
       return reply.status(204).send(null);
     },
   );

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES } from '../../domain/errors.ts';
+import { ApiError, ERROR_CODES } from '../../domain/errors.ts';
 
 export const ErrorResponse = z
   .object({
@@ -27,6 +27,12 @@ export const IdParams = z.object({ id: z.string().describe('UUID') });
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function isUuid(s: string): boolean {
   return UUID_RE.test(s);
+}
+
+/** The id itself when it is a UUID; otherwise the 404 that an unknown id gets. */
+export function existingId(what: string, id: string): string {
+  if (!isUuid(id)) throw ApiError.notFound(what, id);
+  return id;
 }
 
 export const Timestamp = z.string().describe('RFC 3339 timestamp (UTC)');

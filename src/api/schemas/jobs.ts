@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { JOB_STATUSES } from '../../../machines/job.machine.ts';
 import { NullableTimestamp, PageQuery, Timestamp } from './common.ts';
+import { ResourceFields, ResourceFieldsOut, SPEC_EXAMPLE_JOB } from './resources.ts';
 
 export const TIERS = ['FAST', 'FLEX'] as const;
 export const Tier = z.enum(TIERS, 'must be FAST or FLEX').describe('FAST: warm capacity, starts in seconds. FLEX: cheaper, may wait hours and be preempted');
@@ -15,25 +16,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const JobSubmitBody = z
   .strictObject({
     tier: Tier,
-    gpu_count: z.int('must be an integer').min(1, 'must be from 1 to 64').max(64, 'must be from 1 to 64').describe('GPUs, 1..64'),
-    vram_per_gpu_gb: z
-      .number()
-      .gt(0, 'must be greater than 0 and at most 1024')
-      .max(1024, 'must be greater than 0 and at most 1024')
-      .optional()
-      .describe('Free VRAM needed on each GPU, in GB, (0, 1024]. Default SCALAR_DEFAULT_VRAM_PER_GPU_GB'),
-    cpu_cores: z
-      .number()
-      .positive('must be positive')
-      .max(1024, 'must be at most 1024')
-      .optional()
-      .describe('CPU cores, > 0. Default SCALAR_DEFAULT_CPU_CORES'),
-    ram_gb: z
-      .number()
-      .positive('must be positive')
-      .max(65536, 'must be at most 65536')
-      .optional()
-      .describe('Host RAM in GB, > 0. Default SCALAR_DEFAULT_RAM_GB'),
+    ...ResourceFields,
     expected_duration_sec: z
       .int('must be an integer number of seconds')
       .min(1, `must be from 1 to ${MAX_DURATION_SEC} seconds (30 days)`)
@@ -46,12 +29,6 @@ export const JobSubmitBody = z
       .max(1000, 'must be from -1000 to 1000')
       .optional()
       .describe('Higher runs first within a tier, -1000..1000. Default 0'),
-    image: z
-      .string()
-      .trim()
-      .min(1, 'must not be empty')
-      .max(512, 'must be at most 512 characters')
-      .describe('Container image'),
     command: z
       .array(z.string().max(65536, 'each argument must be at most 65536 characters'), 'must be an array of strings')
       .min(1, 'must be a non-empty array of strings')
@@ -70,7 +47,7 @@ export const JobSubmitBody = z
       .optional()
       .describe('Environment variables; names match [A-Za-z_][A-Za-z0-9_]*, values are strings. Default {}'),
   })
-  .meta({ id: 'JobSubmit' });
+  .meta({ id: 'JobSubmit', example: SPEC_EXAMPLE_JOB });
 export type JobSubmitBody = z.infer<typeof JobSubmitBody>;
 
 export const JobResponse = z
@@ -80,13 +57,9 @@ export const JobResponse = z
     tier: Tier,
     status: JobStatusSchema,
     status_reason: z.string().nullable().describe('Plain-words reason for the current status, e.g. why it waits'),
-    gpu_count: z.number(),
-    vram_per_gpu_gb: z.number(),
-    cpu_cores: z.number(),
-    ram_gb: z.number(),
+    ...ResourceFieldsOut,
     expected_duration_sec: z.number(),
     priority: z.number(),
-    image: z.string(),
     command: z.array(z.string()),
     env: z.record(z.string(), z.string()),
     attempt: z.number().describe('1 for the first run; +1 each time the job is requeued'),
