@@ -25,6 +25,25 @@ export interface SubmitResult {
 const isUniqueViolation = (e: unknown) => (e as { code?: string })?.code === '23505';
 
 /**
+ * Every transaction that inserts jobs takes this lock first (it is held until
+ * commit) and stamps created_at under it. So `seq` order, commit order and
+ * created_at order agree: GET /jobs, ordered by seq, is newest first by
+ * created_at too, and a job never commits below a cursor someone already
+ * holds. Without it two concurrent batches (or a batch and an idempotent
+ * submit) could take their seqs in the other order than their timestamps.
+ */
+const JOB_INSERT_LOCK = 0x5ca1a1;
+async function lockJobInserts(tx: EntityManager): Promise<Date> {
+  await tx.execute('select pg_advisory_xact_lock(?)', [JOB_INSERT_LOCK]);
+  return new Date();
+}
+function stamp(row: { job: JobRow; event: EventRow }, now: Date): void {
+  row.job.createdAt = now;
+  row.job.updatedAt = now;
+  row.event.createdAt = now;
+}
+
+/**
  * Job submission, reads and cancel. Submissions are group-committed: the
  * inserts of concurrent requests share one transaction, and each request is
  * answered only once its row is committed.
@@ -97,6 +116,8 @@ export class JobService {
 
   private async writeBatch(items: { job: JobRow; event: EventRow }[]): Promise<void[]> {
     await this.em().transactional(async (tx) => {
+      const now = await lockJobInserts(tx);
+      for (const item of items) stamp(item, now);
       await tx.insertMany(Job, items.map((i) => i.job) as never[]);
       await tx.insertMany(JobEvent, items.map((i) => i.event) as never[]);
     });
@@ -128,6 +149,7 @@ export class JobService {
     const REPLAY = Symbol('replay');
     try {
       await this.em().transactional(async (tx) => {
+        stamp(row, await lockJobInserts(tx));
         await tx.insert(Job, row.job as never);
         await tx.insert(JobEvent, row.event as never);
         const owned = await tx.execute(
