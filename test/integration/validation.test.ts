@@ -76,6 +76,10 @@ const invalidJobs: [string, Record<string, unknown>, string][] = [
   ["env {'A': null}", { env: { A: null } }, 'env.A'],
   ['env as an array', { env: ['A=B'] }, 'env'],
   ['env null', { env: null }, 'env'],
+  // NUL characters: PostgreSQL cannot store them, so they must be refused up front
+  ['image with NUL', { image: 'a\u0000b' }, 'image'],
+  ['command with NUL', { command: ['python', 'x\u0000'] }, 'command.1'],
+  ['env value with NUL', { env: { A: 'x\u0000' } }, 'env.A'],
   // unknown fields are refused, by name
   ['unknown field foo', { foo: 'bar' }, 'foo'],
   ['misspelt gpu_cout', { gpu_cout: 1 }, 'gpu_cout'],
@@ -125,6 +129,19 @@ describe('POST /jobs: invalid bodies', () => {
   it('none of the refused requests created a job', async () => {
     const res = await t.call({ method: 'GET', url: '/jobs', key });
     expect(res.json().jobs).toEqual([]);
+  });
+
+  it('a bad submission among concurrent good ones fails alone (group commit is not poisoned)', async () => {
+    const other = await t.newUser('bystander');
+    const good = Array.from({ length: 20 }, () =>
+      t.call({ method: 'POST', url: '/jobs', key: other.key, payload: exampleJob() }),
+    );
+    const bad = post('/jobs', job({ image: 'bad\u0000image' }));
+    const [badRes, ...goodRes] = await Promise.all([bad, ...good]);
+    expectFieldError(badRes, 'image');
+    expect(goodRes.map((r) => r.statusCode)).toEqual(goodRes.map(() => 201));
+    const listed = await t.call({ method: 'GET', url: '/jobs?limit=100', key: other.key });
+    expect(listed.json().jobs).toHaveLength(20);
   });
 });
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { NullableTimestamp, Timestamp } from './common.ts';
+import { NullableTimestamp, storableString, Timestamp } from './common.ts';
 
-const Name = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
+const Name = storableString().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 
 export const CreateKeyBody = z.strictObject({ name: Name.describe('A label for the key') }).meta({ id: 'CreateApiKey' });
 

@@ -35,6 +35,15 @@ export function existingId(what: string, id: string): string {
   return id;
 }
 
+/**
+ * A string the database can store. PostgreSQL text and jsonb refuse the NUL
+ * character; without this check it would surface as a 500 (and fail every
+ * job group-committed with it), instead of a 400 naming the field.
+ */
+export function storableString(typeMessage?: string) {
+  return z.string(typeMessage).regex(/^[^\u0000]*$/, 'must not contain NUL (\\u0000) characters');
+}
+
 export const Timestamp = z.string().describe('RFC 3339 timestamp (UTC)');
 export const NullableTimestamp = Timestamp.nullable();
 

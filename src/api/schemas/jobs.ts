@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { JOB_STATUSES } from '../../../machines/job.machine.ts';
-import { NullableTimestamp, PageQuery, Timestamp } from './common.ts';
+import { NullableTimestamp, PageQuery, storableString, Timestamp } from './common.ts';
 import { ResourceFields, ResourceFieldsOut, SPEC_EXAMPLE_JOB } from './resources.ts';
 
 export const TIERS = ['FAST', 'FLEX'] as const;
@@ -30,12 +30,12 @@ export const JobSubmitBody = z
       .optional()
       .describe('Higher runs first within a tier, -1000..1000. Default 0'),
     command: z
-      .array(z.string().max(65536, 'each argument must be at most 65536 characters'), 'must be an array of strings')
+      .array(storableString().max(65536, 'each argument must be at most 65536 characters'), 'must be an array of strings')
       .min(1, 'must be a non-empty array of strings')
       .max(4096, 'must have at most 4096 arguments')
       .describe('argv of the process, e.g. ["python", "train.py"]'),
     env: z
-      .record(z.string(), z.string('must be a string'), 'must be an object of string values')
+      .record(z.string(), storableString('must be a string'), 'must be an object of string values')
       .superRefine((env, ctx) => {
         // Checked here rather than as the record's key schema so the error names the variable.
         for (const name of Object.keys(env)) {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storableString } from './common.ts';
 
 /**
  * Request fields shared by jobs and endpoints: what a workload asks of a
@@ -28,8 +29,7 @@ export const ResourceFields = {
     .max(65536, 'must be at most 65536')
     .optional()
     .describe('Host RAM in GB, > 0. Default SCALAR_DEFAULT_RAM_GB'),
-  image: z
-    .string()
+  image: storableString()
     .trim()
     .min(1, 'must not be empty')
     .max(512, 'must be at most 512 characters')
