@@ -41,6 +41,12 @@ export default async function setup(): Promise<(() => Promise<void>) | void> {
   await withAdmin(async (c) => {
     await c.query('select pg_advisory_lock(4242)');
     try {
+      // Templates of older migration sets are never cloned again.
+      const stale = await c.query<{ datname: string }>(
+        `select datname from pg_database where datname like 'scalar\\_test\\_tpl\\_%' and datname not in ($1, $2)`,
+        [tpl, `${tpl}_tmp`],
+      );
+      for (const { datname } of stale.rows) await c.query(`drop database if exists ${datname} with (force)`);
       const { rowCount } = await c.query('select 1 from pg_database where datname = $1', [tpl]);
       if (rowCount) return;
       await c.query(`drop database if exists ${tpl}_tmp with (force)`);
