@@ -42,6 +42,7 @@ describe('POST /jobs', () => {
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(res.headers['idempotent-replayed']).toBeUndefined();
     const job = res.json();
+    expect(res.headers.location).toBe(`/jobs/${job.id}`);
 
     const [admin] = await t.db.orm.em
       .fork()

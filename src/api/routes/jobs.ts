@@ -30,6 +30,7 @@ export const jobRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req, reply) => {
       const { job, replayed } = await app.jobs.submit(req.principal, req.body, req.headers['idempotency-key']);
       if (replayed) reply.header('idempotent-replayed', 'true');
+      reply.header('location', `/jobs/${job.id}`);
       return reply.status(201).send(job);
     },
   );
