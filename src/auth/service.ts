@@ -13,7 +13,6 @@ const LAST_USED_FLUSH_MS = 30_000;
 
 interface CachedKey {
   principal: Principal;
-  keyHash: string;
   expiresAt: number;
 }
 
@@ -105,7 +104,7 @@ export class AuthService {
     }
     const principal: Principal = { userId: row.user_id, keyId: row.id, isAdmin: row.is_admin };
     if (this.opts.cacheTtlSec > 0 && this.listening) {
-      this.cache.set(hash, { principal, keyHash: hash, expiresAt: now + this.opts.cacheTtlSec * 1000 });
+      this.cache.set(hash, { principal, expiresAt: now + this.opts.cacheTtlSec * 1000 });
     }
     this.touched.add(row.id);
     return principal;

@@ -5,7 +5,7 @@ import { Endpoint } from '../db/entities.ts';
 import { ApiError } from '../domain/errors.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { CreateEndpointBody } from '../api/schemas/endpoints.ts';
-import { decodeCursor, encodeCursor } from '../api/cursor.ts';
+import { seqPage } from '../api/cursor.ts';
 
 const NOT_DEPLOYED_REASON = 'serving endpoints are stored but not deployed yet: this version of Scalar runs batch jobs only';
 
@@ -73,17 +73,11 @@ export class EndpointService {
   }
 
   async list(principal: Principal, q: { limit: number; cursor?: string }) {
-    const before = decodeCursor(q.cursor);
     const where: Record<string, unknown> = { deletedAt: null };
     if (!principal.isAdmin) where.user = principal.userId;
-    if (before !== undefined) where.seq = { $lt: before };
-    const rows = await this.orm.em.fork().find(Endpoint, where, { orderBy: { seq: 'desc' }, limit: q.limit + 1 });
-    const page = rows.slice(0, q.limit);
-    const last = page[page.length - 1];
-    return {
-      endpoints: page.map(toResponse),
-      next_cursor: rows.length > q.limit && last ? encodeCursor(last.seq) : null,
-    };
+    const em = this.orm.em.fork();
+    const { page, next_cursor } = await seqPage(q, where, (w, o) => em.find(Endpoint, w, o));
+    return { endpoints: page.map(toResponse), next_cursor };
   }
 
   /** Deletes the definition; its name becomes free again. */

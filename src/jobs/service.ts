@@ -9,7 +9,7 @@ import { GroupCommitter } from '../db/group-commit.ts';
 import { ApiError } from '../domain/errors.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { JobResponse, JobSubmitBody, Tier } from '../api/schemas/jobs.ts';
-import { decodeCursor, encodeCursor } from '../api/cursor.ts';
+import { seqPage } from '../api/cursor.ts';
 import { toJobEventResponse, toJobResponse } from './serialize.ts';
 
 type JobRow = Omit<Job, 'seq' | 'user'> & { user: string };
@@ -203,19 +203,13 @@ export class JobService {
     principal: Principal,
     q: { status?: string; tier?: Tier; limit: number; cursor?: string },
   ): Promise<{ jobs: JobResponse[]; next_cursor: string | null }> {
-    const before = decodeCursor(q.cursor);
     const where: Record<string, unknown> = {};
     if (!principal.isAdmin) where.user = principal.userId;
     if (q.status) where.status = q.status;
     if (q.tier) where.tier = q.tier;
-    if (before !== undefined) where.seq = { $lt: before };
-    const rows = await this.em().find(Job, where, { orderBy: { seq: 'desc' }, limit: q.limit + 1 });
-    const page = rows.slice(0, q.limit);
-    const last = page[page.length - 1];
-    return {
-      jobs: page.map(toJobResponse),
-      next_cursor: rows.length > q.limit && last ? encodeCursor(last.seq) : null,
-    };
+    const em = this.em();
+    const { page, next_cursor } = await seqPage(q, where, (w, o) => em.find(Job, w, o));
+    return { jobs: page.map(toJobResponse), next_cursor };
   }
 
   async events(principal: Principal, id: string) {
