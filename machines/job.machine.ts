@@ -75,7 +75,9 @@ export type JobEvent =
   /** scheduled|running -> queued for another attempt (node lost, preempted), or failed once attempts run out. */
   | { type: 'requeue'; reason: string }
   /** Any live state -> cancelled. */
-  | { type: 'cancel'; reason?: string };
+  | { type: 'cancel'; reason?: string }
+  /** queued -> queued: the coordinator's latest answer to "why does it wait?" (no status change). */
+  | { type: 'diagnose'; reason: string };
 export type JobEventType = JobEvent['type'];
 
 // A record rather than a bare array so that adding an event to JobEvent fails
@@ -88,6 +90,7 @@ const jobEventTypes: Record<JobEventType, true> = {
   fail: true,
   requeue: true,
   cancel: true,
+  diagnose: true,
 };
 export const JOB_EVENT_TYPES: readonly JobEventType[] = Object.freeze(
   Object.keys(jobEventTypes) as JobEventType[],
@@ -184,6 +187,10 @@ export const jobMachine = setup({
       // record of where the last attempt ran, as for any other failure.
       return { statusReason: `${event.reason}; gave up after ${context.maxAttempts} attempts` };
     }),
+    recordDiagnosis: assign(({ event }) => {
+      assertEvent(event, 'diagnose');
+      return { statusReason: event.reason };
+    }),
     recordCancel: assign(({ event }) => {
       assertEvent(event, 'cancel');
       return { statusReason: event.reason ?? 'cancelled by user' };
@@ -220,6 +227,8 @@ export const jobMachine = setup({
     queued: {
       on: {
         place: { target: 'scheduled', actions: ['recordPlacement', dispatchRun] },
+        // Targetless: the job stays queued; only its status_reason changes.
+        diagnose: { actions: 'recordDiagnosis' },
         fail: { target: 'failed', actions: 'recordFailure' },
         cancel: { target: 'cancelled', actions: 'recordCancel' },
       },

@@ -13,11 +13,13 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnyStateMachine } from 'xstate';
 import { jobMachine } from '../machines/job.machine.ts';
+import { nodeMachine } from '../machines/node.machine.ts';
 import { replaceDiagramBlock, toMermaid } from '../machines/mermaid.ts';
 
 // One line per machine. The README must hold the markers for each name.
 const DIAGRAMS: ReadonlyArray<{ name: string; machine: AnyStateMachine }> = [
   { name: 'job', machine: jobMachine },
+  { name: 'node', machine: nodeMachine },
 ];
 
 // Resolved from this file, not the cwd, so the script works from anywhere.

@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createMachine, not, setup } from 'xstate';
 import { JOB_STATUSES, TERMINAL_STATUSES, jobMachine } from '../../machines/job.machine.ts';
+import { NODE_STATES, nodeMachine } from '../../machines/node.machine.ts';
 import { diagramMarkers, replaceDiagramBlock, toMermaid } from '../../machines/mermaid.ts';
 
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
@@ -26,6 +27,7 @@ describe('toMermaid(jobMachine)', () => {
       'pending --> failed : fail',
       'pending --> cancelled : cancel',
       'queued --> scheduled : place',
+      'queued --> queued : diagnose',
       'queued --> failed : fail',
       'queued --> cancelled : cancel',
       'scheduled --> running : start',
@@ -62,6 +64,33 @@ describe('committed diagrams match the machine (run `npm run machines:diagram` i
   it('the job block in machines/README.md', () => {
     const readme = read('machines/README.md');
     expect(replaceDiagramBlock(readme, 'job', toMermaid(jobMachine))).toBe(readme);
+  });
+
+  it('machines/diagrams/node.mmd', () => {
+    expect(read('machines/diagrams/node.mmd')).toBe(toMermaid(nodeMachine));
+  });
+
+  it('the node block in machines/README.md', () => {
+    const readme = read('machines/README.md');
+    expect(replaceDiagramBlock(readme, 'node', toMermaid(nodeMachine))).toBe(readme);
+  });
+});
+
+describe('toMermaid(nodeMachine)', () => {
+  const diagram = toMermaid(nodeMachine);
+  const lines = diagram.trimEnd().split('\n').map((l) => l.trim());
+
+  it('starts at registering, draws every state, and ends none (lost is not final)', () => {
+    expect(lines[1]).toBe('[*] --> registering');
+    for (const state of NODE_STATES) expect(diagram).toMatch(new RegExp(`\\b${state}\\b`));
+    expect(lines.filter((l) => l.endsWith('--> [*]'))).toEqual([]);
+  });
+
+  it('draws the way back from lost and the stay-in-place updates as self-loops', () => {
+    expect(lines).toContain('lost --> ready : registered [else]');
+    expect(lines).toContain('lost --> draining : registered [drainPending]');
+    expect(lines).toContain('ready --> ready : heartbeat');
+    expect(lines).toContain('ready --> lost : tick [missedTooMany]');
   });
 });
 

@@ -46,6 +46,7 @@ const sample: Record<JobEventType, JobEvent> = {
   fail: { type: 'fail', reason: 'unresolvable: no node has 16 GPUs' },
   requeue: { type: 'requeue', reason: 'node lost' },
   cancel: { type: 'cancel' },
+  diagnose: { type: 'diagnose', reason: '0 of 2 ready fast nodes can hold it' },
 };
 
 interface Allowed {
@@ -93,6 +94,8 @@ const allowed: Allowed[] = [
   },
   { from: 'queued', event: sample.fail, to: 'failed', changes: { statusReason: 'unresolvable: no node has 16 GPUs' }, actions: [] },
   { from: 'queued', event: { type: 'cancel' }, to: 'cancelled', changes: { statusReason: 'cancelled by user' }, actions: [] },
+  // diagnose is targetless: still queued, only the reason changes, no effect.
+  { from: 'queued', event: sample.diagnose, to: 'queued', changes: { statusReason: '0 of 2 ready fast nodes can hold it' }, actions: [] },
 
   // scheduled
   { from: 'scheduled', event: { type: 'start' }, to: 'running', changes: {}, actions: [] },
@@ -180,13 +183,13 @@ const allowed: Allowed[] = [
 // Written out in full rather than derived, so that accepting a new event in a
 // state is a deliberate edit here too.
 const refused: Record<JobStatus, JobEventType[]> = {
-  pending: ['place', 'start', 'exit', 'requeue'],
+  pending: ['place', 'start', 'exit', 'requeue', 'diagnose'],
   queued: ['admit', 'start', 'exit', 'requeue'],
-  scheduled: ['admit', 'place'],
-  running: ['admit', 'place', 'start'],
-  completed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel'],
-  failed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel'],
-  cancelled: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel'],
+  scheduled: ['admit', 'place', 'diagnose'],
+  running: ['admit', 'place', 'start', 'diagnose'],
+  completed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose'],
+  failed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose'],
+  cancelled: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose'],
 };
 
 function label(row: Allowed): string {
@@ -213,7 +216,7 @@ describe('job machine: shape', () => {
   });
 
   it('lists every event type once', () => {
-    expect([...JOB_EVENT_TYPES].sort()).toEqual(['admit', 'cancel', 'exit', 'fail', 'place', 'requeue', 'start']);
+    expect([...JOB_EVENT_TYPES].sort()).toEqual(['admit', 'cancel', 'diagnose', 'exit', 'fail', 'place', 'requeue', 'start']);
   });
 });
 
