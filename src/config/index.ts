@@ -25,6 +25,11 @@ export const configSchema = z.object({
     .describe('Port of the embedded PostgreSQL (only when DATABASE_URL is unset)'),
   DB_POOL_MAX: positiveInt.default(10).describe('Maximum PostgreSQL connections per process'),
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222').describe('NATS server with JetStream'),
+  SCALAR_NATS_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be lowercase letters, digits, _ or -, starting with a letter')
+    .default('scalar')
+    .describe('Namespace of subjects (`<prefix>.…`) and streams (`<PREFIX>_…`), so installations can share a NATS server'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -60,6 +65,30 @@ export const configSchema = z.object({
     .default(60)
     .describe('How long a verified API key is cached in memory (revocation evicts it at once)'),
   SCALAR_SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe('How long SIGTERM waits for in-flight requests'),
+  SCALAR_HEARTBEAT_INTERVAL_MS: positiveInt
+    .min(100)
+    .default(2000)
+    .describe('How often agents heartbeat; a node is lost after 3 intervals without one'),
+  SCALAR_KILL_GRACE_SEC: z.coerce
+    .number()
+    .min(0)
+    .max(3600)
+    .default(10)
+    .describe('Seconds between SIGTERM and SIGKILL when a job is cancelled'),
+  SCALAR_LOG_RETENTION_HOURS: positiveNumber.default(168).describe('How long job logs are kept in the LOGS stream'),
+  SCALAR_LOG_MAX_MB: positiveInt.default(1024).describe('Most megabytes of job logs kept; the oldest go first'),
+  SCALAR_INSPECT: z
+    .enum(['0', '1'])
+    .default('0')
+    .transform((v) => v === '1')
+    .describe('1: stream the coordinator\'s live actors to the Stately inspector (see README)'),
+  SCALAR_INSPECT_PORT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65535)
+    .default(5678)
+    .describe('WebSocket port of the inspector server when SCALAR_INSPECT=1'),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
@@ -104,7 +133,7 @@ export function configDocs(): { name: string; default: string; description: stri
     let def = '';
     try {
       const v = s.parse(undefined);
-      def = v === undefined ? '(unset)' : String(v);
+      def = v === undefined ? '(unset)' : typeof v === 'boolean' ? (v ? '1' : '0') : String(v);
     } catch {
       def = '(required)';
     }

@@ -135,4 +135,62 @@ export const Endpoint = defineEntity({
 });
 export type Endpoint = InferEntity<typeof Endpoint>;
 
-export const entities = [User, ApiKey, Job, JobEvent, IdempotencyKey, Endpoint];
+/**
+ * A GPU node as its agent last reported it. The coordinator writes these rows
+ * (agents never touch Postgres); `state` is the node machine's state.
+ */
+export const Node = defineEntity({
+  name: 'Node',
+  tableName: 'nodes',
+  properties: (p) => ({
+    id: p.text().primary(),
+    pool: p.string().length(8),
+    state: p.string().length(16),
+    stateReason: p.text().nullable(),
+    runtime: p.string().length(16),
+    cpuCores: p.double().$type<number>(),
+    ramGb: p.double().$type<number>(),
+    drainRequested: p.boolean().default(false),
+    registeredAt: p.datetime(),
+    lastHeartbeatAt: p.datetime().nullable(),
+    updatedAt: p.datetime(),
+  }),
+});
+export type Node = InferEntity<typeof Node>;
+
+export const Gpu = defineEntity({
+  name: 'Gpu',
+  tableName: 'gpus',
+  properties: (p) => ({
+    node: () => p.manyToOne(Node).primary().deleteRule('cascade'),
+    index: p.integer().primary(),
+    uuid: p.text(),
+    model: p.text(),
+    vramGb: p.double().$type<number>(),
+  }),
+  primaryKeys: ['node', 'index'],
+});
+export type Gpu = InferEntity<typeof Gpu>;
+
+/**
+ * One GPU held by one attempt of one job. A row is active while releasedAt is
+ * null; a partial unique index on (node_id, gpu_index) where released_at is
+ * null makes a double-booked GPU impossible. Released rows are the history.
+ */
+export const Allocation = defineEntity({
+  name: 'Allocation',
+  tableName: 'allocations',
+  properties: (p) => ({
+    id: p.bigint('number').primary().autoincrement(),
+    job: () => p.manyToOne(Job).deleteRule('cascade'),
+    attempt: p.integer(),
+    nodeId: p.text(),
+    gpuIndex: p.integer(),
+    createdAt: p.datetime(),
+    releasedAt: p.datetime().nullable(),
+  }),
+  indexes: [{ name: 'allocations_job_attempt_idx', properties: ['job', 'attempt'] }],
+});
+export type Allocation = InferEntity<typeof Allocation>;
+
+export const entities = [User, ApiKey, Job, JobEvent, IdempotencyKey, Endpoint, Node, Gpu, Allocation];

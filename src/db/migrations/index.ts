@@ -1,5 +1,6 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261129082921_init } from './Migration20261129082921_init.ts';
+import { Migration20261129093125_execution_plane } from './Migration20261129093125_execution_plane.ts';
 
 /**
  * Every committed migration, in order. Listed explicitly (rather than found
@@ -9,4 +10,5 @@ import { Migration20261129082921_init } from './Migration20261129082921_init.ts'
  */
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261129082921_init', class: Migration20261129082921_init },
+  { name: 'Migration20261129093125_execution_plane', class: Migration20261129093125_execution_plane },
 ];

@@ -1,0 +1,136 @@
+/**
+ * Every message on the bus, as zod schemas. Receivers parse what they get:
+ * a malformed message is logged and terminated (never redelivered forever),
+ * and every job message carries (job_id, attempt) so a stale one is ignored.
+ */
+import { z } from 'zod';
+
+const jobId = z.uuid();
+const attempt = z.number().int().min(1);
+const nodeId = z.string().min(1).max(63);
+const time = z.string();
+
+export const gpuInfoSchema = z.object({
+  index: z.number().int().min(0),
+  uuid: z.string(),
+  model: z.string(),
+  vram_gb: z.number().positive(),
+});
+
+export const attemptRefSchema = z.object({ job_id: jobId, attempt });
+
+// ---- api → coordinator (stream JOBS) ----
+export const jobsSubmittedSchema = z.object({ job_ids: z.array(jobId).min(1) });
+export type JobsSubmitted = z.infer<typeof jobsSubmittedSchema>;
+
+export const jobsCancelSchema = z.object({ job_id: jobId, attempt, node_id: nodeId.nullable() });
+export type JobsCancel = z.infer<typeof jobsCancelSchema>;
+
+// ---- coordinator → agent (stream NODE_CMDS) ----
+export const runCommandSchema = z.object({
+  type: z.literal('run'),
+  job_id: jobId,
+  attempt,
+  gpu_indices: z.array(z.number().int().min(0)),
+  image: z.string(),
+  command: z.array(z.string()).min(1),
+  env: z.record(z.string(), z.string()),
+  cpu_cores: z.number(),
+  ram_gb: z.number(),
+  expected_duration_sec: z.number(),
+});
+export const killCommandSchema = z.object({
+  type: z.literal('kill'),
+  job_id: jobId,
+  attempt,
+  grace_sec: z.number().min(0),
+  reason: z.string(),
+});
+export const nodeCommandSchema = z.discriminatedUnion('type', [runCommandSchema, killCommandSchema]);
+export type RunCommand = z.infer<typeof runCommandSchema>;
+export type KillCommand = z.infer<typeof killCommandSchema>;
+export type NodeCommand = z.infer<typeof nodeCommandSchema>;
+
+// ---- agent → coordinator (stream NODE_EVENTS) ----
+export const registeredEventSchema = z.object({
+  type: z.literal('registered'),
+  node_id: nodeId,
+  /** Changes on every agent start; lets the coordinator tell a restart from a redelivery. */
+  boot_id: z.string(),
+  pool: z.enum(['fast', 'flex']),
+  runtime: z.enum(['process', 'docker', 'simulated']),
+  cpu_cores: z.number().positive(),
+  ram_gb: z.number().positive(),
+  gpus: z.array(gpuInfoSchema),
+  /** Attempts the agent still runs after a restart (it reports finished ones with `exited`). */
+  running: z.array(attemptRefSchema),
+  time,
+});
+export const startedEventSchema = z.object({
+  type: z.literal('started'),
+  node_id: nodeId,
+  job_id: jobId,
+  attempt,
+  pid: z.number().int().nullable(),
+  time,
+});
+export const exitedEventSchema = z.object({
+  type: z.literal('exited'),
+  node_id: nodeId,
+  job_id: jobId,
+  attempt,
+  code: z.number().int(),
+  signal: z.string().nullable(),
+  /** True when the agent killed it on a `kill` command. */
+  killed: z.boolean(),
+  time,
+});
+export const launchFailedEventSchema = z.object({
+  type: z.literal('launch_failed'),
+  node_id: nodeId,
+  job_id: jobId,
+  attempt,
+  reason: z.string(),
+  time,
+});
+export const nodeEventSchema = z.discriminatedUnion('type', [
+  registeredEventSchema,
+  startedEventSchema,
+  exitedEventSchema,
+  launchFailedEventSchema,
+]);
+export type RegisteredEvent = z.infer<typeof registeredEventSchema>;
+export type StartedEvent = z.infer<typeof startedEventSchema>;
+export type ExitedEvent = z.infer<typeof exitedEventSchema>;
+export type LaunchFailedEvent = z.infer<typeof launchFailedEventSchema>;
+export type NodeBusEvent = z.infer<typeof nodeEventSchema>;
+
+// ---- agent → coordinator (core NATS) ----
+export const heartbeatSchema = z.object({
+  node_id: nodeId,
+  boot_id: z.string(),
+  running: z.array(attemptRefSchema),
+  free: z.object({ gpus: z.number().int(), cpu_cores: z.number(), ram_gb: z.number() }),
+  used: z.object({ gpus: z.number().int(), cpu_cores: z.number(), ram_gb: z.number() }),
+  time,
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+// ---- agent → api (stream LOGS) ----
+export const logLineSchema = z.object({
+  job_id: jobId,
+  attempt,
+  stream: z.enum(['stdout', 'stderr']),
+  line: z.string(),
+  time,
+  offset: z.number().int().min(0),
+});
+export type LogLineMessage = z.infer<typeof logLineSchema>;
+
+// ---- api → coordinator (core NATS request/reply) ----
+export const nodeActionRequestSchema = z.object({ node_id: nodeId, reason: z.string().optional() });
+export type NodeActionRequest = z.infer<typeof nodeActionRequestSchema>;
+export type NodeActionReply = { ok: true; state: string } | { ok: false; error: 'node_not_found' | 'invalid_state'; message: string };
+
+const encoder = new TextEncoder();
+export const encodeJson = (v: unknown): Uint8Array => encoder.encode(JSON.stringify(v));
