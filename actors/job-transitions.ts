@@ -4,6 +4,7 @@ import {
   JOB_EFFECTS,
   jobMachine,
   restoreJobSnapshot,
+  type JobContext,
   type JobEffect,
   type JobEffectParams,
   type JobEvent,
@@ -22,8 +23,8 @@ export type TransitionOutcome =
   | { kind: 'stale'; job: Job; currentAttempt: number }
   | { kind: 'not_found' };
 
-/** The timestamp column each status stamps when it is reached. */
-const STAMP: Record<JobStatus, string[]> = {
+/** The timestamp column (camelCase property) each status stamps when it is reached. */
+export const STAMP: Record<JobStatus, string[]> = {
   pending: [],
   queued: ['queuedAt'],
   scheduled: ['scheduledAt'],
@@ -35,10 +36,57 @@ const STAMP: Record<JobStatus, string[]> = {
 
 const EFFECTS = new Set<string>(JOB_EFFECTS);
 
+/** The part of a job row the machine reads and writes. */
+export interface JobState {
+  status: JobStatus;
+  context: JobContext;
+}
+
+export type StepResult =
+  | {
+      kind: 'applied';
+      next: JobState;
+      /** False for a targetless event (e.g. diagnose): the row changes, but no job_events row is due. */
+      changedStatus: boolean;
+      effects: { type: JobEffect; params: JobEffectParams }[];
+    }
+  | { kind: 'refused' };
+
 /**
- * The one place a job's status changes. It locks the row, asks the pure job
- * machine for the next snapshot, writes the row and its job_events row in one
- * transaction, and only after the commit runs the effects the machine named.
+ * One pure step of the job machine from a stored state: what every writer
+ * (the API's cancel, the coordinator's batches) runs before it writes.
+ */
+export function stepJob(state: JobState, event: JobEvent): StepResult {
+  const snapshot = restoreJobSnapshot(state.status, state.context);
+  if (!snapshot.can(event)) return { kind: 'refused' };
+  const [next, actions] = transition(jobMachine, snapshot, event);
+  const effects = actions
+    .filter((a) => EFFECTS.has(a.type))
+    .map((a) => ({ type: a.type as JobEffect, params: a.params as JobEffectParams }));
+  const status = next.value as JobStatus;
+  return { kind: 'applied', next: { status, context: next.context }, changedStatus: status !== state.status, effects };
+}
+
+export function jobStateOf(job: Pick<Job, 'id' | 'status' | 'attempt' | 'maxAttempts' | 'nodeId' | 'gpuIndices' | 'exitCode' | 'statusReason'>): JobState {
+  return {
+    status: job.status as JobStatus,
+    context: {
+      jobId: job.id,
+      attempt: job.attempt,
+      maxAttempts: job.maxAttempts,
+      nodeId: job.nodeId ?? null,
+      gpuIndices: job.gpuIndices ?? [],
+      exitCode: job.exitCode ?? null,
+      statusReason: job.statusReason ?? null,
+    },
+  };
+}
+
+/**
+ * The one-job path: lock the row, step the machine, write the row and its
+ * job_events row in one transaction, and only after the commit run the
+ * effects the machine named. The coordinator uses the batched form in
+ * actors/job-store.ts, which runs the same `stepJob`.
  *
  * `attempt`, when given, must match the job's current attempt: messages from
  * agents carry (job_id, attempt), and one for an earlier attempt is dropped.
@@ -56,21 +104,11 @@ export async function applyJobEvent(
       return { kind: 'stale', job, currentAttempt: job.attempt };
     }
     const from = job.status as JobStatus;
-    const snapshot = restoreJobSnapshot(from, {
-      jobId: job.id,
-      attempt: job.attempt,
-      maxAttempts: job.maxAttempts,
-      nodeId: job.nodeId ?? null,
-      gpuIndices: job.gpuIndices ?? [],
-      exitCode: job.exitCode ?? null,
-      statusReason: job.statusReason ?? null,
-    });
-    if (!snapshot.can(event)) return { kind: 'refused', job, status: from };
+    const step = stepJob(jobStateOf(job), event);
+    if (step.kind === 'refused') return { kind: 'refused', job, status: from };
 
-    const [next, actions] = transition(jobMachine, snapshot, event);
-    const to = next.value as JobStatus;
+    const { status: to, context: ctx } = step.next;
     const now = opts.now ?? new Date();
-    const ctx = next.context;
     job.status = to;
     job.statusReason = ctx.statusReason;
     job.attempt = ctx.attempt;
@@ -78,20 +116,19 @@ export async function applyJobEvent(
     job.gpuIndices = ctx.nodeId ? ctx.gpuIndices : null;
     job.exitCode = ctx.exitCode;
     job.updatedAt = now;
-    for (const col of STAMP[to]) (job as unknown as Record<string, unknown>)[col as string] = now;
-    tx.create(JobEventRow, {
-      job,
-      attempt: ctx.attempt,
-      fromStatus: from,
-      toStatus: to,
-      event: event.type,
-      reason: ctx.statusReason,
-      createdAt: now,
-    });
-    const effects = actions
-      .filter((a) => EFFECTS.has(a.type))
-      .map((a) => ({ type: a.type as JobEffect, params: a.params as JobEffectParams }));
-    return { kind: 'applied', job, from, to, effects };
+    if (step.changedStatus) {
+      for (const col of STAMP[to]) (job as unknown as Record<string, unknown>)[col] = now;
+      tx.create(JobEventRow, {
+        job,
+        attempt: ctx.attempt,
+        fromStatus: from,
+        toStatus: to,
+        event: event.type,
+        reason: ctx.statusReason,
+        createdAt: now,
+      });
+    }
+    return { kind: 'applied', job, from, to, effects: step.effects };
   });
 
   if (outcome.kind === 'applied' && opts.effects) {

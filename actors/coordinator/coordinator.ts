@@ -1,0 +1,618 @@
+/**
+ * The coordinator: admits jobs, places them on specific GPUs, binds the
+ * placement in Postgres, sends `run` to the node, and follows what agents
+ * report until the job ends.
+ *
+ * Everything happens in *passes*. Inputs (JetStream messages, heartbeats,
+ * operator requests, timers) land in an inbox; one pass at a time takes the
+ * whole inbox, decides, writes every decision in one transaction
+ * (store.commit), and only after the commit mirrors the result into the live
+ * actors, sends commands and acks the messages it handled. A crash at any
+ * point leaves either the old state or the new one in Postgres; unacked
+ * messages are redelivered and every handler is idempotent per
+ * (job_id, attempt).
+ */
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { JsMsg } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
+import { isSchedulable } from '../../machines/node.machine.ts';
+import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
+import { CapacitySnapshot, placeQueue, type NodeCapacity } from '../../src/placement/index.ts';
+import type { Bus } from '../bus/connection.ts';
+import { encodeJson, type Heartbeat, type KillCommand, type NodeActionReply, type NodeBusEvent, type RunCommand } from '../bus/messages.ts';
+import type { NodeAction } from '../bus/subjects.ts';
+import { LiveJob, LiveNode, type Inspect, type NodeInfo } from './live.ts';
+import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type ItemOutcome, type JobRecord } from './store.ts';
+
+export interface CoordinatorOptions {
+  orm: MikroORM;
+  bus: Bus;
+  log: Logger;
+  heartbeatIntervalMs: number;
+  killGraceSec: number;
+  inspect?: Inspect;
+}
+
+export type Input =
+  | { kind: 'submitted'; ids: string[]; msg?: JsMsg }
+  | { kind: 'cancel'; jobId: string; msg?: JsMsg }
+  | { kind: 'node-event'; nodeId: string; event: NodeBusEvent; msg?: JsMsg }
+  | { kind: 'node-lost'; nodeId: string }
+  | { kind: 'node-action'; action: NodeAction; nodeId: string; reason?: string; reply: (r: NodeActionReply) => void }
+  | { kind: 'sweep' };
+
+/** Counters for logs, the inspector and the benchmark. */
+export interface CoordinatorStats {
+  passes: number;
+  placements: number;
+  liveJobs: number;
+  queued: number;
+  nodes: number;
+}
+
+export class Coordinator {
+  private readonly store: CoordinatorStore;
+  private readonly jobs = new Map<string, LiveJob>();
+  private readonly nodes = new Map<string, LiveNode>();
+  private readonly capacity = new CapacitySnapshot();
+  private inbox: Input[] = [];
+  private readonly heartbeats = new Map<string, Heartbeat>();
+  private readonly heartbeatTimes = new Map<string, Date>();
+  private readonly dirtyNodes = new Set<string>();
+  private placementDirty = true;
+  private passRunning = false;
+  private passQueued = false;
+  private stopped = false;
+  private idle: Promise<void> = Promise.resolve();
+  private lastHeartbeatFlush = 0;
+  readonly stats: CoordinatorStats = { passes: 0, placements: 0, liveJobs: 0, queued: 0, nodes: 0 };
+
+  constructor(private readonly o: CoordinatorOptions) {
+    this.store = new CoordinatorStore(o.orm);
+  }
+
+  // ---------------------------------------------------------------- startup
+
+  /** Rebuilds every actor and the capacity snapshot from Postgres. */
+  async rehydrate(): Promise<void> {
+    for (const n of await this.store.loadNodes()) {
+      const node = this.newNode(n.id, n, n.state, n.stateReason, n.drainRequested);
+      this.capacity.upsertNode(this.capacityOf(node));
+    }
+    for (const rec of await this.store.loadLiveJobs()) this.jobs.set(rec.id, new LiveJob(rec, this.o.inspect));
+    for (const a of await this.store.loadActiveAllocations()) {
+      let job = this.jobs.get(a.job_id);
+      if (!job) {
+        // A finished job whose GPUs wait for the agent's kill confirmation.
+        job = new LiveJob(a.job, this.o.inspect);
+        this.jobs.set(a.job_id, job);
+      }
+      if (!this.capacity.node(a.nodeId)) {
+        this.o.log.error({ job_id: a.job_id, node_id: a.nodeId }, 'allocation on an unknown node; ignoring it');
+        continue;
+      }
+      try {
+        this.capacity.hold(job.request(), { jobId: a.job_id, nodeId: a.nodeId, gpuIndices: a.gpuIndices });
+      } catch (err) {
+        this.o.log.error({ err, job_id: a.job_id }, 'stored allocations over-commit a node; ignoring one');
+      }
+    }
+    // Commands sent just before a crash may never have left: send them again
+    // (agents recognise an attempt they already have).
+    const resend: Promise<void>[] = [];
+    for (const job of this.jobs.values()) {
+      if (job.status === 'scheduled') resend.push(this.sendRun(job));
+      else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)) resend.push(this.sendKill(job, 'job finished'));
+    }
+    await Promise.all(resend);
+    this.updateStats();
+    this.o.log.info(
+      { live_jobs: this.jobs.size, nodes: this.nodes.size, resent: resend.length },
+      'coordinator state rebuilt from Postgres',
+    );
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  push(input: Input): void {
+    if (this.stopped) {
+      if ('msg' in input) input.msg?.nak();
+      return;
+    }
+    this.inbox.push(input);
+    this.kick();
+  }
+
+  heartbeat(hb: Heartbeat, subjectNodeId: string): void {
+    if (hb.node_id !== subjectNodeId || this.stopped) return;
+    const node = this.nodes.get(hb.node_id);
+    const now = Date.now();
+    if (!node || node.state === 'lost' || node.state === 'registering' || (node.bootId && node.bootId !== hb.boot_id)) {
+      // Unknown, lost, or restarted without us seeing its registration: ask it to register (again).
+      if (!node || now - node.lastHelloAt > 2000) {
+        if (node) node.lastHelloAt = now;
+        this.o.bus.nc.publish(this.o.bus.t.subjects.nodeHello(hb.node_id), encodeJson({ reason: 'unknown node' }));
+      }
+      return;
+    }
+    node.lastHeartbeatAt = now;
+    node.actor.send({ type: 'heartbeat' });
+    this.heartbeats.set(hb.node_id, hb);
+    this.heartbeatTimes.set(hb.node_id, new Date(now));
+    if (now - node.lastReconcileAt >= 2 * this.o.heartbeatIntervalMs) {
+      node.lastReconcileAt = now;
+      this.reconcile(node, hb.running);
+    }
+    if (now - this.lastHeartbeatFlush >= 1000) this.kick();
+  }
+
+  /** Called once per heartbeat interval: a node that sent nothing since the last tick missed one. */
+  tick(): void {
+    const now = Date.now();
+    for (const node of this.nodes.values()) {
+      if (node.state !== 'lost' && node.lastHeartbeatAt < node.lastTickAt) node.actor.send({ type: 'tick' });
+      node.lastTickAt = now;
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.passRunning) {
+      this.passQueued = true;
+      return;
+    }
+    this.passRunning = true;
+    this.idle = new Promise<void>((resolve) => {
+      setImmediate(() => {
+        this.loop().finally(resolve);
+      });
+    });
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.passQueued = false;
+        await this.pass();
+      } while ((this.passQueued || this.inbox.length > 0) && !this.stopped);
+    } finally {
+      this.passRunning = false;
+    }
+  }
+
+  /** Stops taking inputs and waits for the pass in progress. Unhandled messages are nak'ed. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.idle;
+    for (const input of this.inbox.splice(0)) {
+      if ('msg' in input) input.msg?.nak();
+      // Operator requests get no answer: the API reports the coordinator unavailable (503), and the next leader takes them.
+    }
+    for (const j of this.jobs.values()) j.stop();
+    for (const n of this.nodes.values()) n.stop();
+  }
+
+  // ---------------------------------------------------------------- a pass
+
+  private async pass(): Promise<void> {
+    const inputs = this.inbox.splice(0);
+    const batch = emptyBatch();
+    const msgs: JsMsg[] = [];
+    const replies: Array<() => void> = [];
+    const after: Array<() => Promise<void> | void> = [];
+    for (const i of inputs) if ('msg' in i && i.msg) msgs.push(i.msg);
+
+    try {
+      await this.loadInputs(inputs);
+      for (const input of inputs) this.handle(input, batch, replies, after);
+      const placed = this.admitAndPlace(batch);
+      this.flushNodes(batch);
+      if (batchIsEmpty(batch)) {
+        for (const r of replies) r();
+        for (const m of msgs) m.ack();
+        await Promise.all(after.map((f) => f()));
+        return;
+      }
+
+      let outcomes: ItemOutcome[];
+      try {
+        outcomes = await this.store.commit(batch);
+      } catch (err) {
+        // Nothing was written: give back what this pass held in memory, let
+        // JetStream redeliver, and try again shortly.
+        for (const p of placed) this.capacity.release(p);
+        for (const [id, at] of batch.heartbeats) this.heartbeatTimes.set(id, at);
+        for (const n of batch.nodeStates) this.dirtyNodes.add(n.id);
+        for (const n of batch.nodeUpserts) this.dirtyNodes.add(n.id);
+        this.placementDirty = true;
+        throw err;
+      }
+      this.stats.passes++;
+      const commands = this.mirror(outcomes, new Set(placed));
+      this.released(batch.releases);
+      for (const r of replies) r();
+      for (const m of msgs) m.ack();
+      await Promise.all([...commands, ...after.map((f) => f())]);
+      this.updateStats();
+    } catch (err) {
+      this.o.log.error({ err }, 'coordinator pass failed; retrying in 1 s');
+      for (const m of msgs) m.nak(1000);
+      // Inputs without a message (sweeps, node losses, operator requests) are retried as they are.
+      this.inbox.unshift(...inputs.filter((i) => !('msg' in i && i.msg)));
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /** Reads from Postgres what this pass's inputs name: new pending jobs, and cancelled ones. */
+  private async loadInputs(inputs: Input[]): Promise<void> {
+    const pendingIds = new Set<string>();
+    let sweep = false;
+    const refresh = new Set<string>();
+    for (const i of inputs) {
+      if (i.kind === 'submitted') for (const id of i.ids) if (!this.jobs.has(id)) pendingIds.add(id);
+      if (i.kind === 'sweep') sweep = true;
+      if (i.kind === 'cancel') refresh.add(i.jobId);
+    }
+    const fresh: JobRecord[] = [];
+    if (pendingIds.size > 0) fresh.push(...(await this.store.loadPending([...pendingIds])));
+    if (sweep) {
+      fresh.push(...(await this.store.loadPending()));
+      for (const id of await this.store.loadFinishedHoldingGpus()) refresh.add(id);
+    }
+    for (const rec of fresh) {
+      if (!this.jobs.has(rec.id)) {
+        this.jobs.set(rec.id, new LiveJob(rec, this.o.inspect));
+        this.placementDirty = true;
+      }
+    }
+    for (const rec of await this.store.loadJobs([...refresh])) {
+      const job = this.jobs.get(rec.id);
+      if (!job || job.status === rec.status) continue;
+      // The API changed it (cancel): take the row as it is now.
+      job.refresh(rec);
+      if (isTerminal(rec.status)) this.finishOrHold(job, 'cancelled by its owner');
+    }
+  }
+
+  private handle(input: Input, batch: Batch, replies: Array<() => void>, after: Array<() => Promise<void> | void>): void {
+    switch (input.kind) {
+      case 'node-event':
+        return this.handleNodeEvent(input.nodeId, input.event, batch, after);
+      case 'node-lost':
+        return this.handleNodeLost(input.nodeId, batch, after);
+      case 'node-action': {
+        const node = this.nodes.get(input.nodeId);
+        if (!node) {
+          replies.push(() => input.reply({ ok: false, error: 'node_not_found', message: `node ${input.nodeId} not found` }));
+          return;
+        }
+        node.actor.send(input.action === 'drain' ? { type: 'drain', reason: input.reason } : { type: 'resume' });
+        this.noteNodeChange(node);
+        replies.push(() => input.reply({ ok: true, state: node.state }));
+        return;
+      }
+      default:
+        return; // submitted, cancel and sweep were handled by loadInputs
+    }
+  }
+
+  private handleNodeEvent(nodeId: string, ev: NodeBusEvent, batch: Batch, after: Array<() => Promise<void> | void>): void {
+    if (ev.node_id !== nodeId) {
+      this.o.log.warn({ subject_node: nodeId, claimed: ev.node_id }, 'node event names another node; ignored');
+      return;
+    }
+    if (ev.type === 'registered') return this.handleRegistered(ev, batch, after);
+    const node = this.nodes.get(nodeId);
+    const job = this.jobs.get(ev.job_id);
+    const ref = { job_id: ev.job_id, attempt: ev.attempt };
+    const current = job && job.rec.attempt === ev.attempt && job.rec.nodeId === nodeId;
+    const hold = job ? this.capacity.holding(ev.job_id) : undefined;
+    if (!job || !current) {
+      // A stale attempt (requeued elsewhere, or unknown): make sure it is not left running.
+      if (ev.type === 'started' && node) after.push(() => this.killStale(nodeId, ref));
+      return;
+    }
+    if (isTerminal(job.status)) {
+      // Finished (cancelled) while this attempt still held GPUs: the agent confirms it is gone.
+      if ((ev.type === 'exited' || ev.type === 'launch_failed') && hold?.nodeId === nodeId) batch.releases.push(ref);
+      return;
+    }
+    const event: JobEvent =
+      ev.type === 'started'
+        ? { type: 'start' }
+        : ev.type === 'exited'
+          ? { type: 'exit', code: ev.code }
+          : { type: 'fail', reason: `launch failed: ${ev.reason}` };
+    batch.items.push({ jobId: ev.job_id, attempt: ev.attempt, events: [event] });
+  }
+
+  private handleRegistered(ev: Extract<NodeBusEvent, { type: 'registered' }>, batch: Batch, after: Array<() => Promise<void> | void>): void {
+    const info: NodeInfo = { pool: ev.pool, runtime: ev.runtime, cpuCores: ev.cpu_cores, ramGb: ev.ram_gb, gpus: ev.gpus };
+    let node = this.nodes.get(ev.node_id);
+    if (!node) node = this.newNode(ev.node_id, info, 'registering', 'waiting for the agent to register', false);
+    else node.info = info;
+    node.bootId = ev.boot_id;
+    node.lastHeartbeatAt = Date.now();
+    node.actor.send({ type: 'registered' });
+    this.capacity.upsertNode(this.capacityOf(node));
+    this.placementDirty = true;
+    this.dirtyNodes.delete(node.id);
+    batch.nodeUpserts.push({
+      id: node.id,
+      pool: info.pool,
+      runtime: info.runtime,
+      cpuCores: info.cpuCores,
+      ramGb: info.ramGb,
+      gpus: info.gpus,
+      state: node.state,
+      stateReason: node.stateReason,
+      drainRequested: node.drainRequested,
+    });
+    this.o.log.info({ node_id: node.id, pool: info.pool, gpus: info.gpus.length, state: node.state }, 'node registered');
+    const n = node;
+    after.push(() => this.reconcile(n, ev.running, true));
+  }
+
+  private handleNodeLost(nodeId: string, batch: Batch, after: Array<() => Promise<void> | void>): void {
+    const reason = `node ${nodeId} lost (no heartbeat for 3 intervals)`;
+    for (const job of this.jobs.values()) {
+      if (job.rec.nodeId !== nodeId) continue;
+      if (job.status === 'scheduled' || job.status === 'running') {
+        batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: [{ type: 'requeue', reason }] });
+      } else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)?.nodeId === nodeId) {
+        batch.releases.push({ job_id: job.rec.id, attempt: job.rec.attempt });
+      }
+    }
+    this.o.log.warn({ node_id: nodeId }, 'node lost: requeueing its jobs');
+    // Commands it never consumed are void now; a returning agent is reconciled instead.
+    after.push(async () => {
+      await this.o.bus.jsm.streams
+        .purge(this.o.bus.t.streams.NODE_CMDS, { filter: this.o.bus.t.subjects.nodeCmd(nodeId) })
+        .catch((err) => this.o.log.warn({ err, node_id: nodeId }, 'could not purge the lost node\'s commands'));
+    });
+  }
+
+  /** Admission (pending → queued) and placement (queued → scheduled) for every waiting job. */
+  private admitAndPlace(batch: Batch): string[] {
+    const waiting: LiveJob[] = [];
+    let pending = false;
+    for (const job of this.jobs.values()) {
+      if (job.status === 'pending') pending = true;
+      if (job.status === 'pending' || job.status === 'queued') waiting.push(job);
+    }
+    if (waiting.length === 0 || (!this.placementDirty && !pending)) return [];
+    this.placementDirty = false;
+    const { placed, waiting: reasons } = placeQueue(
+      this.capacity,
+      waiting.map((j) => j.request()),
+    );
+    const events = new Map<string, JobEvent[]>();
+    for (const p of placed) events.set(p.jobId, [{ type: 'place', node_id: p.nodeId, gpu_indices: p.gpuIndices }]);
+    for (const job of waiting) {
+      const list = events.get(job.rec.id) ?? [];
+      const reason = reasons.get(job.rec.id);
+      if (job.status === 'pending') list.unshift({ type: 'admit', reason: reason ?? 'placing it now' });
+      else if (reason !== undefined && reason !== job.rec.statusReason) list.push({ type: 'diagnose', reason });
+      if (list.length > 0) batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: list });
+    }
+    return placed.map((p) => p.jobId);
+  }
+
+  private flushNodes(batch: Batch): void {
+    for (const id of this.dirtyNodes) {
+      const node = this.nodes.get(id);
+      if (node) batch.nodeStates.push({ id, state: node.state, stateReason: node.stateReason, drainRequested: node.drainRequested });
+    }
+    this.dirtyNodes.clear();
+    if (Date.now() - this.lastHeartbeatFlush >= 1000 && this.heartbeatTimes.size > 0) {
+      for (const [id, at] of this.heartbeatTimes) batch.heartbeats.set(id, at);
+      this.heartbeatTimes.clear();
+      this.lastHeartbeatFlush = Date.now();
+    }
+  }
+
+  /** After the commit: actors follow the database, and commands go out. */
+  private mirror(outcomes: ItemOutcome[], placedNow: Set<string>): Promise<void>[] {
+    const commands: Promise<void>[] = [];
+    const bound = new Set<string>();
+    for (const o of outcomes) {
+      const job = this.jobs.get(o.jobId);
+      if (!job) continue;
+      if (o.kind === 'not_found') {
+        this.capacity.release(o.jobId);
+        job.stop();
+        this.jobs.delete(o.jobId);
+        continue;
+      }
+      if (o.after) job.commit(o.applied, o.after);
+      if (o.applied.some((e) => e.type === 'place')) {
+        bound.add(o.jobId);
+        this.stats.placements++;
+      }
+      for (const e of o.effects) {
+        if (e.type === 'releaseGpus') {
+          this.capacity.release(o.jobId);
+          this.placementDirty = true;
+        } else if (e.type === 'dispatchRun') commands.push(this.sendRun(job));
+        else if (e.type === 'dispatchKill') commands.push(this.sendKill(job, 'cancelled'));
+      }
+      if (isTerminal(job.status)) this.finishOrHold(job, job.rec.statusReason ?? 'finished');
+    }
+    // Held in memory for a placement the database refused (the job was cancelled meanwhile).
+    for (const id of placedNow) {
+      if (!bound.has(id)) {
+        this.capacity.release(id);
+        this.placementDirty = true;
+      }
+    }
+    return commands;
+  }
+
+  /** Allocations freed without a transition (a finished job's kill was confirmed, or its node was lost). */
+  private released(refs: AttemptRef[]): void {
+    for (const ref of refs) {
+      const job = this.jobs.get(ref.job_id);
+      if (!job || job.rec.attempt !== ref.attempt) continue;
+      this.capacity.release(ref.job_id);
+      this.placementDirty = true;
+      if (isTerminal(job.status)) {
+        job.stop();
+        this.jobs.delete(ref.job_id);
+      }
+    }
+  }
+
+  /** A finished job leaves memory, unless its GPUs stay held until the agent confirms the kill. */
+  private finishOrHold(job: LiveJob, reason: string): void {
+    const hold = this.capacity.holding(job.rec.id);
+    if (hold && job.status === 'cancelled') {
+      if (!job.killSentAt) void this.sendKill(job, reason);
+      return;
+    }
+    if (hold) this.capacity.release(job.rec.id);
+    job.stop();
+    this.jobs.delete(job.rec.id);
+  }
+
+  // ---------------------------------------------------------------- nodes
+
+  private newNode(id: string, info: NodeInfo, state: LiveNode['state'], reason: string | null, drain: boolean): LiveNode {
+    const node = new LiveNode(
+      id,
+      info,
+      state,
+      reason,
+      drain,
+      {
+        nodeLost: (nodeId) => this.push({ kind: 'node-lost', nodeId }),
+        nodeReady: () => {
+          this.placementDirty = true;
+        },
+      },
+      this.o.inspect,
+    );
+    let last = `${node.state}|${node.stateReason}|${node.drainRequested}`;
+    node.actor.subscribe((snap) => {
+      const now = `${snap.value}|${snap.context.stateReason}|${snap.context.drainRequested}`;
+      if (now === last) return;
+      last = now;
+      this.noteNodeChange(node);
+    });
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  private noteNodeChange(node: LiveNode): void {
+    this.dirtyNodes.add(node.id);
+    if (this.capacity.setSchedulable(node.id, isSchedulable(node.state))) this.placementDirty = true;
+    this.placementDirty = true;
+    this.kick();
+  }
+
+  private capacityOf(node: LiveNode): NodeCapacity {
+    return {
+      nodeId: node.id,
+      pool: node.info.pool,
+      schedulable: isSchedulable(node.state),
+      cpuTotal: node.info.cpuCores,
+      ramTotal: node.info.ramGb,
+      gpus: node.info.gpus.map((g) => ({ index: g.index, vramGb: g.vram_gb, heldBy: null })),
+    };
+  }
+
+  /**
+   * Compares what an agent says it runs with what we placed there: it kills
+   * attempts that are not current, and re-sends `run` for current ones it
+   * does not know (a command lost between our commit and the publish).
+   */
+  private reconcile(node: LiveNode, running: AttemptRef[], registering = false): void {
+    const theirs = new Set(running.map(attemptKey));
+    for (const r of running) {
+      const job = this.jobs.get(r.job_id);
+      const current = job && !isTerminal(job.status) && job.rec.attempt === r.attempt && job.rec.nodeId === node.id;
+      if (!current) void this.killStale(node.id, r);
+    }
+    const now = Date.now();
+    for (const job of this.jobs.values()) {
+      if (job.rec.nodeId !== node.id || job.status !== 'scheduled') continue;
+      if (theirs.has(attemptKey({ job_id: job.rec.id, attempt: job.rec.attempt }))) continue;
+      if (registering || now - job.dispatchedAt > 3 * this.o.heartbeatIntervalMs) void this.sendRun(job);
+    }
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  private async publish(nodeId: string, cmd: RunCommand | KillCommand, msgID?: string): Promise<void> {
+    try {
+      await this.o.bus.js.publish(this.o.bus.t.subjects.nodeCmd(nodeId), encodeJson(cmd), msgID ? { msgID } : undefined);
+    } catch (err) {
+      // The job stays scheduled; the next reconcile with this node re-sends it.
+      this.o.log.warn({ err, node_id: nodeId, job_id: cmd.job_id, type: cmd.type }, 'could not send a command; will retry');
+    }
+  }
+
+  private sendRun(job: LiveJob): Promise<void> {
+    const r = job.rec;
+    if (!r.nodeId) return Promise.resolve();
+    job.dispatchedAt = Date.now();
+    return this.publish(
+      r.nodeId,
+      {
+        type: 'run',
+        job_id: r.id,
+        attempt: r.attempt,
+        gpu_indices: r.gpuIndices ?? [],
+        image: r.image,
+        command: r.command,
+        env: r.env,
+        cpu_cores: r.cpuCores,
+        ram_gb: r.ramGb,
+        expected_duration_sec: r.expectedDurationSec,
+      },
+      // Within JetStream's duplicate window a re-send of the same attempt is stored once.
+      `${r.id}:${r.attempt}:run:${job.dispatchedAt}`,
+    );
+  }
+
+  private sendKill(job: LiveJob, reason: string): Promise<void> {
+    const hold = this.capacity.holding(job.rec.id);
+    const nodeId = hold?.nodeId ?? job.rec.nodeId;
+    if (!nodeId) return Promise.resolve();
+    job.killSentAt = Date.now();
+    return this.publish(nodeId, { type: 'kill', job_id: job.rec.id, attempt: job.rec.attempt, grace_sec: this.o.killGraceSec, reason });
+  }
+
+  private readonly staleKills = new Map<string, number>();
+  private async killStale(nodeId: string, ref: AttemptRef): Promise<void> {
+    const key = `${nodeId}/${attemptKey(ref)}`;
+    const now = Date.now();
+    if (now - (this.staleKills.get(key) ?? 0) < 10_000) return;
+    this.staleKills.set(key, now);
+    if (this.staleKills.size > 10_000) this.staleKills.clear();
+    this.o.log.info({ node_id: nodeId, ...ref }, 'killing an attempt that is no longer current');
+    await this.publish(nodeId, { type: 'kill', ...ref, grace_sec: this.o.killGraceSec, reason: 'attempt is no longer current' });
+  }
+
+  /** Periodic safety net: re-send kills for finished jobs whose GPUs are still held. */
+  resendKills(): void {
+    const now = Date.now();
+    for (const job of this.jobs.values()) {
+      if (isTerminal(job.status) && now - job.killSentAt > Math.max(30_000, this.o.killGraceSec * 2000)) void this.sendKill(job, 'job finished');
+    }
+  }
+
+  private updateStats(): void {
+    let queued = 0;
+    for (const j of this.jobs.values()) if (j.status === 'queued' || j.status === 'pending') queued++;
+    Object.assign(this.stats, { liveJobs: this.jobs.size, queued, nodes: this.nodes.size });
+  }
+
+  /** For tests and the inspector: the live view. */
+  snapshot(): { jobs: JobRecord[]; capacity: CapacitySnapshot } {
+    return { jobs: [...this.jobs.values()].map((j) => ({ ...j.rec })), capacity: this.capacity };
+  }
+}
+
+export type { BatchItem };

@@ -1,0 +1,186 @@
+/**
+ * `scalar coordinator`: wins leadership, rebuilds the actors from Postgres,
+ * then feeds the Coordinator from JetStream (jobs, node events), core NATS
+ * (heartbeats, operator requests) and timers.
+ */
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { nanos, type Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Bus } from '../bus/connection.ts';
+import {
+  encodeJson,
+  heartbeatSchema,
+  jobsCancelSchema,
+  jobsSubmittedSchema,
+  nodeActionRequestSchema,
+  nodeEventSchema,
+} from '../bus/messages.ts';
+import type { NodeAction } from '../bus/subjects.ts';
+import { Coordinator } from './coordinator.ts';
+import { electLeader } from './leader.ts';
+import type { Inspect } from './live.ts';
+
+export interface CoordinatorRuntimeOptions {
+  orm: MikroORM;
+  databaseUrl: string;
+  bus: Bus;
+  log: Logger;
+  heartbeatIntervalMs: number;
+  killGraceSec: number;
+  inspect?: Inspect;
+  /** Called when leadership is lost after it was won (the process should exit). */
+  onLeadershipLost: (err: Error) => void;
+  /** How often standbys try the lock (default 1 s). */
+  leaderPollMs?: number;
+}
+
+export interface RunningCoordinator {
+  /** Resolves once this process leads and has rebuilt its state. */
+  leading: Promise<Coordinator>;
+  stop(): Promise<void>;
+}
+
+/** Redelivery delay for a message the coordinator took but did not finish (a crash). */
+const ACK_WAIT_MS = 10_000;
+
+async function ensureConsumer(bus: Bus, stream: string, durable: string): Promise<void> {
+  const cfg = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(ACK_WAIT_MS),
+    max_ack_pending: 20_000,
+    deliver_policy: DeliverPolicy.All,
+  };
+  try {
+    await bus.jsm.consumers.add(stream, cfg);
+  } catch (err) {
+    if (!/already (exists|in use)/i.test((err as Error).message)) throw err;
+    await bus.jsm.consumers.update(stream, durable, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
+  }
+}
+
+export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinator {
+  const log = o.log;
+  const t = o.bus.t;
+  let coordinator: Coordinator | undefined;
+  const feeds: ConsumerMessages[] = [];
+  const subs: Subscription[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  let stopping = false;
+
+  const leadership = electLeader(o.databaseUrl, log, {
+    pollMs: o.leaderPollMs,
+    onLost: (err) => {
+      void stop().finally(() => o.onLeadershipLost(err));
+    },
+  });
+
+  const consume = async (stream: string, durable: string, onMsg: (m: JsMsg) => void) => {
+    await ensureConsumer(o.bus, stream, durable);
+    const consumer = await o.bus.js.consumers.get(stream, durable);
+    const messages = await consumer.consume({ max_messages: 2000 });
+    feeds.push(messages);
+    void (async () => {
+      for await (const m of messages) onMsg(m);
+    })().catch((err) => log.error({ err, stream }, 'consumer stopped'));
+  };
+
+  const bad = (m: JsMsg, err: unknown) => {
+    log.warn({ subject: m.subject, err: (err as Error).message }, 'malformed message; dropped');
+    m.term();
+  };
+
+  const leading = (async () => {
+    await leadership.acquired;
+    if (stopping) throw new Error('stopped');
+    log.info('this coordinator is the leader');
+    const c = new Coordinator({
+      orm: o.orm,
+      bus: o.bus,
+      log,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      killGraceSec: o.killGraceSec,
+      inspect: o.inspect,
+    });
+    coordinator = c;
+    await c.rehydrate();
+
+    await consume(t.streams.JOBS, t.consumers.coordinatorJobs, (m) => {
+      try {
+        if (m.subject === t.subjects.jobsSubmitted) c.push({ kind: 'submitted', ids: jobsSubmittedSchema.parse(m.json()).job_ids, msg: m });
+        else if (m.subject === t.subjects.jobsCancel) c.push({ kind: 'cancel', jobId: jobsCancelSchema.parse(m.json()).job_id, msg: m });
+        else bad(m, new Error('unknown subject'));
+      } catch (err) {
+        bad(m, err);
+      }
+    });
+    await consume(t.streams.NODE_EVENTS, t.consumers.coordinatorEvents, (m) => {
+      try {
+        const nodeId = t.nodeIdOfSubject(m.subject);
+        if (!nodeId) return bad(m, new Error('no node in subject'));
+        c.push({ kind: 'node-event', nodeId, event: nodeEventSchema.parse(m.json()), msg: m });
+      } catch (err) {
+        bad(m, err);
+      }
+    });
+    subs.push(
+      o.bus.nc.subscribe(t.subjects.allHeartbeats, {
+        callback: (err, m) => {
+          if (err) return;
+          const nodeId = t.nodeIdOfSubject(m.subject);
+          const hb = heartbeatSchema.safeParse(safeJson(m.data));
+          if (nodeId && hb.success) c.heartbeat(hb.data, nodeId);
+        },
+      }),
+    );
+    for (const action of ['drain', 'resume'] as NodeAction[]) {
+      subs.push(
+        o.bus.nc.subscribe(t.subjects.coordNode(action), {
+          callback: (err, m) => {
+            if (err) return;
+            const req = nodeActionRequestSchema.safeParse(safeJson(m.data));
+            if (!req.success) {
+              m.respond(encodeJson({ ok: false, error: 'invalid_state', message: 'malformed request' }));
+              return;
+            }
+            c.push({
+              kind: 'node-action',
+              action,
+              nodeId: req.data.node_id,
+              reason: req.data.reason,
+              reply: (r) => m.respond(encodeJson(r)),
+            });
+          },
+        }),
+      );
+    }
+    timers.push(setInterval(() => c.tick(), o.heartbeatIntervalMs));
+    timers.push(setInterval(() => c.push({ kind: 'sweep' }), 2000));
+    timers.push(setInterval(() => c.resendKills(), 10_000));
+    c.push({ kind: 'sweep' });
+    log.info('coordinator ready');
+    return c;
+  })();
+  leading.catch(() => undefined);
+
+  async function stop(): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    for (const t of timers) clearInterval(t);
+    for (const s of subs) s.unsubscribe();
+    for (const f of feeds) f.stop();
+    await coordinator?.stop();
+    await leadership.release();
+  }
+
+  return { leading, stop };
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The coordinator's live actors: one job actor per live job, one node actor
+ * per node. Both run the pure machines from machines/; Postgres stays the
+ * truth, so a job actor is moved forward only with events the database has
+ * just committed, and rebuilt from the row if the two ever disagree.
+ */
+import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { jobMachine, restoreJobSnapshot, type JobEvent, type JobStatus } from '../../machines/job.machine.ts';
+import { nodeMachine, type NodeState } from '../../machines/node.machine.ts';
+import type { GpuInfo, Pool } from '../../src/domain/cluster.ts';
+import type { JobRequest } from '../../src/placement/index.ts';
+import type { JobState } from '../job-transitions.ts';
+import type { JobRecord } from './store.ts';
+
+export type Inspect = Observer<InspectionEvent> | ((e: InspectionEvent) => void);
+
+export class LiveJob {
+  actor: Actor<typeof jobMachine>;
+  /** When the current attempt's run command was last sent (ms), for re-sends. */
+  dispatchedAt = 0;
+  /** When a kill was last sent for a held attempt of a finished job (ms). */
+  killSentAt = 0;
+
+  constructor(
+    public rec: JobRecord,
+    private readonly inspect?: Inspect,
+  ) {
+    this.actor = this.spawn();
+  }
+
+  private spawn(): Actor<typeof jobMachine> {
+    const snapshot = restoreJobSnapshot(this.rec.status, this.context());
+    // `input` is required by the types but unused: the snapshot carries the context.
+    const input = { jobId: this.rec.id, maxAttempts: this.rec.maxAttempts };
+    return createActor(jobMachine, { snapshot, input, id: `job:${this.rec.id}`, inspect: this.inspect }).start();
+  }
+
+  private context() {
+    return {
+      jobId: this.rec.id,
+      attempt: this.rec.attempt,
+      maxAttempts: this.rec.maxAttempts,
+      nodeId: this.rec.nodeId,
+      gpuIndices: this.rec.gpuIndices ?? [],
+      exitCode: this.rec.exitCode,
+      statusReason: this.rec.statusReason,
+    };
+  }
+
+  get status(): JobStatus {
+    return this.rec.status;
+  }
+
+  request(): JobRequest {
+    const r = this.rec;
+    return {
+      jobId: r.id,
+      tier: r.tier,
+      priority: r.priority,
+      seq: r.seq,
+      gpuCount: r.gpuCount,
+      vramPerGpuGb: r.vramPerGpuGb,
+      cpuCores: r.cpuCores,
+      ramGb: r.ramGb,
+    };
+  }
+
+  /** Mirrors a committed outcome: the events go to the actor, the row values to the record. */
+  commit(applied: JobEvent[], after: JobState): void {
+    for (const ev of applied) this.actor.send(ev);
+    const c = after.context;
+    Object.assign(this.rec, {
+      status: after.status,
+      statusReason: c.statusReason,
+      attempt: c.attempt,
+      nodeId: c.nodeId,
+      gpuIndices: c.nodeId ? [...c.gpuIndices] : null,
+      exitCode: c.exitCode,
+    });
+    if (this.actor.getSnapshot().value !== after.status || this.actor.getSnapshot().context.attempt !== c.attempt) {
+      // Someone else (the API's cancel) changed the row since we last looked: rebuild from it.
+      this.actor.stop();
+      this.actor = this.spawn();
+    }
+  }
+
+  /** Replaces the record with a fresh row (e.g. after the API cancelled it). */
+  refresh(rec: JobRecord): void {
+    this.rec = rec;
+    this.actor.stop();
+    this.actor = this.spawn();
+  }
+
+  stop(): void {
+    this.actor.stop();
+  }
+}
+
+export interface NodeInfo {
+  pool: Pool;
+  runtime: string;
+  cpuCores: number;
+  ramGb: number;
+  gpus: GpuInfo[];
+}
+
+export class LiveNode {
+  actor: Actor<typeof nodeMachine>;
+  /** ms of the latest heartbeat (or of the coordinator's start). */
+  lastHeartbeatAt = Date.now();
+  lastTickAt = Date.now();
+  lastHelloAt = 0;
+  lastReconcileAt = 0;
+  bootId: string | null = null;
+
+  constructor(
+    readonly id: string,
+    public info: NodeInfo,
+    state: NodeState,
+    stateReason: string | null,
+    drainRequested: boolean,
+    effects: { nodeLost: (id: string) => void; nodeReady: (id: string) => void },
+    inspect?: Inspect,
+  ) {
+    const machine = nodeMachine.provide({
+      actions: {
+        nodeLost: (_, p) => effects.nodeLost(p.nodeId),
+        nodeReady: (_, p) => effects.nodeReady(p.nodeId),
+      },
+    });
+    const snapshot = machine.resolveState({ value: state, context: {
+      nodeId: id,
+      pool: info.pool,
+      lostAfterMissed: 3,
+      missedHeartbeats: 0,
+      drainRequested,
+      stateReason,
+    } });
+    this.actor = createActor(machine, { snapshot, input: { nodeId: id, pool: info.pool }, id: `node:${id}`, inspect }).start();
+  }
+
+  get state(): NodeState {
+    return this.actor.getSnapshot().value as NodeState;
+  }
+
+  get stateReason(): string | null {
+    return this.actor.getSnapshot().context.stateReason;
+  }
+
+  get drainRequested(): boolean {
+    return this.actor.getSnapshot().context.drainRequested;
+  }
+
+  stop(): void {
+    this.actor.stop();
+  }
+}
