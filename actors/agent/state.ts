@@ -1,0 +1,150 @@
+/**
+ * The agent's durable state: `<stateDir>/state.json`, the attempts this node
+ * has seen. It is what lets an agent restart without orphaning a running
+ * attempt (re-attached from its runtime `record`), without running an
+ * attempt twice (a redelivered `run` finds its entry), and without losing an
+ * exit that happened while no agent ran (`reported: false`).
+ *
+ * Writes are atomic (tmp file, fsync, rename, fsync of the directory) and
+ * coalesced: `save()` resolves once a write that includes every change made
+ * before the call is on disk.
+ */
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+export const STATE_FILE = 'state.json';
+export const STATE_VERSION = 1;
+
+export const exitInfoSchema = z.object({
+  code: z.number().int(),
+  signal: z.string().nullable(),
+  /** True when it ended after (because of) a `kill` command. */
+  killed: z.boolean(),
+});
+export type ExitInfo = z.infer<typeof exitInfoSchema>;
+
+export const executionEntrySchema = z.object({
+  job_id: z.string(),
+  attempt: z.number().int().min(1),
+  /**
+   * launching: persisted just before `runtime.launch` (a crash then means the launch's fate is unknown);
+   * running: launched, `record` set; exited: over (ran and ended, failed to launch, or killed before it ran).
+   */
+  status: z.enum(['launching', 'running', 'exited']),
+  /** The runtime's record (process: pid, workDir, log offsets), handed to `runtime.reattach` after a restart. */
+  record: z.record(z.string(), z.unknown()).optional(),
+  /** How it ended; set with status `exited` unless it failed to launch. */
+  exit: exitInfoSchema.optional(),
+  /** Set when it never started: `launch_failed` is its final event instead of `exited`. */
+  launch_failed: z.string().optional(),
+  /** A kill command was received (and, while it ran, carried out). */
+  killRequested: z.boolean().optional(),
+  /** The grace of that kill, for carrying it out again after a restart. */
+  kill_grace_sec: z.number().optional(),
+  /** Killed before its run arrived: a later `run` for it must never start. */
+  tombstone: z.boolean().optional(),
+  /** The final event (exited / launch_failed) has been acked by JetStream. */
+  reported: z.boolean(),
+  gpu_indices: z.array(z.number().int()),
+  cpu_cores: z.number(),
+  ram_gb: z.number(),
+  /** Its work directory (`<stateDir>/jobs/<job_id>-<attempt>`), when one was created. */
+  work_dir: z.string().optional(),
+  /** The work directory was removed by the sweep. */
+  work_dir_removed: z.boolean().optional(),
+  pid: z.number().int().nullable().optional(),
+  created_at: z.string(),
+  ended_at: z.string().optional(),
+});
+export type ExecutionEntry = z.infer<typeof executionEntrySchema>;
+
+export const stateFileSchema = z.object({
+  version: z.literal(STATE_VERSION),
+  node_id: z.string(),
+  updated_at: z.string(),
+  executions: z.array(executionEntrySchema),
+});
+export type StateFileContent = z.infer<typeof stateFileSchema>;
+
+export class StateFileError extends Error {
+  constructor(path: string, why: string) {
+    super(`agent state file ${path} is unusable: ${why}. Move it away to start this node with no memory of its attempts.`);
+    this.name = 'StateFileError';
+  }
+}
+
+/** Reads `<dir>/state.json`: null when there is none yet; throws StateFileError when it cannot be read or parsed. */
+export async function readStateFile(dir: string): Promise<StateFileContent | null> {
+  const path = join(dir, STATE_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new StateFileError(path, (err as Error).message);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new StateFileError(path, `not JSON (${(err as Error).message})`);
+  }
+  const parsed = stateFileSchema.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new StateFileError(path, `${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+/** Writes `content` to `<dir>/<name>` atomically and durably. */
+export async function writeFileAtomic(dir: string, name: string, content: string): Promise<void> {
+  const path = join(dir, name);
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(content, 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  // The rename itself is durable only once the directory is synced.
+  const dh = await open(dir, 'r').catch(() => null);
+  if (dh) {
+    await dh.sync().catch(() => undefined);
+    await dh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Coalescing, serialised writer of the state file. `snapshot` is called
+ * when a write starts, so it sees every change made before `save()`.
+ */
+export class StateWriter {
+  private scheduled: Promise<void> | null = null;
+  private last: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly dir: string,
+    private readonly snapshot: () => StateFileContent,
+  ) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  save(): Promise<void> {
+    if (this.scheduled) return this.scheduled;
+    const p = this.last
+      .catch(() => undefined)
+      .then(() => {
+        this.scheduled = null;
+        return writeFileAtomic(this.dir, STATE_FILE, JSON.stringify(this.snapshot(), null, 1) + '\n');
+      });
+    this.scheduled = p;
+    this.last = p;
+    return p;
+  }
+}

@@ -1,0 +1,429 @@
+/**
+ * The node agent against the real NATS server (127.0.0.1:4222 or NATS_URL).
+ * The test plays the coordinator: it publishes commands to the node's cmd
+ * subject and reads the node's events from the NODE_EVENTS stream.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AckPolicy, DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Agent, type AgentOptions } from '../../actors/agent/agent.ts';
+import { readStateFile } from '../../actors/agent/state.ts';
+import { connectBus, type Bus } from '../../actors/bus/connection.ts';
+import {
+  encodeJson,
+  heartbeatSchema,
+  logLineSchema,
+  nodeEventSchema,
+  type Heartbeat,
+  type KillCommand,
+  type LogLineMessage,
+  type NodeBusEvent,
+  type RunCommand,
+} from '../../actors/bus/messages.ts';
+import { createRuntime, parseGpuSpec, type Runtime } from '../../src/runtimes/index.ts';
+import { groupAlive, pidAlive } from '../../src/runtimes/proc.ts';
+
+const prefix = `test_agent_${randomBytes(4).toString('hex')}`;
+const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+let bus: Bus;
+let tmp: string;
+const agents: Agent[] = [];
+const readers: EventReader[] = [];
+
+beforeAll(async () => {
+  bus = await connectBus(
+    { url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name: 'agent-test', prefix, logRetentionHours: 1, logMaxMb: 64 },
+    log,
+  );
+  tmp = await mkdtemp(join(tmpdir(), 'scalar-agent-test-'));
+});
+
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop()));
+});
+
+afterAll(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop()));
+  await Promise.all(readers.splice(0).map((r) => r.close()));
+  if (bus) {
+    for (const s of Object.values(bus.t.streams)) await bus.jsm.streams.delete(s).catch(() => undefined);
+    await bus.close();
+  }
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil<T>(fn: () => T | undefined | null | false, what: string, timeoutMs = 8000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Reads (and acks) one node's events from NODE_EVENTS, as the coordinator would. */
+class EventReader {
+  readonly events: NodeBusEvent[] = [];
+  private msgs: ConsumerMessages | null = null;
+
+  static async open(nodeId: string): Promise<EventReader> {
+    const r = new EventReader();
+    const name = `test-events-${nodeId}`;
+    await bus.jsm.consumers.add(bus.t.streams.NODE_EVENTS, {
+      durable_name: name,
+      filter_subject: bus.t.subjects.nodeEvents(nodeId),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const c = await bus.js.consumers.get(bus.t.streams.NODE_EVENTS, name);
+    r.msgs = await c.consume({ max_messages: 100, expires: 2000 });
+    void (async () => {
+      for await (const m of r.msgs!) {
+        r.events.push(nodeEventSchema.parse(m.json()));
+        m.ack();
+      }
+    })();
+    readers.push(r);
+    return r;
+  }
+
+  of(type: NodeBusEvent['type'], jobId?: string): NodeBusEvent[] {
+    return this.events.filter((e) => e.type === type && (jobId === undefined || ('job_id' in e && e.job_id === jobId)));
+  }
+
+  async next<T extends NodeBusEvent['type']>(type: T, jobId?: string, nth = 1, timeoutMs = 8000): Promise<Extract<NodeBusEvent, { type: T }>> {
+    return waitUntil(() => this.of(type, jobId)[nth - 1], `${type} #${nth}${jobId ? ` of ${jobId}` : ''}`, timeoutMs) as Promise<
+      Extract<NodeBusEvent, { type: T }>
+    >;
+  }
+
+  async close(): Promise<void> {
+    await this.msgs?.close();
+  }
+}
+
+function nodeId(): string {
+  return `n-${randomBytes(4).toString('hex')}`;
+}
+
+function agentOptions(id: string, opts: { runtime?: Runtime; stateDir?: string } = {}): AgentOptions {
+  return {
+    nodeId: id,
+    pool: 'fast',
+    gpus: parseGpuSpec('2x80'),
+    cpuCores: 16,
+    ramGb: 64,
+    runtime: opts.runtime ?? createRuntime('simulated'),
+    stateDir: opts.stateDir ?? join(tmp, id),
+    heartbeatIntervalMs: 200,
+    bus,
+    log,
+    stopLogFlushMs: 1000,
+  };
+}
+
+function makeAgent(id: string, opts: { runtime?: Runtime; stateDir?: string } = {}): Agent {
+  const a = new Agent(agentOptions(id, opts));
+  agents.push(a);
+  return a;
+}
+
+function runCmd(over: Partial<RunCommand> = {}): RunCommand {
+  return {
+    type: 'run',
+    job_id: randomUUID(),
+    attempt: 1,
+    gpu_indices: [0],
+    image: '',
+    command: ['true'],
+    env: {},
+    cpu_cores: 1,
+    ram_gb: 1,
+    expected_duration_sec: 1,
+    ...over,
+  };
+}
+
+async function send(id: string, cmd: RunCommand | KillCommand | Record<string, unknown>): Promise<void> {
+  await bus.js.publish(bus.t.subjects.nodeCmd(id), encodeJson(cmd));
+}
+
+const kill = (jobId: string, attempt = 1, grace = 5): KillCommand => ({ type: 'kill', job_id: jobId, attempt, grace_sec: grace, reason: 'test' });
+
+/** Every line stored in LOGS for a job, in stream order. */
+async function readLogs(jobId: string): Promise<LogLineMessage[]> {
+  const c = await bus.js.consumers.get(bus.t.streams.LOGS, { filter_subjects: bus.t.subjects.logs(jobId) });
+  const info = await c.info();
+  const total = info.num_pending;
+  const out: LogLineMessage[] = [];
+  if (total === 0) return out;
+  const msgs = await c.fetch({ max_messages: total, expires: 2000 });
+  for await (const m of msgs) {
+    out.push(logLineSchema.parse(m.json()));
+    if (out.length === total) break;
+  }
+  return out;
+}
+
+describe('agent', () => {
+  it('registers with its resources, a fresh boot id and nothing running', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const agent = makeAgent(id);
+    await agent.start();
+    const reg = await events.next('registered');
+    expect(reg).toMatchObject({
+      node_id: id,
+      boot_id: agent.bootId,
+      pool: 'fast',
+      runtime: 'simulated',
+      cpu_cores: 16,
+      ram_gb: 64,
+      running: [],
+    });
+    expect(reg.boot_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(reg.gpus).toEqual([
+      { index: 0, uuid: 'GPU-sim-0', model: 'Simulated 80GB', vram_gb: 80 },
+      { index: 1, uuid: 'GPU-sim-1', model: 'Simulated 80GB', vram_gb: 80 },
+    ]);
+    // The command consumer is durable, explicit-ack and filtered to this node only.
+    const ci = await bus.jsm.consumers.info(bus.t.streams.NODE_CMDS, bus.t.consumers.node(id));
+    expect(ci.config).toMatchObject({ filter_subject: bus.t.subjects.nodeCmd(id), ack_policy: AckPolicy.Explicit, ack_wait: 30e9 });
+  });
+
+  it('runs a process: started, both log lines stored, then exited with its code', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    await makeAgent(id, { runtime: createRuntime('process') }).start();
+    const cmd = runCmd({ command: ['sh', '-c', 'echo hello; echo oops >&2; exit 3'] });
+    await send(id, cmd);
+    const started = await events.next('started', cmd.job_id);
+    expect(started.pid).toEqual(expect.any(Number));
+    const exited = await events.next('exited', cmd.job_id);
+    expect(exited).toMatchObject({ node_id: id, job_id: cmd.job_id, attempt: 1, code: 3, signal: null, killed: false });
+    expect(events.events.indexOf(started)).toBeLessThan(events.events.indexOf(exited));
+    // exited is published only once the lines are stored: no waiting needed here.
+    const lines = await readLogs(cmd.job_id);
+    expect(lines.map(({ stream, line, offset, attempt }) => ({ stream, line, offset, attempt })).sort((a, b) => a.stream.localeCompare(b.stream))).toEqual([
+      { stream: 'stderr', line: 'oops', offset: 0, attempt: 1 },
+      { stream: 'stdout', line: 'hello', offset: 0, attempt: 1 },
+    ]);
+  });
+
+  it('ships a burst of lines through a small window; exited comes after the last one is stored', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const agent = new Agent({ ...agentOptions(id), runtime: createRuntime('process'), logWindow: 8 });
+    agents.push(agent);
+    await agent.start();
+    const cmd = runCmd({ command: ['seq', '1', '3000'] });
+    await send(id, cmd);
+    expect(await events.next('exited', cmd.job_id)).toMatchObject({ code: 0 });
+    const lines = await readLogs(cmd.job_id);
+    expect(lines).toHaveLength(3000);
+    expect(new Set(lines.map((l) => l.line)).size).toBe(3000);
+    expect(lines.find((l) => l.line === '10')).toMatchObject({ stream: 'stdout', offset: 18 });
+  });
+
+  it('does not start a second process for a duplicate run', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    await makeAgent(id, { runtime: createRuntime('process') }).start();
+    const mark = join(tmp, `${id}.mark`);
+    const cmd = runCmd({ command: ['sh', '-c', 'echo ran >> "$MARK"; sleep 0.5'], env: { MARK: mark } });
+    await send(id, cmd);
+    await send(id, cmd);
+    await events.next('started', cmd.job_id, 2);
+    await events.next('exited', cmd.job_id);
+    await send(id, cmd); // re-sent after it ended: answered with its exit
+    await events.next('exited', cmd.job_id, 2);
+    const pids = new Set(events.of('started', cmd.job_id).map((e) => (e as { pid: number }).pid));
+    expect(pids.size).toBe(1);
+    expect(events.of('started', cmd.job_id)).toHaveLength(2);
+    expect((await readFile(mark, 'utf8')).trim().split('\n')).toEqual(['ran']);
+  });
+
+  it('kills a running process: exited killed:true and the process group is gone', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    await makeAgent(id, { runtime: createRuntime('process') }).start();
+    const cmd = runCmd({ command: ['sleep', '300'] });
+    await send(id, cmd);
+    const { pid } = await events.next('started', cmd.job_id);
+    expect(pidAlive(pid!)).toBe(true);
+    await send(id, kill(cmd.job_id));
+    const exited = await events.next('exited', cmd.job_id);
+    expect(exited).toMatchObject({ killed: true, code: 143, signal: 'SIGTERM' });
+    expect(pidAlive(pid!)).toBe(false);
+    expect(groupAlive(pid!)).toBe(false);
+  });
+
+  it('a kill before the run leaves a tombstone: the later run never starts', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const agent = makeAgent(id);
+    await agent.start();
+    const cmd = runCmd();
+    await send(id, kill(cmd.job_id));
+    expect(await events.next('exited', cmd.job_id)).toMatchObject({ code: -1, signal: null, killed: true });
+    await send(id, cmd);
+    expect(await events.next('exited', cmd.job_id, 2)).toMatchObject({ code: -1, killed: true });
+    await sleep(300);
+    expect(events.of('started', cmd.job_id)).toEqual([]);
+    const state = await readStateFile(agent.stateDir);
+    expect(state!.executions).toEqual([expect.objectContaining({ job_id: cmd.job_id, tombstone: true, status: 'exited', reported: true })]);
+  });
+
+  it('reports launch_failed for a GPU index the node does not have', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    await makeAgent(id).start();
+    const cmd = runCmd({ gpu_indices: [0, 5] });
+    await send(id, cmd);
+    const failed = await events.next('launch_failed', cmd.job_id);
+    expect(failed.reason).toMatch(/GPU index 5 does not exist on node/);
+    expect(events.of('started', cmd.job_id)).toEqual([]);
+  });
+
+  it('heartbeats its running attempts and free/used resources', async () => {
+    const id = nodeId();
+    const beats: Heartbeat[] = [];
+    const sub = bus.nc.subscribe(bus.t.subjects.nodeHeartbeat(id), {
+      callback: (_e, m) => {
+        beats.push(heartbeatSchema.parse(m.json()));
+      },
+    });
+    try {
+      const events = await EventReader.open(id);
+      const agent = makeAgent(id);
+      await agent.start();
+      const first = await waitUntil(() => beats[0], 'a heartbeat');
+      expect(first).toMatchObject({ node_id: id, boot_id: agent.bootId, running: [], used: { gpus: 0, cpu_cores: 0, ram_gb: 0 }, free: { gpus: 2, cpu_cores: 16, ram_gb: 64 } });
+      const cmd = runCmd({ gpu_indices: [0, 1], cpu_cores: 4, ram_gb: 8, expected_duration_sec: 60 });
+      await send(id, cmd);
+      await events.next('started', cmd.job_id);
+      const busy = await waitUntil(() => beats.find((b) => b.running.length === 1), 'a heartbeat with the attempt');
+      expect(busy).toMatchObject({
+        running: [{ job_id: cmd.job_id, attempt: 1 }],
+        used: { gpus: 2, cpu_cores: 4, ram_gb: 8 },
+        free: { gpus: 0, cpu_cores: 12, ram_gb: 56 },
+      });
+      await send(id, kill(cmd.job_id));
+      expect(await events.next('exited', cmd.job_id)).toMatchObject({ killed: true, code: 143 });
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
+  it('registers again on hello, with the same boot id; a malformed command is dropped', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const agent = makeAgent(id);
+    await agent.start();
+    await events.next('registered');
+    bus.nc.publish(bus.t.subjects.nodeHello(id));
+    const again = await events.next('registered', undefined, 2);
+    expect(again.boot_id).toBe(agent.bootId);
+
+    await send(id, { type: 'run', job_id: 'not-a-uuid' });
+    const cmd = runCmd({ expected_duration_sec: 0 });
+    await send(id, cmd);
+    expect(await events.next('exited', cmd.job_id)).toMatchObject({ code: 0, killed: false });
+    // Both are gone from the work queue: the malformed one too (acked, never redelivered).
+    let left = -1;
+    for (let i = 0; i < 50 && left !== 0; i++) {
+      left = (await bus.jsm.streams.info(bus.t.streams.NODE_CMDS)).state.messages;
+      if (left) await sleep(20);
+    }
+    expect(left).toBe(0);
+  });
+
+  it('re-attaches after a restart: re-registers with the attempt running, then reports its exit', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const stateDir = join(tmp, id);
+    const a = makeAgent(id, { runtime: createRuntime('process'), stateDir });
+    await a.start();
+    const cmd = runCmd({ command: ['sh', '-c', 'echo before; sleep 1.2; echo after; exit 7'] });
+    await send(id, cmd);
+    await events.next('started', cmd.job_id);
+    await a.stop();
+    const state = await readStateFile(stateDir);
+    expect(state!.executions[0]).toMatchObject({ job_id: cmd.job_id, status: 'running', reported: false });
+
+    const b = makeAgent(id, { runtime: createRuntime('process'), stateDir });
+    await b.start();
+    const reg = await events.next('registered', undefined, 2);
+    expect(reg.boot_id).toBe(b.bootId);
+    expect(reg.boot_id).not.toBe(a.bootId);
+    expect(reg.running).toEqual([{ job_id: cmd.job_id, attempt: 1 }]);
+    expect(await events.next('exited', cmd.job_id)).toMatchObject({ code: 7, killed: false });
+    const lines = await readLogs(cmd.job_id);
+    expect(lines.map((l) => l.line)).toEqual(['before', 'after']);
+  });
+
+  it('after a restart, takes commands at once and reports an interrupted launch as launch_failed', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const stateDir = join(tmp, id);
+    const a = makeAgent(id, { stateDir });
+    await a.start();
+    await sleep(200); // its pull request is registered with the server
+    await a.stop();
+    // As if the agent had crashed between persisting `launching` and launching.
+    const state = (await readStateFile(stateDir))!;
+    const interrupted = runCmd();
+    state.executions.push({
+      job_id: interrupted.job_id,
+      attempt: 1,
+      status: 'launching',
+      reported: false,
+      gpu_indices: [0],
+      cpu_cores: 1,
+      ram_gb: 1,
+      created_at: new Date().toISOString(),
+    });
+    await writeFile(join(stateDir, 'state.json'), JSON.stringify(state));
+
+    const b = makeAgent(id, { stateDir });
+    await b.start();
+    expect(await events.next('launch_failed', interrupted.job_id)).toMatchObject({ reason: 'agent restarted while launching' });
+    // A stale pull request of the stopped agent must not swallow the next command.
+    const t0 = Date.now();
+    const cmd = runCmd({ expected_duration_sec: 0 });
+    await send(id, cmd);
+    await events.next('exited', cmd.job_id, 1, 4000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('reports an attempt that finished while no agent ran', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const stateDir = join(tmp, id);
+    const a = makeAgent(id, { runtime: createRuntime('process'), stateDir });
+    await a.start();
+    const cmd = runCmd({ command: ['sh', '-c', 'sleep 0.4; echo bye; exit 5'] });
+    await send(id, cmd);
+    const { pid } = await events.next('started', cmd.job_id);
+    await a.stop();
+    await waitUntil(() => !pidAlive(pid!), 'the process to end');
+    expect(events.of('exited', cmd.job_id)).toEqual([]);
+
+    const b = makeAgent(id, { runtime: createRuntime('process'), stateDir });
+    await b.start();
+    const reg = await events.next('registered', undefined, 2);
+    expect(reg.running).toEqual([]);
+    expect(await events.next('exited', cmd.job_id)).toMatchObject({ code: 5, killed: false });
+    expect((await readLogs(cmd.job_id)).map((l) => l.line)).toEqual(['bye']);
+    // Reported and persisted: a third agent does not report it again.
+    const state = await readStateFile(stateDir);
+    expect(state!.executions[0]).toMatchObject({ status: 'exited', reported: true, exit: { code: 5, signal: null, killed: false } });
+  });
+});
