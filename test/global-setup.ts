@@ -1,6 +1,8 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import pino from 'pino';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { ormConfig, migrate } from '../src/db/orm.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { serverUrl, templateName, withAdmin } from './helpers/db.ts';
@@ -18,6 +20,35 @@ async function reachable(url: string): Promise<boolean> {
 }
 
 /**
+ * Each test file uses its own NATS prefix (`test_<hex>`, streams `TEST_<HEX>_*`)
+ * and deletes its streams when it ends; a killed run leaves them behind.
+ * Streams of that shape older than an hour cannot belong to a run in
+ * progress: delete them. Best effort: without NATS, skip quietly.
+ */
+async function dropStaleTestStreams(): Promise<void> {
+  const url = (process.env.NATS_URL ?? 'nats://127.0.0.1:4222').replace(/^nats:\/\//, '');
+  let nc;
+  try {
+    nc = await connect({ servers: url, timeout: 2000, maxReconnectAttempts: 0, name: 'scalar-test-setup' });
+  } catch {
+    return;
+  }
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 5000 });
+    const cutoff = Date.now() - 3600_000;
+    for await (const si of jsm.streams.list()) {
+      const name = si.config.name;
+      if (!name.startsWith('TEST_') || Date.parse(si.created) > cutoff) continue;
+      await jsm.streams.delete(name).catch(() => undefined);
+    }
+  } catch {
+    // JetStream disabled or slow: leftovers wait for the next run.
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/**
  * Finds the PostgreSQL to test against and migrates a template database
  * once per run; each test file clones it.
  *
@@ -27,6 +58,7 @@ async function reachable(url: string): Promise<boolean> {
  * works anywhere. TEST_EMBEDDED_PG=1 forces that path.
  */
 export default async function setup(): Promise<(() => Promise<void>) | void> {
+  await dropStaleTestStreams();
   let teardown: (() => Promise<void>) | undefined;
   if (!process.env.DATABASE_URL && (process.env.TEST_EMBEDDED_PG === '1' || !(await reachable(serverUrl())))) {
     const log = pino({ level: 'warn' });

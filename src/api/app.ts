@@ -7,6 +7,9 @@ import type { Config } from '../config/index.ts';
 import { AuthService } from '../auth/service.ts';
 import { JobService } from '../jobs/service.ts';
 import { EndpointService } from '../endpoints/service.ts';
+import { LogService, type LogServiceOptions } from '../logs/service.ts';
+import { NodeService, type NodeServiceOptions } from '../nodes/service.ts';
+import type { Bus } from '../../actors/bus/connection.ts';
 import { frameworkErrorHandler, registerErrorHandling } from './plugins/errors.ts';
 import { registerAuth } from './plugins/auth.ts';
 import { registerDocs } from './plugins/docs.ts';
@@ -14,6 +17,8 @@ import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
+import { logRoutes } from './routes/logs.ts';
+import { nodeRoutes } from './routes/nodes.ts';
 import './types.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -28,6 +33,16 @@ export interface AppDeps {
   cfg: Config;
   orm: MikroORM;
   log: Logger;
+  /**
+   * NATS: wakes the coordinator on submit and cancel, serves job logs and
+   * carries node actions. Optional so that tests of the REST surface alone
+   * can skip it; without it logs and node actions answer 503. The caller
+   * owns it: closing the app does not close the bus.
+   */
+  bus?: Bus;
+  /** Tuning for tests. */
+  logs?: LogServiceOptions;
+  nodes?: NodeServiceOptions;
 }
 
 /**
@@ -35,7 +50,7 @@ export interface AppDeps {
  * (src/api/server.ts) listens, and tests call inject(). Services are built
  * here and closed with the app.
  */
-export async function buildApp({ cfg, orm, log }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ cfg, orm, log, bus, ...opts }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
@@ -66,13 +81,18 @@ export async function buildApp({ cfg, orm, log }: AppDeps): Promise<FastifyInsta
   });
 
   const auth = new AuthService(orm, { cacheTtlSec: cfg.SCALAR_KEY_CACHE_TTL_SEC }, log.child({ component: 'auth' }));
-  const jobs = new JobService(orm, cfg);
+  const jobs = new JobService(orm, cfg, { bus, log: log.child({ component: 'jobs' }) });
   const endpoints = new EndpointService(orm, cfg);
+  const logs = new LogService(orm, bus, log.child({ component: 'logs' }), opts.logs);
+  const nodes = new NodeService(orm, bus, log.child({ component: 'nodes' }), opts.nodes);
   app.decorate('cfg', cfg);
   app.decorate('orm', orm);
+  app.decorate('bus', bus);
   app.decorate('auth', auth);
   app.decorate('jobs', jobs);
   app.decorate('endpoints', endpoints);
+  app.decorate('logs', logs);
+  app.decorate('nodes', nodes);
 
   // While shutting down, answers close their connection: a keep-alive socket
   // that finishes its last request must not hold the server open until the
@@ -80,6 +100,8 @@ export async function buildApp({ cfg, orm, log }: AppDeps): Promise<FastifyInsta
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
+    // Log follows would hold their connections open forever: end them now.
+    logs.stop();
   });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -97,6 +119,8 @@ export async function buildApp({ cfg, orm, log }: AppDeps): Promise<FastifyInsta
   await app.register(keyRoutes);
   await app.register(jobRoutes);
   await app.register(endpointRoutes);
+  await app.register(logRoutes);
+  await app.register(nodeRoutes);
   await auth.start();
   await app.ready();
   return app;

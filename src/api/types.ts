@@ -4,6 +4,9 @@ import type { JobService } from '../jobs/service.ts';
 import type { EndpointService } from '../endpoints/service.ts';
 import type { Config } from '../config/index.ts';
 import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Bus } from '../../actors/bus/connection.ts';
+import type { LogService } from '../logs/service.ts';
+import type { NodeService } from '../nodes/service.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -19,8 +22,12 @@ declare module 'fastify' {
   interface FastifyInstance {
     cfg: Config;
     orm: MikroORM;
+    /** Undefined when the app was built without NATS (some tests). */
+    bus: Bus | undefined;
     auth: AuthService;
     jobs: JobService;
     endpoints: EndpointService;
+    logs: LogService;
+    nodes: NodeService;
   }
 }

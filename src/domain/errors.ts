@@ -10,15 +10,20 @@ export const ErrorCode = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  node_not_found: 404,
   route_not_found: 404,
   method_not_allowed: 405,
   job_already_finished: 409,
   conflict: 409,
+  /** The coordinator refused a node action in the node's current state (e.g. resume a node that is not draining). */
+  invalid_state: 409,
   idempotency_key_reused: 422,
   payload_too_large: 413,
   unsupported_media_type: 415,
   internal: 500,
   unavailable: 503,
+  /** A node action needs the coordinator, and none answered in time. */
+  coordinator_unavailable: 503,
 } as const;
 export type ErrorCode = keyof typeof ErrorCode;
 export const ERROR_CODES = Object.keys(ErrorCode) as ErrorCode[];

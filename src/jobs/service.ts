@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
 import { initialTransition } from 'xstate';
 import { jobMachine, type JobStatus } from '../../machines/job.machine.ts';
 import { applyJobEvent } from '../../actors/job-transitions.ts';
@@ -11,6 +12,8 @@ import type { Principal } from '../auth/principal.ts';
 import type { JobResponse, JobSubmitBody, Tier } from '../api/schemas/jobs.ts';
 import { seqPage } from '../api/cursor.ts';
 import { toJobEventResponse, toJobResponse } from './serialize.ts';
+import type { Bus } from '../../actors/bus/connection.ts';
+import { encodeJson, type JobsCancel, type JobsSubmitted } from '../../actors/bus/messages.ts';
 
 type JobRow = Omit<Job, 'seq' | 'user'> & { user: string };
 type EventRow = Omit<JobEvent, 'id' | 'job'> & { job: string };
@@ -43,18 +46,36 @@ function stamp(row: { job: JobRow; event: EventRow }, now: Date): void {
   row.event.createdAt = now;
 }
 
+export interface JobServiceDeps {
+  /** Without a bus (some tests) nothing is published: the coordinator still finds pending jobs by its sweep. */
+  bus?: Bus;
+  log?: Logger;
+}
+
 /**
  * Job submission, reads and cancel. Submissions are group-committed: the
  * inserts of concurrent requests share one transaction, and each request is
  * answered only once its row is committed.
+ *
+ * After each commit the coordinator is woken with one `jobsSubmitted`
+ * message naming the batch's jobs. That publish is fire-and-forget: the
+ * answer does not wait for it, and a lost wake-up only delays admission
+ * until the coordinator's next sweep of pending jobs in Postgres.
  */
 export class JobService {
   private readonly committer: GroupCommitter<{ job: JobRow; event: EventRow }, void>;
+  private readonly bus: Bus | undefined;
+  private readonly log: Logger | undefined;
+  /** Wake-ups not yet acknowledged by JetStream; drain() waits for them. */
+  private readonly publishing = new Set<Promise<void>>();
 
   constructor(
     private readonly orm: MikroORM,
     private readonly cfg: Config,
+    deps: JobServiceDeps = {},
   ) {
+    this.bus = deps.bus;
+    this.log = deps.log;
     this.committer = new GroupCommitter((items) => this.writeBatch(items), {
       maxBatch: cfg.SCALAR_SUBMIT_BATCH_MAX,
       // Two batches in flight: one is being written while the next fills.
@@ -121,7 +142,52 @@ export class JobService {
       await tx.insertMany(Job, items.map((i) => i.job) as never[]);
       await tx.insertMany(JobEvent, items.map((i) => i.event) as never[]);
     });
+    this.announce(items.map((i) => i.job.id));
     return items.map(() => undefined);
+  }
+
+  /** Wakes the coordinator for jobs that just committed, without waiting for the PubAck. */
+  private announce(jobIds: string[]): void {
+    const bus = this.bus;
+    if (!bus || jobIds.length === 0) return;
+    const msg: JobsSubmitted = { job_ids: jobIds };
+    const p: Promise<void> = bus.js
+      .publish(bus.t.subjects.jobsSubmitted, encodeJson(msg))
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          this.log?.warn(
+            { err, jobs: jobIds.length },
+            'could not announce submitted jobs on NATS; the coordinator will find them on its next sweep',
+          );
+        },
+      )
+      .finally(() => this.publishing.delete(p));
+    this.publishing.add(p);
+  }
+
+  /**
+   * Tells the coordinator to kill a cancelled attempt that holds GPUs. Awaits
+   * the PubAck; a failure is logged, not answered: the job is cancelled in
+   * Postgres either way, and the coordinator reconciles cancelled jobs that
+   * still hold GPUs on its own.
+   */
+  private async dispatchKill(p: { jobId: string; attempt: number; nodeId: string | null }): Promise<void> {
+    const bus = this.bus;
+    if (!bus) return;
+    const msg: JobsCancel = { job_id: p.jobId, attempt: p.attempt, node_id: p.nodeId };
+    try {
+      await bus.js.publish(bus.t.subjects.jobsCancel, encodeJson(msg), {
+        msgID: `cancel:${p.jobId}:${p.attempt}`,
+        // While NATS is away the answer should not hang: the coordinator reconciles anyway.
+        timeout: 3000,
+      });
+    } catch (err) {
+      this.log?.error(
+        { err, job_id: p.jobId, attempt: p.attempt, node_id: p.nodeId },
+        'could not publish a cancel on NATS; the coordinator will reconcile the cancelled job',
+      );
+    }
   }
 
   async submit(principal: Principal, body: JobSubmitBody, idempotencyKey?: string): Promise<SubmitResult> {
@@ -163,6 +229,7 @@ export class JobService {
         );
         if (owned.length === 0) throw REPLAY;
       });
+      this.announce([row.job.id]);
       return { job: this.rowToResponse(row.job), replayed: false };
     } catch (err) {
       if (err !== REPLAY && !isUniqueViolation(err)) throw err;
@@ -186,6 +253,11 @@ export class JobService {
 
   private rowToResponse(row: JobRow): JobResponse {
     return toJobResponse({ ...row, user: { id: row.user } } as unknown as Job);
+  }
+
+  /** The row of a job the caller may see (404 otherwise): for routes that need more than its response. */
+  async visibleRow(principal: Principal, id: string): Promise<Job> {
+    return this.visibleJob(this.em(), principal, id);
   }
 
   /** A job the caller may see: their own, or any job for an admin. Others' jobs do not exist for them. */
@@ -229,6 +301,8 @@ export class JobService {
     const outcome = await applyJobEvent(this.orm.em, id, { type: 'cancel' });
     switch (outcome.kind) {
       case 'applied':
+        // scheduled/running: the machine names a kill for the node's agent.
+        for (const e of outcome.effects) if (e.type === 'dispatchKill') await this.dispatchKill(e.params);
         return toJobResponse(outcome.job);
       case 'refused':
         if (outcome.status === 'cancelled') return toJobResponse(outcome.job);
@@ -242,9 +316,10 @@ export class JobService {
     }
   }
 
-  /** Waits for queued submissions to commit (graceful shutdown). */
-  drain(): Promise<void> {
-    return this.committer.drain();
+  /** Waits for queued submissions to commit and their wake-ups to be published (graceful shutdown). */
+  async drain(): Promise<void> {
+    await this.committer.drain();
+    await Promise.allSettled([...this.publishing]);
   }
 }
 

@@ -2,6 +2,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { connectTestBus, dropTestBus, testNatsPrefix } from '../helpers/app.ts';
+import { parseConfig } from '../../src/config/index.ts';
 
 const BIN = new URL('../../bin/scalar.mjs', import.meta.url).pathname;
 
@@ -9,11 +11,16 @@ let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
 });
-afterAll(() => db?.drop());
+const prefix = testNatsPrefix();
+afterAll(async () => {
+  await db?.drop();
+  // The API created this prefix's streams; remove them.
+  await dropTestBus(await connectTestBus(parseConfig({ SCALAR_NATS_PREFIX: prefix })));
+});
 
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const { DATABASE_URL: _omit, SCALAR_BOOTSTRAP_KEY: _k, ...rest } = process.env;
-  return { ...rest, DATABASE_URL: db.url, LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info', ...extra };
+  return { ...rest, DATABASE_URL: db.url, SCALAR_NATS_PREFIX: prefix, LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info', ...extra };
 }
 
 function run(args: string[], extra: Record<string, string> = {}) {

@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { parseConfig, type Config } from '../../src/config/index.ts';
 import { openDatabase, type Database } from '../../src/db/database.ts';
-import { buildApp } from '../../src/api/app.ts';
+import { buildApp, type AppDeps } from '../../src/api/app.ts';
+import { busOptions, connectBus, type Bus } from '../../actors/bus/connection.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { SPEC_EXAMPLE_JOB } from '../../src/api/schemas/resources.ts';
 
@@ -13,6 +15,12 @@ export interface TestApp {
   db: Database;
   cfg: Config;
   testDb: TestDatabase;
+  /**
+   * A real NATS connection under this file's own SCALAR_NATS_PREFIX
+   * (`test_<8 hex>`), so files never see each other's messages. Its four
+   * streams are deleted on close.
+   */
+  bus: Bus;
   adminKey: string;
   /** inject() with a Bearer key (the admin's unless `key` is given; `key: null` sends none). */
   call(opts: InjectOptions & { key?: string | null }): Promise<LightMyRequestResponse>;
@@ -21,13 +29,41 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** The real API over a fresh database of this file's own, with an admin key. */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+/** Deletes the four streams of a test bus's prefix (best effort) and closes it. */
+export async function dropTestBus(bus: Bus): Promise<void> {
+  for (const name of Object.values(bus.t.streams)) await bus.jsm.streams.delete(name).catch(() => undefined);
+  await bus.close();
+}
+
+/** A NATS connection under a fresh `test_<8 hex>` prefix, with its streams created. */
+export async function connectTestBus(cfg: Config, log = pino({ level: 'silent' })): Promise<Bus> {
+  return connectBus(busOptions(cfg, `scalar-test ${cfg.SCALAR_NATS_PREFIX}`), log);
+}
+
+export const testNatsPrefix = () => `test_${randomBytes(4).toString('hex')}`;
+
+/**
+ * The real API over a fresh database of this file's own, with an admin key,
+ * and a real NATS connection under a prefix of its own.
+ */
+export async function startTestApp(
+  env: Record<string, string> = {},
+  opts: Pick<AppDeps, 'logs' | 'nodes'> = {},
+): Promise<TestApp> {
   const testDb = await createTestDatabase();
-  const cfg = parseConfig({ DATABASE_URL: testDb.url, SCALAR_BOOTSTRAP_KEY: ADMIN_KEY, LOG_LEVEL: 'silent', ...env });
+  const cfg = parseConfig({
+    DATABASE_URL: testDb.url,
+    SCALAR_BOOTSTRAP_KEY: ADMIN_KEY,
+    LOG_LEVEL: 'silent',
+    SCALAR_NATS_PREFIX: testNatsPrefix(),
+    // Each file's LOGS stream reserves this much of the server's storage.
+    SCALAR_LOG_MAX_MB: '64',
+    ...env,
+  });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const db = await openDatabase(cfg, log);
-  const app = await buildApp({ cfg, orm: db.orm, log });
+  const bus = await connectTestBus(cfg, log);
+  const app = await buildApp({ cfg, orm: db.orm, log, bus, ...opts });
   await app.auth.ensureBootstrapKey(ADMIN_KEY);
   const call: TestApp['call'] = ({ key, headers, ...opts }) =>
     app.inject({
@@ -39,6 +75,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     db,
     cfg,
     testDb,
+    bus,
     adminKey: ADMIN_KEY,
     call,
     async newUser(name = 'user') {
@@ -49,6 +86,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     },
     async close() {
       await app.close();
+      await dropTestBus(bus);
       await db.close();
       await testDb.drop();
     },

@@ -63,6 +63,17 @@ describe('fuzz: no request gets a 5xx', () => {
         { method: 'GET', url: `/jobs/${enc(id)}` },
         { method: 'POST', url: `/jobs/${enc(id)}/cancel` },
         { method: 'GET', url: `/jobs/${enc(id)}/events` },
+        {
+          method: 'GET',
+          url: `/jobs/${enc(id)}/logs?limit=${enc(pick(weird))}&stream=${enc(pick(weird))}&attempt=${enc(pick(weird))}`,
+        },
+        { method: 'GET', url: `/jobs/${enc(id)}/logs?cursor=${enc(pick(weird))}` },
+        { method: 'GET', url: `/nodes?limit=${enc(pick(weird))}&state=${enc(pick(weird))}&pool=${enc(pick(weird))}` },
+        { method: 'GET', url: `/nodes?cursor=${enc(pick(weird))}` },
+        { method: 'GET', url: `/nodes/${enc(id)}` },
+        // No node exists here, so these never reach the (absent) coordinator.
+        { method: 'POST', url: `/nodes/${enc(id)}/drain`, payload: { reason: pick(weird) } },
+        { method: 'POST', url: `/nodes/${enc(id)}/resume`, payload: pick(weird) },
         { method: 'POST', url: '/auth/api-keys', payload: { name: pick(weird) } },
         { method: 'DELETE', url: `/auth/api-keys/${enc(id)}` },
         { method: 'POST', url: '/users', payload: { name: pick(weird), is_admin: pick(weird) } },
