@@ -1,7 +1,8 @@
-# The scalar binary: one image for `scalar api`, `scalar migrate` and, later,
-# `scalar coordinator` and `scalar agent`.
+# The scalar binary: one image for `scalar api`, `scalar coordinator`,
+# `scalar agent` and `scalar migrate`.
 FROM node:20-bookworm-slim
 WORKDIR /app
+RUN mkdir -p /state && chown node:node /state
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund

@@ -1,64 +1,28 @@
 import { Command, InvalidArgumentError } from 'commander';
-import type { Logger } from 'pino';
-import { ConfigError, parseConfig, type Config } from '../config/index.ts';
 import { createLogger } from '../log/index.ts';
 import { openDatabase } from '../db/database.ts';
 import { startApi, onShutdown } from '../api/server.ts';
 import { AuthService } from '../auth/service.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
+import { fatal, loadConfig } from './common.ts';
+import { runCoordinator } from './coordinator.ts';
+import { runDev } from './dev.ts';
 
-/** Parses the environment once; a bad value exits 1 naming the variable. */
-function loadConfig(): Config {
-  try {
-    return parseConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`scalar: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
-async function fatal(log: Logger, err: unknown): Promise<never> {
-  const e = err as { code?: string; message?: string };
-  if (e?.code === 'EADDRINUSE') log.fatal(`the API port is taken (${e.message}); set PORT to another one`);
-  else log.fatal({ err }, e?.message ?? 'failed to start');
-  await new Promise<void>((r) => log.flush(() => r()));
-  process.exit(1);
-}
-
-async function runApi(opts: { dev: boolean }): Promise<void> {
+/** `scalar api`: JSON logs only, so log collectors never see a stray line. */
+async function runApi(): Promise<void> {
   const cfg = loadConfig();
-  const log = createLogger(cfg, { pretty: opts.dev });
+  const log = createLogger(cfg);
   try {
     const db = await openDatabase(cfg, log);
     let api: Awaited<ReturnType<typeof startApi>> | undefined;
     try {
-      const access = await ensureAdminAccess(cfg, db, log, { createDevAdmin: opts.dev });
+      const access = await ensureAdminAccess(cfg, db, log, { createDevAdmin: false });
       api = await startApi(cfg, db, log);
       onShutdown(log, cfg.SCALAR_SHUTDOWN_GRACE_MS, async () => {
         await api!.close();
         await db.close();
       });
-      if (!opts.dev) {
-        // Production: JSON logs only, so log collectors never see a stray line.
-        log.info({ url: api.url, database: db.embedded ? 'embedded' : 'DATABASE_URL', admin: access.note }, 'Scalar API ready');
-        return;
-      }
-      const lines = [
-        '',
-        `  Scalar API   ${api.url}`,
-        `  API docs     ${api.url}/docs`,
-        `  Database     ${db.embedded ? `embedded PostgreSQL (data in ${cfg.SCALAR_DATA_DIR})` : 'DATABASE_URL'}`,
-        access.adminKey ? `  Admin key    ${access.adminKey}   (${access.note})` : `  Admin key    ${access.note}`,
-        '',
-        access.adminKey
-          ? `  Try:  curl -H "Authorization: Bearer ${access.adminKey}" ${api.url}/jobs`
-          : `  Try:  curl ${api.url}/healthz`,
-        '',
-      ];
-      process.stdout.write(lines.join('\n') + '\n');
+      log.info({ url: api.url, database: db.embedded ? 'embedded' : 'DATABASE_URL', admin: access.note }, 'Scalar API ready');
     } catch (err) {
       await api?.close().catch(() => undefined);
       await db.close().catch(() => undefined);
@@ -77,12 +41,25 @@ const program = new Command()
 program
   .command('api')
   .description('run the REST API (stateless; run as many as you like)')
-  .action(() => runApi({ dev: false }));
+  .action(() => runApi());
+
+program
+  .command('coordinator')
+  .description('run the coordinator: placement and the job and node actors (one leader; others stand by)')
+  .action(() => runCoordinator());
 
 program
   .command('dev')
-  .description('run everything on embedded defaults (what `npm start` runs); prints the URL and an admin key')
-  .action(() => runApi({ dev: true }));
+  .description('run everything on embedded defaults (what `npm start` runs): API, coordinator, NATS and three simulated nodes')
+  .option('--speed <factor>', 'simulated jobs run expected_duration_sec / factor seconds', '1')
+  .action((opts: { speed: string }) => {
+    const speed = Number(opts.speed);
+    if (!(speed > 0)) {
+      process.stderr.write('scalar dev: --speed must be a positive number\n');
+      process.exit(2);
+    }
+    return runDev({ speed });
+  });
 
 program
   .command('migrate')
@@ -146,5 +123,7 @@ keys
       await fatal(log, err);
     }
   });
+
+(await import('./agent.ts')).registerAgentCommand(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,117 @@
+/**
+ * `scalar dev` (what `npm start` runs): the whole system on embedded
+ * defaults in one process tree:
+ *   - PostgreSQL: DATABASE_URL, or an embedded server under SCALAR_DATA_DIR;
+ *   - NATS: NATS_URL, or a local nats-server it starts (JetStream, store under SCALAR_DATA_DIR/nats);
+ *   - the API, the coordinator, and three simulated nodes
+ *     (fast-1 and fast-2 with 8×80 GB, flex-1 with 8×40 GB).
+ * It prints the URL, an admin key and a curl that submits a job. Ctrl-C stops everything.
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { Agent } from '../../actors/agent/agent.ts';
+import { busOptions, connectBus } from '../../actors/bus/connection.ts';
+import { openDatabase, type Database } from '../db/database.ts';
+import { createLogger } from '../log/index.ts';
+import { startApi, onShutdown } from '../api/server.ts';
+import { createRuntime, parseGpuSpec } from '../runtimes/index.ts';
+import type { Pool } from '../domain/cluster.ts';
+import { ensureAdminAccess } from './bootstrap.ts';
+import { fatal, loadConfig } from './common.ts';
+import { launchCoordinator } from './coordinator.ts';
+import { ensureNats } from './nats-server.ts';
+
+/** The simulated fleet of `scalar dev`. */
+export const DEV_NODES: ReadonlyArray<{ id: string; pool: Pool; gpus: string; cpu: number; ramGb: number }> = [
+  { id: 'fast-1', pool: 'fast', gpus: '8x80', cpu: 96, ramGb: 1024 },
+  { id: 'fast-2', pool: 'fast', gpus: '8x80', cpu: 96, ramGb: 1024 },
+  { id: 'flex-1', pool: 'flex', gpus: '8x40', cpu: 64, ramGb: 512 },
+];
+
+/** Waits (up to 10 s) until the coordinator has recorded every dev node as ready, so the banner comes last. */
+async function waitForNodes(db: Database, ids: string[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const rows = await db.orm.em.fork().execute(`select count(*)::int as n from nodes where state = 'ready' and id in (${ids.map(() => '?').join(',')})`, ids);
+    if (Number(rows[0]?.n) === ids.length) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function runDev(opts: { speed: number }): Promise<void> {
+  const cfg = loadConfig();
+  const log: Logger = createLogger(cfg, { pretty: true });
+  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch((err) => log.warn({ err }, 'while stopping'));
+  };
+  try {
+    const db = await openDatabase(cfg, log);
+    cleanups.push(() => db.close());
+    const nats = await ensureNats(cfg.NATS_URL, cfg.SCALAR_DATA_DIR, log);
+    cleanups.push(() => nats.stop());
+    const bus = await connectBus(busOptions(cfg, 'scalar-dev'), log);
+    cleanups.push(() => bus.close());
+
+    const access = await ensureAdminAccess(cfg, db, log, { createDevAdmin: true });
+    const api = await startApi(cfg, db, log, { bus });
+    cleanups.push(() => api.close());
+    const coordinator = await launchCoordinator(cfg, db, bus, log.child({ component: 'coordinator' }), (err) => {
+      log.fatal({ err }, 'the coordinator lost its leader lock; stopping');
+      void cleanup().finally(() => process.exit(1));
+    });
+    cleanups.push(() => coordinator.stop());
+    await coordinator.running.leading;
+
+    const runtime = createRuntime('simulated', { speed: opts.speed });
+    for (const n of DEV_NODES) {
+      const agent = new Agent({
+        nodeId: n.id,
+        pool: n.pool,
+        gpus: parseGpuSpec(n.gpus),
+        cpuCores: n.cpu,
+        ramGb: n.ramGb,
+        runtime,
+        stateDir: path.join(cfg.SCALAR_DATA_DIR, 'agent', n.id),
+        heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
+        bus,
+        log,
+      });
+      await agent.start();
+      cleanups.push(() => agent.stop());
+    }
+
+    onShutdown(log, cfg.SCALAR_SHUTDOWN_GRACE_MS, cleanup);
+    await waitForNodes(db, DEV_NODES.map((n) => n.id));
+
+    const key = access.adminKey;
+    const body = JSON.stringify({
+      tier: 'FAST',
+      gpu_count: 2,
+      vram_per_gpu_gb: 40,
+      expected_duration_sec: 30,
+      image: 'pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime',
+      command: ['python', 'train.py'],
+    });
+    const lines = [
+      '',
+      `  Scalar       ${api.url}`,
+      `  API docs     ${api.url}/docs`,
+      `  Database     ${db.embedded ? `embedded PostgreSQL (data in ${cfg.SCALAR_DATA_DIR})` : 'DATABASE_URL'}`,
+      `  NATS         ${cfg.NATS_URL}${nats.started ? ` (started here; store in ${cfg.SCALAR_DATA_DIR}/nats)` : ''}`,
+      `  Nodes        ${DEV_NODES.map((n) => `${n.id} (${n.pool}, ${n.gpus})`).join(', ')}: simulated${opts.speed !== 1 ? `, ${opts.speed}× speed` : ''}`,
+      key ? `  Admin key    ${key}   (${access.note})` : `  Admin key    ${access.note}`,
+      ...(coordinator.inspection ? [`  Inspector    ${coordinator.inspection.url}`] : []),
+      '',
+      '  Submit a job:',
+      `    curl -s -X POST ${api.url}/jobs -H "Authorization: Bearer ${key ?? '<your admin key>'}" \\`,
+      `      -H "Content-Type: application/json" -d '${body}'`,
+      '  Then: GET /jobs/<id>, /jobs/<id>/logs, /nodes.   Ctrl-C stops everything.',
+      '',
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  } catch (err) {
+    await cleanup();
+    await fatal(log, err);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * `scalar dev` needs NATS with JetStream. Use the one at NATS_URL when it
+ * answers; otherwise start a local `nats-server` (when one is installed),
+ * storing under SCALAR_DATA_DIR/nats; otherwise explain in one line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdirSync, openSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+
+export class NatsMissingError extends Error {
+  constructor(url: string) {
+    super(
+      `nothing answers at NATS_URL (${url}) and no nats-server is installed: install nats-server ` +
+        `(Debian/Ubuntu: apt-get install nats-server; macOS: brew install nats-server) or run \`docker compose up nats\``,
+    );
+    this.name = 'NatsMissingError';
+  }
+}
+
+export interface LocalNats {
+  url: string;
+  /** True when this process started the server (and stops it in `stop`). */
+  started: boolean;
+  stop(): Promise<void>;
+}
+
+function hostPort(url: string): { host: string; port: number } {
+  const u = new URL(url.includes('://') ? url : `nats://${url}`);
+  return { host: u.hostname || '127.0.0.1', port: Number(u.port || 4222) };
+}
+
+export function answers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+/** The nats-server binary on PATH (or in the sbin folders Debian uses), or null. */
+export function findNatsServer(envPath = process.env.PATH ?? ''): string | null {
+  const dirs = [...envPath.split(path.delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
+  for (const dir of dirs) {
+    const candidate = path.join(dir, 'nats-server');
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // keep looking
+    }
+  }
+  return null;
+}
+
+export async function ensureNats(url: string, dataDir: string, log: Logger): Promise<LocalNats> {
+  const { host, port } = hostPort(url);
+  if (await answers(host, port)) return { url, started: false, stop: async () => undefined };
+  const bin = findNatsServer();
+  if (!bin) throw new NatsMissingError(url);
+
+  const storeDir = path.resolve(dataDir, 'nats');
+  mkdirSync(storeDir, { recursive: true });
+  const logFd = openSync(path.join(storeDir, 'nats-server.log'), 'a');
+  const child: ChildProcess = spawn(bin, ['-a', host, '-p', String(port), '-js', '-sd', storeDir], {
+    stdio: ['ignore', logFd, logFd],
+  });
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  const deadline = Date.now() + 10_000;
+  while (!(await answers(host, port, 300))) {
+    if (exited || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`started ${bin} but it did not listen on ${host}:${port}; see ${path.join(storeDir, 'nats-server.log')}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  log.info({ bin, store: storeDir, url }, 'started a local nats-server with JetStream');
+  return {
+    url,
+    started: true,
+    async stop() {
+      if (exited) return;
+      const gone = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}
