@@ -51,6 +51,11 @@ export interface CoordinatorStats {
   nodes: number;
 }
 
+/** How often a queued job's status_reason may be rewritten (the first reason is written at admission). */
+const REASON_REFRESH_MS = 5000;
+/** Bounds a pass's size when thousands of jobs wait. */
+const MAX_DIAGNOSES_PER_PASS = 1000;
+
 export class Coordinator {
   private readonly store: CoordinatorStore;
   private readonly jobs = new Map<string, LiveJob>();
@@ -390,13 +395,30 @@ export class Coordinator {
     );
     const events = new Map<string, JobEvent[]>();
     for (const p of placed) events.set(p.jobId, [{ type: 'place', node_id: p.nodeId, gpu_indices: p.gpuIndices }]);
+    const now = Date.now();
+    let diagnosed = 0;
     for (const job of waiting) {
       const list = events.get(job.rec.id) ?? [];
       const reason = reasons.get(job.rec.id);
-      if (job.status === 'pending') list.unshift({ type: 'admit', reason: reason ?? 'placing it now' });
-      else if (reason !== undefined && reason !== job.rec.statusReason) list.push({ type: 'diagnose', reason });
+      if (job.status === 'pending') {
+        list.unshift({ type: 'admit', reason: reason ?? 'placing it now' });
+        job.reasonAt = now;
+      } else if (
+        reason !== undefined &&
+        reason !== job.rec.statusReason &&
+        // The counts in a reason move with every placement; rewriting thousands
+        // of queued rows each pass would starve placement, so each job's
+        // reason is refreshed at most every REASON_REFRESH_MS.
+        now - job.reasonAt >= REASON_REFRESH_MS &&
+        diagnosed < MAX_DIAGNOSES_PER_PASS
+      ) {
+        list.push({ type: 'diagnose', reason });
+        job.reasonAt = now;
+        diagnosed++;
+      }
       if (list.length > 0) batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: list });
     }
+    if (diagnosed === MAX_DIAGNOSES_PER_PASS) this.placementDirty = true;
     return placed.map((p) => p.jobId);
   }
 

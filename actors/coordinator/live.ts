@@ -20,6 +20,8 @@ export class LiveJob {
   dispatchedAt = 0;
   /** When a kill was last sent for a held attempt of a finished job (ms). */
   killSentAt = 0;
+  /** When status_reason was last written (ms). */
+  reasonAt = 0;
 
   constructor(
     public rec: JobRecord,
