@@ -13,6 +13,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnyStateMachine } from 'xstate';
 import { jobMachine } from '../machines/job.machine.ts';
+import { coordinatorMachine } from '../machines/coordinator.machine.ts';
 import { nodeMachine } from '../machines/node.machine.ts';
 import { replaceDiagramBlock, toMermaid } from '../machines/mermaid.ts';
 
@@ -20,6 +21,7 @@ import { replaceDiagramBlock, toMermaid } from '../machines/mermaid.ts';
 const DIAGRAMS: ReadonlyArray<{ name: string; machine: AnyStateMachine }> = [
   { name: 'job', machine: jobMachine },
   { name: 'node', machine: nodeMachine },
+  { name: 'coordinator', machine: coordinatorMachine },
 ];
 
 // Resolved from this file, not the cwd, so the script works from anywhere.

@@ -22,7 +22,9 @@ import { CapacitySnapshot, placeQueue, type NodeCapacity } from '../../src/place
 import type { Bus } from '../bus/connection.ts';
 import { encodeJson, type Heartbeat, type KillCommand, type NodeActionReply, type NodeBusEvent, type RunCommand } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
-import { LiveJob, LiveNode, type Inspect, type NodeInfo } from './live.ts';
+import { LiveJob, LiveNode, type NodeInfo } from './live.ts';
+import type { Actor } from 'xstate';
+import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordinator.machine.ts';
 import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type ItemOutcome, type JobRecord } from './store.ts';
 
 export interface CoordinatorOptions {
@@ -31,7 +33,8 @@ export interface CoordinatorOptions {
   log: Logger;
   heartbeatIntervalMs: number;
   killGraceSec: number;
-  inspect?: Inspect;
+  /** The root of the actor system (machines/coordinator.machine.ts); job and node actors are its children. */
+  root: Actor<typeof coordinatorMachine>;
 }
 
 export type Input =
@@ -41,15 +44,6 @@ export type Input =
   | { kind: 'node-lost'; nodeId: string }
   | { kind: 'node-action'; action: NodeAction; nodeId: string; reason?: string; reply: (r: NodeActionReply) => void }
   | { kind: 'sweep' };
-
-/** Counters for logs, the inspector and the benchmark. */
-export interface CoordinatorStats {
-  passes: number;
-  placements: number;
-  liveJobs: number;
-  queued: number;
-  nodes: number;
-}
 
 /** How often a queued job's status_reason may be rewritten (the first reason is written at admission). */
 const REASON_REFRESH_MS = 5000;
@@ -85,12 +79,12 @@ export class Coordinator {
       const node = this.newNode(n.id, n, n.state, n.stateReason, n.drainRequested);
       this.capacity.upsertNode(this.capacityOf(node));
     }
-    for (const rec of await this.store.loadLiveJobs()) this.jobs.set(rec.id, new LiveJob(rec, this.o.inspect));
+    for (const rec of await this.store.loadLiveJobs()) this.jobs.set(rec.id, new LiveJob(rec, this.o.root));
     for (const a of await this.store.loadActiveAllocations()) {
       let job = this.jobs.get(a.job_id);
       if (!job) {
         // A finished job whose GPUs wait for the agent's kill confirmation.
-        job = new LiveJob(a.job, this.o.inspect);
+        job = new LiveJob(a.job, this.o.root);
         this.jobs.set(a.job_id, job);
       }
       if (!this.capacity.node(a.nodeId)) {
@@ -112,6 +106,7 @@ export class Coordinator {
     }
     await Promise.all(resend);
     this.updateStats();
+    this.o.root.send({ type: 'rebuilt', stats: { ...this.stats } });
     this.o.log.info(
       { live_jobs: this.jobs.size, nodes: this.nodes.size, resent: resend.length },
       'coordinator state rebuilt from Postgres',
@@ -268,7 +263,7 @@ export class Coordinator {
     }
     for (const rec of fresh) {
       if (!this.jobs.has(rec.id)) {
-        this.jobs.set(rec.id, new LiveJob(rec, this.o.inspect));
+        this.jobs.set(rec.id, new LiveJob(rec, this.o.root));
         this.placementDirty = true;
       }
     }
@@ -513,7 +508,7 @@ export class Coordinator {
           this.placementDirty = true;
         },
       },
-      this.o.inspect,
+      this.o.root,
     );
     let last = `${node.state}|${node.stateReason}|${node.drainRequested}`;
     node.actor.subscribe((snap) => {
@@ -629,6 +624,7 @@ export class Coordinator {
     let queued = 0;
     for (const j of this.jobs.values()) if (j.status === 'queued' || j.status === 'pending') queued++;
     Object.assign(this.stats, { liveJobs: this.jobs.size, queued, nodes: this.nodes.size });
+    this.o.root.send({ type: 'pass', stats: { ...this.stats } });
   }
 
   /** For tests and the inspector: the live view. */

@@ -17,6 +17,8 @@ import {
   nodeEventSchema,
 } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
+import { createActor } from 'xstate';
+import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import { Coordinator } from './coordinator.ts';
 import { electLeader } from './leader.ts';
 import type { Inspect } from './live.ts';
@@ -68,10 +70,13 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
   const subs: Subscription[] = [];
   const timers: NodeJS.Timeout[] = [];
   let stopping = false;
+  // The root of the actor system; job and node actors become its children.
+  const root = createActor(coordinatorMachine, { id: 'coordinator', inspect: o.inspect }).start();
 
   const leadership = electLeader(o.databaseUrl, log, {
     pollMs: o.leaderPollMs,
     onLost: (err) => {
+      root.send({ type: 'leadership.lost', reason: err.message });
       void stop().finally(() => o.onLeadershipLost(err));
     },
   });
@@ -95,13 +100,14 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     await leadership.acquired;
     if (stopping) throw new Error('stopped');
     log.info('this coordinator is the leader');
+    root.send({ type: 'leadership.acquired' });
     const c = new Coordinator({
       orm: o.orm,
       bus: o.bus,
       log,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       killGraceSec: o.killGraceSec,
-      inspect: o.inspect,
+      root,
     });
     coordinator = c;
     await c.rehydrate();
@@ -172,6 +178,8 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     for (const f of feeds) f.stop();
     await coordinator?.stop();
     await leadership.release();
+    root.send({ type: 'stop' });
+    root.stop();
   }
 
   return { leading, stop };

@@ -4,7 +4,7 @@
  * truth, so a job actor is moved forward only with events the database has
  * just committed, and rebuilt from the row if the two ever disagree.
  */
-import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import { jobMachine, restoreJobSnapshot, type JobEvent, type JobStatus } from '../../machines/job.machine.ts';
 import { nodeMachine, type NodeState } from '../../machines/node.machine.ts';
 import type { GpuInfo, Pool } from '../../src/domain/cluster.ts';
@@ -13,6 +13,15 @@ import type { JobState } from '../job-transitions.ts';
 import type { JobRecord } from './store.ts';
 
 export type Inspect = Observer<InspectionEvent> | ((e: InspectionEvent) => void);
+
+/**
+ * Stops a child of the coordinator's root actor. xstate v5 refuses `stop()`
+ * on an actor that has a parent; `_stop()` is what the parent's own
+ * `stopChild` runs (it also unregisters the actor from the system).
+ */
+function stopChild(actor: AnyActorRef): void {
+  (actor as unknown as { _stop(): void })._stop();
+}
 
 export class LiveJob {
   actor: Actor<typeof jobMachine>;
@@ -25,7 +34,8 @@ export class LiveJob {
 
   constructor(
     public rec: JobRecord,
-    private readonly inspect?: Inspect,
+    /** The coordinator's root actor: job actors are its children, in its actor system. */
+    private readonly parent?: AnyActorRef,
   ) {
     this.actor = this.spawn();
   }
@@ -34,7 +44,7 @@ export class LiveJob {
     const snapshot = restoreJobSnapshot(this.rec.status, this.context());
     // `input` is required by the types but unused: the snapshot carries the context.
     const input = { jobId: this.rec.id, maxAttempts: this.rec.maxAttempts };
-    return createActor(jobMachine, { snapshot, input, id: `job:${this.rec.id}`, inspect: this.inspect }).start();
+    return createActor(jobMachine, { snapshot, input, id: `job:${this.rec.id}`, parent: this.parent }).start();
   }
 
   private context() {
@@ -81,7 +91,7 @@ export class LiveJob {
     });
     if (this.actor.getSnapshot().value !== after.status || this.actor.getSnapshot().context.attempt !== c.attempt) {
       // Someone else (the API's cancel) changed the row since we last looked: rebuild from it.
-      this.actor.stop();
+      stopChild(this.actor);
       this.actor = this.spawn();
     }
   }
@@ -89,12 +99,12 @@ export class LiveJob {
   /** Replaces the record with a fresh row (e.g. after the API cancelled it). */
   refresh(rec: JobRecord): void {
     this.rec = rec;
-    this.actor.stop();
+    stopChild(this.actor);
     this.actor = this.spawn();
   }
 
   stop(): void {
-    this.actor.stop();
+    stopChild(this.actor);
   }
 }
 
@@ -122,7 +132,7 @@ export class LiveNode {
     stateReason: string | null,
     drainRequested: boolean,
     effects: { nodeLost: (id: string) => void; nodeReady: (id: string) => void },
-    inspect?: Inspect,
+    parent?: AnyActorRef,
   ) {
     const machine = nodeMachine.provide({
       actions: {
@@ -138,7 +148,7 @@ export class LiveNode {
       drainRequested,
       stateReason,
     } });
-    this.actor = createActor(machine, { snapshot, input: { nodeId: id, pool: info.pool }, id: `node:${id}`, inspect }).start();
+    this.actor = createActor(machine, { snapshot, input: { nodeId: id, pool: info.pool }, id: `node:${id}`, parent }).start();
   }
 
   get state(): NodeState {
@@ -154,6 +164,6 @@ export class LiveNode {
   }
 
   stop(): void {
-    this.actor.stop();
+    stopChild(this.actor);
   }
 }
