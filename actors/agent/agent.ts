@@ -65,7 +65,16 @@ import {
 } from '../../src/runtimes/types.ts';
 import { LogShipper } from './logs.ts';
 import { Sleepers } from './sleepers.ts';
-import { readStateFile, STATE_VERSION, StateWriter, type ExecutionEntry, type StateFileContent } from './state.ts';
+import {
+  appendDoneLog,
+  readDoneLog,
+  readStateFile,
+  rewriteDoneLog,
+  STATE_VERSION,
+  StateWriter,
+  type ExecutionEntry,
+  type StateFileContent,
+} from './state.ts';
 
 export interface AgentOptions {
   /** Must match NODE_ID_PATTERN. */
@@ -99,6 +108,9 @@ export interface AgentOptions {
 export const NODE_CMD_ACK_WAIT_MS = 30_000;
 const RELAUNCH_REASON = 'agent restarted while launching';
 const MAX_BACKOFF_MS = 5000;
+
+/** Ended and reported: nothing more to do but remember it (to recognise a redelivered command). */
+const isDone = (e: ExecutionEntry) => e.status === 'exited' && e.reported;
 
 function isExecution(r: Execution | ExitResult): r is Execution {
   return typeof (r as Execution).kill === 'function';
@@ -181,15 +193,17 @@ export class Agent {
     return out;
   }
 
-  /** A copy of the state as it would be written now. */
+  /** A copy of the state as it would be written now: every attempt not yet reported (reported ones live in the done log). */
   snapshot(): StateFileContent {
-    const executions = [...this.entries.values()].map((e) => {
-      const copy: ExecutionEntry = { ...e, gpu_indices: [...e.gpu_indices] };
-      if (e.record) copy.record = this.persistableRecord(attemptKey(e), e.record);
-      if (e.exit) copy.exit = { ...e.exit };
-      return copy;
-    });
+    const executions = [...this.entries.values()].filter((e) => !isDone(e)).map((e) => this.snapshotEntry(e));
     return { version: STATE_VERSION, node_id: this.nodeId, updated_at: new Date().toISOString(), executions };
+  }
+
+  private snapshotEntry(e: ExecutionEntry): ExecutionEntry {
+    const copy: ExecutionEntry = { ...e, gpu_indices: [...e.gpu_indices] };
+    if (e.record) copy.record = this.persistableRecord(attemptKey(e), e.record);
+    if (e.exit) copy.exit = { ...e.exit };
+    return copy;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -285,6 +299,7 @@ export class Agent {
   // ---------------------------------------------------------------- recovery
 
   private async recover(): Promise<void> {
+    for (const e of await readDoneLog(this.stateDir)) if (isDone(e)) this.entries.set(attemptKey(e), e);
     const loaded = await readStateFile(this.stateDir);
     if (!loaded) return;
     if (loaded.node_id !== this.nodeId) {
@@ -454,7 +469,7 @@ export class Agent {
         : `gpu_indices lists GPU ${[...new Set(dupes)].join(', ')} more than once`;
       return this.failLaunch(key, e, reason);
     }
-    const busy = this.busyGpus();
+    const busy = this.busyGpus(key);
     const overlap = cmd.gpu_indices.filter((i) => busy.has(i));
     if (overlap.length) {
       this.log.warn({ job_id: cmd.job_id, attempt: cmd.attempt, gpus: overlap }, 'GPUs given to this attempt are still used by another attempt on this node');
@@ -597,6 +612,10 @@ export class Agent {
       if (!(await this.publishEvent(this.finalEvent(e)))) return false;
       e.reported = true;
       this.shipper.forget(key);
+      // Into the done log first, then out of the state file: a crash in between only leaves it in both.
+      await appendDoneLog(this.stateDir, [this.snapshotEntry(e)]).catch((err) =>
+        this.log.warn({ err, job_id: e.job_id }, 'could not append to the done log; the attempt may be reported again after a restart'),
+      );
       await this.saveWithRetry();
       return true;
     });
@@ -613,9 +632,12 @@ export class Agent {
     return p;
   }
 
-  private busyGpus(): Set<number> {
+  /** GPUs of the attempts this node holds, except `exceptKey`'s (an attempt does not compete with itself). */
+  private busyGpus(exceptKey?: string): Set<number> {
     const busy = new Set<number>();
-    for (const e of this.entries.values()) if (e.status !== 'exited') for (const i of e.gpu_indices) busy.add(i);
+    for (const [key, e] of this.entries) {
+      if (key !== exceptKey && e.status !== 'exited') for (const i of e.gpu_indices) busy.add(i);
+    }
     return busy;
   }
 
@@ -732,7 +754,12 @@ export class Agent {
         changed = true;
       }
     }
-    if (changed) await this.state.save();
+    if (changed) {
+      await this.state.save();
+      await rewriteDoneLog(this.stateDir, [...this.entries.values()].filter(isDone).map((e) => this.snapshotEntry(e))).catch((err) =>
+        this.log.warn({ err }, 'could not compact the done log'),
+      );
+    }
   }
 
   private async removeWorkDir(dir: string): Promise<void> {

@@ -9,11 +9,18 @@
  * coalesced: `save()` resolves once a write that includes every change made
  * before the call is on disk.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 
 export const STATE_FILE = 'state.json';
+/**
+ * Attempts already reported, one JSON entry per line. Kept apart from the
+ * state file so that file stays small (it is rewritten and fsynced on every
+ * change): losing the tail of this log in a crash only means an attempt is
+ * reported again, which the coordinator ignores.
+ */
+export const DONE_FILE = 'done.jsonl';
 export const STATE_VERSION = 1;
 
 export const exitInfoSchema = z.object({
@@ -147,4 +154,37 @@ export class StateWriter {
     this.last = p;
     return p;
   }
+}
+
+/** Reads the reported attempts (bad lines, e.g. a torn last line, are skipped). */
+export async function readDoneLog(dir: string): Promise<ExecutionEntry[]> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, DONE_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: ExecutionEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const parsed = executionEntrySchema.safeParse(JSON.parse(line));
+      if (parsed.success) out.push(parsed.data);
+    } catch {
+      // a torn line
+    }
+  }
+  return out;
+}
+
+/** Appends reported attempts to the done log (no fsync: see DONE_FILE). */
+export async function appendDoneLog(dir: string, entries: ExecutionEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await appendFile(join(dir, DONE_FILE), entries.map((e) => JSON.stringify(e)).join('\n') + '\n', { mode: 0o600 });
+}
+
+/** Rewrites the done log with exactly these entries (after the retention sweep). */
+export async function rewriteDoneLog(dir: string, entries: ExecutionEntry[]): Promise<void> {
+  await writeFileAtomic(dir, DONE_FILE, entries.map((e) => JSON.stringify(e) + '\n').join(''));
 }

@@ -11,7 +11,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstr
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../../actors/agent/agent.ts';
-import { readStateFile } from '../../actors/agent/state.ts';
+import { readDoneLog, readStateFile } from '../../actors/agent/state.ts';
 import { connectBus, type Bus } from '../../actors/bus/connection.ts';
 import {
   encodeJson,
@@ -250,6 +250,24 @@ describe('agent', () => {
     expect((await readFile(mark, 'utf8')).trim().split('\n')).toEqual(['ran']);
   });
 
+  it('a restarted agent recognises an attempt it already ran and reported (from its done log)', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const first = makeAgent(id, { runtime: createRuntime('process') });
+    await first.start();
+    const mark = join(tmp, `${id}.mark`);
+    const cmd = runCmd({ command: ['sh', '-c', 'echo ran >> "$MARK"'], env: { MARK: mark } });
+    await send(id, cmd);
+    await events.next('exited', cmd.job_id);
+    for (let i = 0; i < 100 && (await readDoneLog(first.stateDir)).length === 0; i++) await sleep(20);
+    await first.stop();
+
+    await makeAgent(id, { runtime: createRuntime('process'), stateDir: first.stateDir }).start();
+    await send(id, cmd); // a redelivery after the restart
+    expect(await events.next('exited', cmd.job_id, 2)).toMatchObject({ code: 0 });
+    expect((await readFile(mark, 'utf8')).trim().split('\n')).toEqual(['ran']);
+  });
+
   it('kills a running process: exited killed:true and the process group is gone', async () => {
     const id = nodeId();
     const events = await EventReader.open(id);
@@ -277,8 +295,11 @@ describe('agent', () => {
     expect(await events.next('exited', cmd.job_id, 2)).toMatchObject({ code: -1, killed: true });
     await sleep(300);
     expect(events.of('started', cmd.job_id)).toEqual([]);
-    const state = await readStateFile(agent.stateDir);
-    expect(state!.executions).toEqual([expect.objectContaining({ job_id: cmd.job_id, tombstone: true, status: 'exited', reported: true })]);
+    // Reported: out of the state file, into the done log (which a restarted agent reads to recognise the attempt).
+    expect((await readStateFile(agent.stateDir))!.executions).toEqual([]);
+    expect(await readDoneLog(agent.stateDir)).toEqual([
+      expect.objectContaining({ job_id: cmd.job_id, tombstone: true, status: 'exited', reported: true }),
+    ]);
   });
 
   it('reports launch_failed for a GPU index the node does not have', async () => {
@@ -423,7 +444,8 @@ describe('agent', () => {
     expect(await events.next('exited', cmd.job_id)).toMatchObject({ code: 5, killed: false });
     expect((await readLogs(cmd.job_id)).map((l) => l.line)).toEqual(['bye']);
     // Reported and persisted: a third agent does not report it again.
-    const state = await readStateFile(stateDir);
-    expect(state!.executions[0]).toMatchObject({ status: 'exited', reported: true, exit: { code: 5, signal: null, killed: false } });
+    for (let i = 0; i < 100 && (await readDoneLog(stateDir)).length === 0; i++) await sleep(20);
+    expect((await readDoneLog(stateDir))[0]).toMatchObject({ status: 'exited', reported: true, exit: { code: 5, signal: null, killed: false } });
+    expect((await readStateFile(stateDir))!.executions).toEqual([]);
   });
 });
