@@ -113,6 +113,17 @@ export class Coordinator {
     );
   }
 
+  /** Drops every actor and the capacity view, and rebuilds them from Postgres. */
+  private async resync(): Promise<void> {
+    for (const j of this.jobs.values()) j.stop();
+    this.jobs.clear();
+    for (const n of this.nodes.values()) n.stop();
+    this.nodes.clear();
+    for (const id of this.capacity.nodes().map((n) => n.nodeId)) this.capacity.removeNode(id);
+    this.placementDirty = true;
+    await this.rehydrate();
+  }
+
   // ---------------------------------------------------------------- inputs
 
   push(input: Input): void {
@@ -230,10 +241,17 @@ export class Coordinator {
         throw err;
       }
       this.stats.passes++;
-      const commands = this.mirror(outcomes, new Set(placed));
-      this.released(batch.releases);
-      for (const r of replies) r();
       for (const m of msgs) m.ack();
+      let commands: Promise<void>[] = [];
+      try {
+        commands = this.mirror(outcomes, new Set(placed));
+        this.released(batch.releases);
+      } catch (err) {
+        // Postgres has the pass but memory may not: rebuild memory from Postgres.
+        this.o.log.error({ err }, 'could not apply a committed pass in memory; rebuilding from Postgres');
+        await this.resync();
+      }
+      for (const r of replies) r();
       await Promise.all([...commands, ...after.map((f) => f())]);
       this.updateStats();
     } catch (err) {

@@ -46,20 +46,23 @@ export interface RunningCoordinator {
 /** Redelivery delay for a message the coordinator took but did not finish (a crash). */
 const ACK_WAIT_MS = 10_000;
 
-async function ensureConsumer(bus: Bus, stream: string, durable: string): Promise<void> {
-  const cfg = {
+/**
+ * A new leader re-creates its consumers. The streams are work queues, so
+ * every message still in them is one nobody acked; a fresh consumer gets
+ * them all at once, instead of after the ack wait of the dead leader's
+ * deliveries. Only the leader consumes, so nobody else uses these consumers.
+ */
+async function recreateConsumer(bus: Bus, stream: string, durable: string): Promise<void> {
+  await bus.jsm.consumers.delete(stream, durable).catch((err: Error) => {
+    if (!/not found/i.test(err.message)) throw err;
+  });
+  await bus.jsm.consumers.add(stream, {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(ACK_WAIT_MS),
     max_ack_pending: 20_000,
     deliver_policy: DeliverPolicy.All,
-  };
-  try {
-    await bus.jsm.consumers.add(stream, cfg);
-  } catch (err) {
-    if (!/already (exists|in use)/i.test((err as Error).message)) throw err;
-    await bus.jsm.consumers.update(stream, durable, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
-  }
+  });
 }
 
 export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinator {
@@ -82,7 +85,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
   });
 
   const consume = async (stream: string, durable: string, onMsg: (m: JsMsg) => void) => {
-    await ensureConsumer(o.bus, stream, durable);
+    await recreateConsumer(o.bus, stream, durable);
     const consumer = await o.bus.js.consumers.get(stream, durable);
     const messages = await consumer.consume({ max_messages: 2000 });
     feeds.push(messages);
