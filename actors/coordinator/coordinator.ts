@@ -25,7 +25,9 @@ import type { NodeAction } from '../bus/subjects.ts';
 import { LiveJob, LiveNode, type NodeInfo } from './live.ts';
 import type { Actor } from 'xstate';
 import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordinator.machine.ts';
-import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type ItemOutcome, type JobRecord } from './store.ts';
+import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type JobRecord, type JobWrite } from './store.ts';
+import { jobStateOf, STAMP, stepJob, type JobState } from '../job-transitions.ts';
+import type { JobEffect, JobEffectParams } from '../../machines/job.machine.ts';
 
 export interface CoordinatorOptions {
   orm: MikroORM;
@@ -49,6 +51,13 @@ export type Input =
 const REASON_REFRESH_MS = 5000;
 /** Bounds a pass's size when thousands of jobs wait. */
 const MAX_DIAGNOSES_PER_PASS = 1000;
+
+interface Plan {
+  write: JobWrite;
+  applied: JobEvent[];
+  effects: { type: JobEffect; params: JobEffectParams }[];
+  after: JobState;
+}
 
 export class Coordinator {
   private readonly store: CoordinatorStore;
@@ -227,9 +236,10 @@ export class Coordinator {
         return;
       }
 
-      let outcomes: ItemOutcome[];
+      const plans = this.plan(batch);
+      let applied: Set<string>;
       try {
-        outcomes = await this.store.commit(batch);
+        applied = await this.store.commit(batch);
       } catch (err) {
         // Nothing was written: give back what this pass held in memory, let
         // JetStream redeliver, and try again shortly.
@@ -244,8 +254,9 @@ export class Coordinator {
       for (const m of msgs) m.ack();
       let commands: Promise<void>[] = [];
       try {
-        commands = this.mirror(outcomes, new Set(placed));
+        commands = this.mirror(plans, applied, new Set(placed));
         this.released(batch.releases);
+        await this.refreshMissed(plans, applied);
       } catch (err) {
         // Postgres has the pass but memory may not: rebuild memory from Postgres.
         this.o.log.error({ err }, 'could not apply a committed pass in memory; rebuilding from Postgres');
@@ -448,41 +459,111 @@ export class Coordinator {
     }
   }
 
-  /** After the commit: actors follow the database, and commands go out. */
-  private mirror(outcomes: ItemOutcome[], placedNow: Set<string>): Promise<void>[] {
-    const commands: Promise<void>[] = [];
-    const bound = new Set<string>();
-    for (const o of outcomes) {
-      const job = this.jobs.get(o.jobId);
+  /**
+   * Steps each job's machine from the state held in memory, in input order
+   * (a job may get several events in one pass), and turns the result into
+   * conditional writes. Events the machine refuses, or that name an attempt
+   * that is not current, are dropped here.
+   */
+  private plan(batch: Batch): Map<string, Plan> {
+    const plans = new Map<string, Plan>();
+    for (const item of batch.items) {
+      const job = this.jobs.get(item.jobId);
       if (!job) continue;
-      if (o.kind === 'not_found') {
-        this.capacity.release(o.jobId);
-        job.stop();
-        this.jobs.delete(o.jobId);
-        continue;
+      let plan = plans.get(item.jobId);
+      const cur = plan?.after ?? jobStateOf({ ...job.rec, gpuIndices: job.rec.gpuIndices ?? [] });
+      if (item.attempt !== undefined && item.attempt !== cur.context.attempt) continue;
+      let state = cur;
+      for (const ev of item.events) {
+        const step = stepJob(state, ev);
+        if (step.kind === 'refused') break;
+        plan ??= {
+          write: {
+            jobId: item.jobId,
+            expect: { status: job.rec.status, attempt: job.rec.attempt },
+            after: state,
+            stamps: [],
+            events: [],
+            allocations: [],
+            releases: [],
+          },
+          applied: [],
+          effects: [],
+          after: state,
+        };
+        const w = plan.write;
+        plan.applied.push(ev);
+        plan.effects.push(...step.effects);
+        if (step.changedStatus) {
+          for (const col of STAMP[step.next.status]) w.stamps.push(col.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+          w.events.push({
+            attempt: step.next.context.attempt,
+            from_status: state.status,
+            to_status: step.next.status,
+            event: ev.type,
+            reason: step.next.context.statusReason,
+          });
+        }
+        if (ev.type === 'place') {
+          for (const g of ev.gpu_indices) w.allocations.push({ attempt: step.next.context.attempt, node_id: ev.node_id, gpu_index: g });
+        }
+        for (const e of step.effects) if (e.type === 'releaseGpus') w.releases.push({ job_id: e.params.jobId, attempt: e.params.attempt });
+        state = step.next;
+        plan.after = state;
+        w.after = state;
       }
-      if (o.after) job.commit(o.applied, o.after);
-      if (o.applied.some((e) => e.type === 'place')) {
-        bound.add(o.jobId);
-        this.stats.placements++;
-      }
-      for (const e of o.effects) {
+      if (plan) plans.set(item.jobId, plan);
+    }
+    batch.writes = [...plans.values()].map((p) => p.write);
+    return plans;
+  }
+
+  /** After the commit: actors follow the database, and commands go out. */
+  private mirror(plans: Map<string, Plan>, applied: Set<string>, placedNow: Set<string>): Promise<void>[] {
+    const commands: Promise<void>[] = [];
+    for (const [id, plan] of plans) {
+      const job = this.jobs.get(id);
+      if (!job || !applied.has(id)) continue;
+      job.commit(plan.applied, plan.after);
+      if (plan.applied.some((e) => e.type === 'place')) this.stats.placements++;
+      for (const e of plan.effects) {
         if (e.type === 'releaseGpus') {
-          this.capacity.release(o.jobId);
+          this.capacity.release(id);
           this.placementDirty = true;
         } else if (e.type === 'dispatchRun') commands.push(this.sendRun(job));
         else if (e.type === 'dispatchKill') commands.push(this.sendKill(job, 'cancelled'));
       }
       if (isTerminal(job.status)) this.finishOrHold(job, job.rec.statusReason ?? 'finished');
     }
-    // Held in memory for a placement the database refused (the job was cancelled meanwhile).
+    // Held in memory for a placement the database did not take (the job was cancelled meanwhile).
     for (const id of placedNow) {
-      if (!bound.has(id)) {
+      if (!applied.has(id) && this.capacity.holding(id)) {
         this.capacity.release(id);
         this.placementDirty = true;
       }
     }
     return commands;
+  }
+
+  /** Jobs whose write missed (someone else changed the row): take the row as it is now. */
+  private async refreshMissed(plans: Map<string, Plan>, applied: Set<string>): Promise<void> {
+    const missed = [...plans.keys()].filter((id) => !applied.has(id));
+    if (missed.length === 0) return;
+    const rows = new Map((await this.store.loadJobs(missed)).map((r) => [r.id, r]));
+    for (const id of missed) {
+      const job = this.jobs.get(id);
+      if (!job) continue;
+      const rec = rows.get(id);
+      if (!rec) {
+        this.capacity.release(id);
+        job.stop();
+        this.jobs.delete(id);
+        continue;
+      }
+      job.refresh(rec);
+      if (isTerminal(rec.status)) this.finishOrHold(job, rec.statusReason ?? 'finished');
+    }
+    this.placementDirty = true;
   }
 
   /** Allocations freed without a transition (a finished job's kill was confirmed, or its node was lost). */

@@ -8,10 +8,10 @@
  * of 1,000 transitions is a handful of statements, not 1,000 round trips.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import type { JobEffect, JobEffectParams, JobEvent, JobStatus } from '../../machines/job.machine.ts';
+import type { JobEvent, JobStatus } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
-import { jobStateOf, stepJob, STAMP, type JobState } from '../job-transitions.ts';
+import type { JobState } from '../job-transitions.ts';
 
 /** A job as the coordinator keeps it in memory. */
 export interface JobRecord {
@@ -88,14 +88,22 @@ export interface BatchItem {
   events: JobEvent[];
 }
 
-export interface ItemOutcome {
+/**
+ * A job's planned change: the coordinator stepped the machine from the state
+ * it holds in memory (`expect`); the row is written only if it still holds
+ * that state, so a concurrent API cancel makes the write miss rather than
+ * being overwritten.
+ */
+export interface JobWrite {
   jobId: string;
-  kind: 'applied' | 'refused' | 'stale' | 'not_found';
-  /** The events the machine took, in order (a refused one stops the item). */
-  applied: JobEvent[];
-  before: JobState | null;
-  after: JobState | null;
-  effects: { type: JobEffect; params: JobEffectParams }[];
+  expect: { status: JobStatus; attempt: number };
+  after: JobState;
+  /** snake_case timestamp columns to stamp. */
+  stamps: string[];
+  events: { attempt: number; from_status: JobStatus; to_status: JobStatus; event: string; reason: string | null }[];
+  allocations: { attempt: number; node_id: string; gpu_index: number }[];
+  /** Attempts whose allocations this change frees. */
+  releases: AttemptRef[];
 }
 
 export interface NodeUpsert {
@@ -118,7 +126,9 @@ export interface NodeStateWrite {
 }
 
 export interface Batch {
+  /** What the inputs asked for; the coordinator turns them into `writes`. */
   items: BatchItem[];
+  writes: JobWrite[];
   /** Allocations to free that no transition releases (a cancelled job's kill was confirmed). */
   releases: AttemptRef[];
   nodeUpserts: NodeUpsert[];
@@ -127,13 +137,12 @@ export interface Batch {
   heartbeats: Map<string, Date>;
 }
 
-export const emptyBatch = (): Batch => ({ items: [], releases: [], nodeUpserts: [], nodeStates: [], heartbeats: new Map() });
+export const emptyBatch = (): Batch => ({ items: [], writes: [], releases: [], nodeUpserts: [], nodeStates: [], heartbeats: new Map() });
 
 export function batchIsEmpty(b: Batch): boolean {
-  return b.items.length === 0 && b.releases.length === 0 && b.nodeUpserts.length === 0 && b.nodeStates.length === 0 && b.heartbeats.size === 0;
+  return b.items.length === 0 && b.writes.length === 0 && b.releases.length === 0 && b.nodeUpserts.length === 0 && b.nodeStates.length === 0 && b.heartbeats.size === 0;
 }
 
-const snake = (camel: string) => camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const STAMP_COLUMNS = ['queued_at', 'scheduled_at', 'started_at', 'completed_at', 'failed_at', 'cancelled_at', 'finished_at'];
 
 export class CoordinatorStore {
@@ -221,167 +230,92 @@ export class CoordinatorStore {
   }
 
   /**
-   * Writes a whole batch in one transaction and returns what each item did.
-   * Job rows are locked (in id order, so two writers never deadlock) and the
-   * machine is stepped from the locked row, so a concurrent API cancel always
-   * wins or loses cleanly: a `place` on a job cancelled meanwhile is refused
-   * and no allocation is written for it.
+   * Writes a batch atomically and returns the ids of the jobs whose change
+   * was applied. The job changes, their job_events rows, allocation inserts
+   * and releases are ONE statement (data-modifying CTEs): a single round
+   * trip, atomic on its own. A row that no longer holds the expected status
+   * and attempt is left alone, and so are its events and allocations.
+   * Node rows, when there are any, join it in one transaction.
    */
-  async commit(batch: Batch, now = new Date()): Promise<ItemOutcome[]> {
+  async commit(batch: Batch, now = new Date()): Promise<Set<string>> {
+    const hasNodes = batch.nodeUpserts.length > 0 || batch.nodeStates.length > 0 || batch.heartbeats.size > 0;
+    const hasJobs = batch.writes.length > 0 || batch.releases.length > 0;
+    if (!hasNodes) return hasJobs ? this.writeJobs(this.em(), batch, now) : new Set();
     return this.em().transactional(async (tx) => {
-      const outcomes = batch.items.length > 0 ? await this.writeJobs(tx, batch.items, batch.releases, now) : [];
-      if (batch.items.length === 0 && batch.releases.length > 0) await this.releaseAllocations(tx, batch.releases, now);
+      const applied = hasJobs ? await this.writeJobs(tx, batch, now) : new Set<string>();
       await this.writeNodes(tx, batch, now);
-      return outcomes;
+      return applied;
     });
   }
 
-  private async writeJobs(tx: EntityManager, items: BatchItem[], extraReleases: AttemptRef[], now: Date): Promise<ItemOutcome[]> {
-    // Several items for one job (e.g. a start and an exit in one pass) are applied in order.
-    const ids = [...new Set(items.map((i) => i.jobId))];
-    const rows = await tx.execute(
-      `select id, status, attempt, max_attempts, node_id, gpu_indices, exit_code, status_reason from jobs
-        where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) order by id for update`,
-      [JSON.stringify(ids)],
-    );
-    const state = new Map<string, JobState>();
-    for (const r of rows) {
-      state.set(
-        r.id,
-        jobStateOf({
-          id: r.id,
-          status: r.status,
-          attempt: r.attempt,
-          maxAttempts: r.max_attempts,
-          nodeId: r.node_id,
-          gpuIndices: r.gpu_indices,
-          exitCode: r.exit_code,
-          statusReason: r.status_reason,
-        }),
-      );
-    }
-    const stamps = new Map<string, Set<string>>();
-    const changed = new Set<string>();
-    const events: Record<string, unknown>[] = [];
-    const allocs: Record<string, unknown>[] = [];
-    const releases: AttemptRef[] = [...extraReleases];
-    const outcomes: ItemOutcome[] = [];
-
-    for (const item of items) {
-      const before = state.get(item.jobId);
-      if (!before) {
-        outcomes.push({ jobId: item.jobId, kind: 'not_found', applied: [], before: null, after: null, effects: [] });
-        continue;
-      }
-      if (item.attempt !== undefined && item.attempt !== before.context.attempt) {
-        outcomes.push({ jobId: item.jobId, kind: 'stale', applied: [], before, after: before, effects: [] });
-        continue;
-      }
-      let cur = before;
-      const applied: JobEvent[] = [];
-      const effects: ItemOutcome['effects'] = [];
-      let refused = false;
-      for (const ev of item.events) {
-        const step = stepJob(cur, ev);
-        if (step.kind === 'refused') {
-          refused = true;
-          break;
-        }
-        applied.push(ev);
-        effects.push(...step.effects);
-        if (step.changedStatus) {
-          const set = stamps.get(item.jobId) ?? new Set<string>();
-          for (const c of STAMP[step.next.status]) set.add(snake(c));
-          stamps.set(item.jobId, set);
-          events.push({
-            job_id: item.jobId,
-            attempt: step.next.context.attempt,
-            from_status: cur.status,
-            to_status: step.next.status,
-            event: ev.type,
-            reason: step.next.context.statusReason,
-          });
-        }
-        if (ev.type === 'place') {
-          for (const g of ev.gpu_indices) {
-            allocs.push({ job_id: item.jobId, attempt: step.next.context.attempt, node_id: ev.node_id, gpu_index: g });
-          }
-        }
-        for (const e of step.effects) {
-          if (e.type === 'releaseGpus') releases.push({ job_id: e.params.jobId, attempt: e.params.attempt });
-        }
-        cur = step.next;
-      }
-      if (applied.length > 0) changed.add(item.jobId);
-      state.set(item.jobId, cur);
-      outcomes.push({
-        jobId: item.jobId,
-        kind: applied.length === 0 && refused ? 'refused' : 'applied',
-        applied,
-        before,
-        after: cur,
-        effects,
-      });
-    }
-
-    if (changed.size > 0) {
-      const updates = [...changed].map((id) => {
-        const s = state.get(id)!;
-        const c = s.context;
-        return {
-          id,
-          status: s.status,
-          status_reason: c.statusReason,
-          attempt: c.attempt,
-          node_id: c.nodeId,
-          gpu_indices: c.nodeId ? c.gpuIndices : null,
-          exit_code: c.exitCode,
-          stamps: `,${[...(stamps.get(id) ?? [])].join(',')},`,
-        };
-      });
-      const stampSql = STAMP_COLUMNS.map(
-        (col) => `${col} = case when strpos(u.stamps, ',${col},') > 0 then ?::timestamptz else j.${col} end`,
-      ).join(',\n  ');
-      await tx.execute(
-        `update jobs j set status = u.status, status_reason = u.status_reason, attempt = u.attempt, node_id = u.node_id,
-           gpu_indices = nullif(u.gpu_indices, 'null'::jsonb), exit_code = u.exit_code, updated_at = ?::timestamptz,
+  private async writeJobs(em: EntityManager, batch: Batch, now: Date): Promise<Set<string>> {
+    const rows = batch.writes.map((w) => {
+      const c = w.after.context;
+      return {
+        id: w.jobId,
+        exp_status: w.expect.status,
+        exp_attempt: w.expect.attempt,
+        status: w.after.status,
+        status_reason: c.statusReason,
+        attempt: c.attempt,
+        node_id: c.nodeId,
+        gpu_indices: c.nodeId ? c.gpuIndices : null,
+        exit_code: c.exitCode,
+        stamps: `,${w.stamps.join(',')},`,
+      };
+    });
+    const events = batch.writes.flatMap((w) => w.events.map((e) => ({ job_id: w.jobId, ...e })));
+    const allocs = batch.writes.flatMap((w) => w.allocations.map((a) => ({ job_id: w.jobId, ...a })));
+    const releases = [
+      ...batch.writes.flatMap((w) => w.releases.map((r) => ({ ...r, always: false }))),
+      ...batch.releases.map((r) => ({ ...r, always: true })),
+    ];
+    const stampSql = STAMP_COLUMNS.map(
+      (col) => `${col} = case when strpos(w.stamps, ',${col},') > 0 then ?::timestamptz else j.${col} end`,
+    ).join(',\n        ');
+    // Two sub-statements touch allocations: `rel` frees rows of attempts that
+    // ended, `ins` adds rows for new placements. The coordinator never places
+    // a GPU in the pass that frees it, so they never meet on one GPU.
+    const res: { id: string }[] = await em.execute(
+      `with w as (
+         select * from jsonb_to_recordset(?::jsonb) as x(id uuid, exp_status text, exp_attempt int, status text,
+           status_reason text, attempt int, node_id text, gpu_indices jsonb, exit_code int, stamps text)
+       ), upd as (
+         update jobs j set status = w.status, status_reason = w.status_reason, attempt = w.attempt, node_id = w.node_id,
+           gpu_indices = nullif(w.gpu_indices, 'null'::jsonb), exit_code = w.exit_code, updated_at = ?::timestamptz,
            ${stampSql}
-         from jsonb_to_recordset(?::jsonb) as u(id uuid, status text, status_reason text, attempt int, node_id text,
-              gpu_indices jsonb, exit_code int, stamps text)
-         where j.id = u.id`,
-        [now, ...STAMP_COLUMNS.map(() => now), JSON.stringify(updates)],
-      );
-    }
-    if (events.length > 0) {
-      await tx.execute(
-        `insert into job_events (job_id, attempt, from_status, to_status, event, reason, created_at)
+         from w where j.id = w.id and j.status = w.exp_status and j.attempt = w.exp_attempt
+         returning j.id
+       ), ev as (
+         insert into job_events (job_id, attempt, from_status, to_status, event, reason, created_at)
          select e.job_id, e.attempt, e.from_status, e.to_status, e.event, e.reason, ?::timestamptz
-           from jsonb_to_recordset(?::jsonb) as e(job_id uuid, attempt int, from_status text, to_status text, event text, reason text)`,
-        [now, JSON.stringify(events)],
-      );
-    }
-    // Release before insert: a GPU freed here is never reused in the same
-    // batch (capacity is freed in memory only after the commit), but keep the
-    // order that could never trip the unique index.
-    if (releases.length > 0) await this.releaseAllocations(tx, releases, now);
-    if (allocs.length > 0) {
-      await tx.execute(
-        `insert into allocations (job_id, attempt, node_id, gpu_index, created_at)
+           from jsonb_to_recordset(?::jsonb) as e(job_id uuid, attempt int, from_status text, to_status text, event text, reason text)
+          where e.job_id in (select id from upd)
+       ), rel as (
+         update allocations a set released_at = ?::timestamptz
+           from jsonb_to_recordset(?::jsonb) as r(job_id uuid, attempt int, always boolean)
+          where a.job_id = r.job_id and a.attempt = r.attempt and a.released_at is null
+            and (r.always or r.job_id in (select id from upd))
+       ), ins as (
+         insert into allocations (job_id, attempt, node_id, gpu_index, created_at)
          select a.job_id, a.attempt, a.node_id, a.gpu_index, ?::timestamptz
-           from jsonb_to_recordset(?::jsonb) as a(job_id uuid, attempt int, node_id text, gpu_index int)`,
-        [now, JSON.stringify(allocs)],
-      );
-    }
-    return outcomes;
-  }
-
-  private async releaseAllocations(tx: EntityManager, refs: AttemptRef[], now: Date): Promise<void> {
-    await tx.execute(
-      `update allocations a set released_at = ?::timestamptz
-         from jsonb_to_recordset(?::jsonb) as r(job_id uuid, attempt int)
-        where a.job_id = r.job_id and a.attempt = r.attempt and a.released_at is null`,
-      [now, JSON.stringify(refs)],
+           from jsonb_to_recordset(?::jsonb) as a(job_id uuid, attempt int, node_id text, gpu_index int)
+          where a.job_id in (select id from upd)
+       )
+       select id from upd`,
+      [
+        JSON.stringify(rows),
+        now,
+        ...STAMP_COLUMNS.map(() => now),
+        now,
+        JSON.stringify(events),
+        now,
+        JSON.stringify(releases),
+        now,
+        JSON.stringify(allocs),
+      ],
     );
+    return new Set(res.map((r) => r.id));
   }
 
   private async writeNodes(tx: EntityManager, batch: Batch, now: Date): Promise<void> {
