@@ -5,9 +5,10 @@
  *   npm run bench:e2e
  *   BENCH_RATE=200 BENCH_DURATION_SEC=20 BENCH_NODES=100 BENCH_SATURATION_JOBS=20000 npm run bench:e2e
  *
- * `scalar api` and `scalar coordinator` run as child processes on a fresh
- * database and a NATS prefix of their own; this process runs the simulated
- * agents (100 nodes × 8 × 80 GB, FAST pool) and the HTTP load.
+ * `scalar api`, `scalar coordinator` and the simulated agents (100 nodes ×
+ * 8 × 80 GB, FAST pool, in one process: bench/agents-host.ts) run as child
+ * processes on a fresh database and a NATS prefix of their own; this
+ * process generates the HTTP load and reads the timestamps.
  *
  * Phase 1 (latency): FAST one-GPU jobs at a steady rate. For each job,
  * submit time is taken just before the request is sent; scheduled_at and
@@ -26,10 +27,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import pino from 'pino';
-import { Agent } from '../actors/agent/agent.ts';
 import { busOptions, connectBus } from '../actors/bus/connection.ts';
 import { parseConfig } from '../src/config/index.ts';
-import { createRuntime, parseGpuSpec } from '../src/runtimes/index.ts';
 
 const base = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const rate = Number(process.env.BENCH_RATE ?? 200);
@@ -85,7 +84,6 @@ async function waitFor(fn: () => Promise<boolean>, what: string, timeoutMs = 120
 
 const db = new pg.Client({ connectionString: dbUrl.toString() });
 const bus = await connectBus(busOptions(cfg, 'scalar-bench'), log);
-const agents: Agent[] = [];
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -121,24 +119,16 @@ try {
   await waitFor(async () => (await fetch(`${url}/readyz`)).ok, 'the API');
   await db.connect();
 
-  // Fast simulated nodes: each job "runs" expected_duration_sec / speed.
-  const runtime = createRuntime('simulated', { speed: 10 });
-  for (let i = 0; i < nodeCount; i++) {
-    const a = new Agent({
-      nodeId: `bench-${i}`,
-      pool: 'fast',
-      gpus: parseGpuSpec('8x80'),
-      cpuCores: 128,
-      ramGb: 2048,
-      runtime,
-      stateDir: path.join(stateRoot, `bench-${i}`),
-      heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
-      bus,
-      log,
-    });
-    agents.push(a);
-  }
-  await Promise.all(agents.map((a) => a.start()));
+  // Simulated nodes in a process of their own: each job "runs" expected_duration_sec / 10.
+  const agentsHost = spawn(process.execPath, ['--import', 'tsx', 'bench/agents-host.ts', String(nodeCount), stateRoot, '10'], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(agentsHost);
+  await new Promise<void>((resolve, reject) => {
+    agentsHost.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    agentsHost.once('exit', (code) => reject(new Error(`agents host exited with ${code}`)));
+  });
   await waitFor(
     async () => Number((await db.query(`select count(*) n from nodes where state = 'ready'`)).rows[0].n) === nodeCount,
     'every node ready',
@@ -237,7 +227,6 @@ try {
     }),
   );
 } finally {
-  await Promise.all(agents.map((a) => a.stop().catch(() => undefined)));
   for (const c of children) await stopChild(c);
   for (const s of Object.values(bus.t.streams)) await bus.jsm.streams.delete(s).catch(() => undefined);
   await bus.close();

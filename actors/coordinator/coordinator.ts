@@ -22,7 +22,7 @@ import { CapacitySnapshot, placeQueue, type NodeCapacity } from '../../src/place
 import type { Bus } from '../bus/connection.ts';
 import { encodeJson, type Heartbeat, type KillCommand, type NodeActionReply, type NodeBusEvent, type RunCommand } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
-import { LiveJob, LiveNode, type NodeInfo } from './live.ts';
+import { JobTable, LiveJob, LiveNode, type NodeInfo } from './live.ts';
 import type { Actor } from 'xstate';
 import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordinator.machine.ts';
 import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type JobRecord, type JobWrite } from './store.ts';
@@ -61,7 +61,7 @@ interface Plan {
 
 export class Coordinator {
   private readonly store: CoordinatorStore;
-  private readonly jobs = new Map<string, LiveJob>();
+  private readonly jobs = new JobTable();
   private readonly nodes = new Map<string, LiveNode>();
   private readonly capacity = new CapacitySnapshot();
   private inbox: Input[] = [];
@@ -301,6 +301,7 @@ export class Coordinator {
       if (!job || job.status === rec.status) continue;
       // The API changed it (cancel): take the row as it is now.
       job.refresh(rec);
+      this.jobs.touch(job);
       if (isTerminal(rec.status)) this.finishOrHold(job, 'cancelled by its owner');
     }
   }
@@ -405,14 +406,19 @@ export class Coordinator {
 
   /** Admission (pending → queued) and placement (queued → scheduled) for every waiting job. */
   private admitAndPlace(batch: Batch): string[] {
-    const waiting: LiveJob[] = [];
     let pending = false;
-    for (const job of this.jobs.values()) {
-      if (job.status === 'pending') pending = true;
-      if (job.status === 'pending' || job.status === 'queued') waiting.push(job);
+    for (const job of this.jobs.waiting.values()) {
+      if (job.status === 'pending') {
+        pending = true;
+        break;
+      }
     }
-    if (waiting.length === 0 || (!this.placementDirty && !pending)) return [];
+    if (this.jobs.waiting.size === 0 || (!this.placementDirty && !pending)) return [];
     this.placementDirty = false;
+    // With no free GPU anywhere, queued jobs cannot move: only admit the new ones.
+    const free = this.anyGpuFree();
+    const waiting = free ? [...this.jobs.waiting.values()] : [...this.jobs.waiting.values()].filter((j) => j.status === 'pending');
+    if (waiting.length === 0) return [];
     const { placed, waiting: reasons } = placeQueue(
       this.capacity,
       waiting.map((j) => j.request()),
@@ -444,6 +450,11 @@ export class Coordinator {
     }
     if (diagnosed === MAX_DIAGNOSES_PER_PASS) this.placementDirty = true;
     return placed.map((p) => p.jobId);
+  }
+
+  private anyGpuFree(): boolean {
+    for (const n of this.capacity.states()) if (n.schedulable && n.freeGpus.length > 0) return true;
+    return false;
   }
 
   private flushNodes(batch: Batch): void {
@@ -525,6 +536,7 @@ export class Coordinator {
       const job = this.jobs.get(id);
       if (!job || !applied.has(id)) continue;
       job.commit(plan.applied, plan.after);
+      this.jobs.touch(job);
       if (plan.applied.some((e) => e.type === 'place')) this.stats.placements++;
       for (const e of plan.effects) {
         if (e.type === 'releaseGpus') {
@@ -561,6 +573,7 @@ export class Coordinator {
         continue;
       }
       job.refresh(rec);
+      this.jobs.touch(job);
       if (isTerminal(rec.status)) this.finishOrHold(job, rec.statusReason ?? 'finished');
     }
     this.placementDirty = true;

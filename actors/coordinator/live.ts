@@ -63,9 +63,13 @@ export class LiveJob {
     return this.rec.status;
   }
 
+  private req?: JobRequest;
+
+  /** What placement needs; built once (none of these fields ever change). */
   request(): JobRequest {
+    if (this.req) return this.req;
     const r = this.rec;
-    return {
+    return (this.req = {
       jobId: r.id,
       tier: r.tier,
       priority: r.priority,
@@ -74,7 +78,7 @@ export class LiveJob {
       vramPerGpuGb: r.vramPerGpuGb,
       cpuCores: r.cpuCores,
       ramGb: r.ramGb,
-    };
+    });
   }
 
   /** Mirrors a committed outcome: the events go to the actor, the row values to the record. */
@@ -105,6 +109,45 @@ export class LiveJob {
 
   stop(): void {
     stopChild(this.actor);
+  }
+}
+
+/**
+ * The live jobs, with an index of those waiting for placement (pending and
+ * queued), so a pass looks at the queue rather than at every live job.
+ * Call `touch` after a job's status changes.
+ */
+export class JobTable {
+  private readonly all = new Map<string, LiveJob>();
+  readonly waiting = new Map<string, LiveJob>();
+
+  get size(): number {
+    return this.all.size;
+  }
+  get(id: string): LiveJob | undefined {
+    return this.all.get(id);
+  }
+  has(id: string): boolean {
+    return this.all.has(id);
+  }
+  values(): IterableIterator<LiveJob> {
+    return this.all.values();
+  }
+  set(id: string, job: LiveJob): void {
+    this.all.set(id, job);
+    this.touch(job);
+  }
+  delete(id: string): void {
+    this.all.delete(id);
+    this.waiting.delete(id);
+  }
+  clear(): void {
+    this.all.clear();
+    this.waiting.clear();
+  }
+  touch(job: LiveJob): void {
+    if (job.status === 'pending' || job.status === 'queued') this.waiting.set(job.rec.id, job);
+    else this.waiting.delete(job.rec.id);
   }
 }
 
