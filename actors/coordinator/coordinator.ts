@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
 import { isSchedulable } from '../../machines/node.machine.ts';
 import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
-import { CapacitySnapshot, placeQueue, type NodeCapacity } from '../../src/placement/index.ts';
+import { CapacitySnapshot, placeQueue, type NodeCapacity, type Placement } from '../../src/placement/index.ts';
 import type { Bus } from '../bus/connection.ts';
 import { encodeJson, type Heartbeat, type KillCommand, type NodeActionReply, type NodeBusEvent, type RunCommand } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
@@ -51,6 +51,8 @@ export type Input =
 const REASON_REFRESH_MS = 5000;
 /** Bounds a pass's size when thousands of jobs wait. */
 const MAX_DIAGNOSES_PER_PASS = 1000;
+/** Jobs handed to placement at a time, while GPUs remain free. */
+const PLACE_CHUNK = 512;
 
 interface Plan {
   write: JobWrite;
@@ -415,14 +417,33 @@ export class Coordinator {
     }
     if (this.jobs.waiting.size === 0 || (!this.placementDirty && !pending)) return [];
     this.placementDirty = false;
-    // With no free GPU anywhere, queued jobs cannot move: only admit the new ones.
-    const free = this.anyGpuFree();
-    const waiting = free ? [...this.jobs.waiting.values()] : [...this.jobs.waiting.values()].filter((j) => j.status === 'pending');
+    // Greedy in queue order, a chunk at a time, until no GPU is free
+    // anywhere: after that no queued job can move, so the rest of the queue
+    // is not looked at (only new jobs, which need a reason to be admitted).
+    const ordered = this.jobs.ordered();
+    const waiting: LiveJob[] = [];
+    const placed: Placement[] = [];
+    const reasons = new Map<string, string>();
+    const rest: LiveJob[] = [];
+    for (let i = 0; i < ordered.length; i += PLACE_CHUNK) {
+      const chunk = ordered.slice(i, i + PLACE_CHUNK).filter((j) => this.jobs.stillWaiting(j));
+      if (!this.anyGpuFree()) {
+        for (let k = i; k < ordered.length; k++) {
+          const j = ordered[k]!;
+          if (j.status === 'pending' && this.jobs.stillWaiting(j)) rest.push(j);
+        }
+        break;
+      }
+      const r = placeQueue(this.capacity, chunk.map((j) => j.request()));
+      placed.push(...r.placed);
+      for (const [id, reason] of r.waiting) reasons.set(id, reason);
+      waiting.push(...chunk);
+    }
+    if (rest.length > 0) {
+      for (const [id, reason] of placeQueue(this.capacity, rest.map((j) => j.request())).waiting) reasons.set(id, reason);
+      waiting.push(...rest);
+    }
     if (waiting.length === 0) return [];
-    const { placed, waiting: reasons } = placeQueue(
-      this.capacity,
-      waiting.map((j) => j.request()),
-    );
     const events = new Map<string, JobEvent[]>();
     for (const p of placed) events.set(p.jobId, [{ type: 'place', node_id: p.nodeId, gpu_indices: p.gpuIndices }]);
     const now = Date.now();

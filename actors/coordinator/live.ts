@@ -8,7 +8,7 @@ import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type O
 import { jobMachine, restoreJobSnapshot, type JobEvent, type JobStatus } from '../../machines/job.machine.ts';
 import { nodeMachine, type NodeState } from '../../machines/node.machine.ts';
 import type { GpuInfo, Pool } from '../../src/domain/cluster.ts';
-import type { JobRequest } from '../../src/placement/index.ts';
+import { compareJobs, type JobRequest } from '../../src/placement/index.ts';
 import type { JobState } from '../job-transitions.ts';
 import type { JobRecord } from './store.ts';
 
@@ -120,6 +120,11 @@ export class LiveJob {
 export class JobTable {
   private readonly all = new Map<string, LiveJob>();
   readonly waiting = new Map<string, LiveJob>();
+  /** Waiting jobs in queue order (compareJobs), with stale entries removed lazily. */
+  private order: LiveJob[] = [];
+  private readonly inOrder = new Set<LiveJob>();
+  private arrivals: LiveJob[] = [];
+  private stale = 0;
 
   get size(): number {
     return this.all.size;
@@ -138,16 +143,78 @@ export class JobTable {
     this.touch(job);
   }
   delete(id: string): void {
+    const job = this.all.get(id);
     this.all.delete(id);
-    this.waiting.delete(id);
+    if (job && this.waiting.delete(id) && this.inOrder.has(job)) this.stale++;
   }
   clear(): void {
     this.all.clear();
     this.waiting.clear();
+    this.order = [];
+    this.inOrder.clear();
+    this.arrivals = [];
+    this.stale = 0;
   }
   touch(job: LiveJob): void {
-    if (job.status === 'pending' || job.status === 'queued') this.waiting.set(job.rec.id, job);
-    else this.waiting.delete(job.rec.id);
+    const id = job.rec.id;
+    if (job.status === 'pending' || job.status === 'queued') {
+      this.waiting.set(id, job);
+      if (!this.inOrder.has(job)) {
+        this.inOrder.add(job);
+        this.arrivals.push(job);
+      }
+    } else if (this.waiting.delete(id) && this.inOrder.has(job)) {
+      this.stale++;
+    }
+  }
+
+  private isWaiting(job: LiveJob): boolean {
+    return this.waiting.get(job.rec.id) === job;
+  }
+
+  /**
+   * The waiting jobs in queue order. New arrivals are merged in (they sort
+   * near the end: same tier and priority, newer), and left jobs are dropped
+   * once they make up a quarter of the list, so a pass costs O(queue) at
+   * worst and no full sort.
+   */
+  ordered(): LiveJob[] {
+    if (this.stale > 0 && this.stale * 4 >= this.order.length) {
+      const kept: LiveJob[] = [];
+      for (const j of this.order) {
+        if (this.isWaiting(j)) kept.push(j);
+        else this.inOrder.delete(j);
+      }
+      this.order = kept;
+      this.stale = 0;
+    }
+    if (this.arrivals.length > 0) {
+      const fresh = this.arrivals.filter((j) => this.isWaiting(j));
+      for (const j of this.arrivals) if (!this.isWaiting(j)) this.inOrder.delete(j);
+      this.arrivals = [];
+      fresh.sort((a, b) => compareJobs(a.request(), b.request()));
+      const merged: LiveJob[] = [];
+      let i = 0;
+      let k = 0;
+      // Fast path: every arrival sorts after the current tail.
+      const tail = this.order[this.order.length - 1];
+      if (!tail || !fresh[0] || compareJobs(tail.request(), fresh[0].request()) <= 0) {
+        this.order.push(...fresh);
+      } else {
+        while (i < this.order.length || k < fresh.length) {
+          if (k >= fresh.length || (i < this.order.length && compareJobs(this.order[i]!.request(), fresh[k]!.request()) <= 0)) {
+            merged.push(this.order[i++]!);
+          } else merged.push(fresh[k++]!);
+        }
+        this.order = merged;
+      }
+    }
+    return this.order;
+  }
+
+  /** True if the job is (still) waiting; `ordered()` may hold jobs that left since. */
+  stillWaiting(job: LiveJob): boolean {
+    return this.isWaiting(job);
   }
 }
 
