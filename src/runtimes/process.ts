@@ -221,8 +221,9 @@ export class HostExecution implements Execution {
         result = { code, signal: signalFromStatus(code) };
       } else if (childSignal) {
         result = { code: 128 + (signalNumber(childSignal) ?? 0), signal: childSignal };
-      } else if (!this.child && this.sentSignal) {
-        // Re-attached: no wait status to read, but we know what we sent.
+      } else if (this.sentSignal) {
+        // No status recorded (re-attached, or a kill that landed while the
+        // wrapper was still starting its command), but we know what we sent.
         result = { code: 128 + (signalNumber(this.sentSignal) ?? 0), signal: this.sentSignal };
       } else {
         // Gone without a status, and not by our hand: unknown.

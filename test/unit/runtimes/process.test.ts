@@ -132,7 +132,7 @@ describe('process runtime', () => {
     expect(Date.now() - t0).toBeLessThan(2000);
     for (const ex of execs) {
       const r = await ex.exited;
-      expect(r.signal).toBe('SIGTERM');
+      expect(r.signal, JSON.stringify(r)).toBe('SIGTERM');
       expect(r.code).toBe(143);
     }
   });
