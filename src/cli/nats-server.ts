@@ -45,8 +45,11 @@ export function answers(host: string, port: number, timeoutMs = 1000): Promise<b
 }
 
 /** The nats-server binary on PATH (or in the sbin folders Debian uses), or null. */
-export function findNatsServer(envPath = process.env.PATH ?? ''): string | null {
-  const dirs = [...envPath.split(path.delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
+export function findNatsServer(
+  envPath = process.env.PATH ?? '',
+  extraDirs: readonly string[] = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin'],
+): string | null {
+  const dirs = [...envPath.split(path.delimiter).filter(Boolean), ...extraDirs];
   for (const dir of dirs) {
     const candidate = path.join(dir, 'nats-server');
     try {
@@ -59,10 +62,15 @@ export function findNatsServer(envPath = process.env.PATH ?? ''): string | null 
   return null;
 }
 
-export async function ensureNats(url: string, dataDir: string, log: Logger): Promise<LocalNats> {
+export async function ensureNats(
+  url: string,
+  dataDir: string,
+  log: Logger,
+  find: () => string | null = () => findNatsServer(),
+): Promise<LocalNats> {
   const { host, port } = hostPort(url);
   if (await answers(host, port)) return { url, started: false, stop: async () => undefined };
-  const bin = findNatsServer();
+  const bin = find();
   if (!bin) throw new NatsMissingError(url);
 
   const storeDir = path.resolve(dataDir, 'nats');
