@@ -1,0 +1,74 @@
+/**
+ * `npm start` as a newcomer runs it: `scalar dev` prints the URL, an admin
+ * key and a curl; pasting that curl submits a job that runs on a simulated
+ * node and completes; Ctrl-C stops everything.
+ */
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { connectTestBus, dropTestBus, testNatsPrefix } from '../helpers/app.ts';
+import { parseConfig } from '../../src/config/index.ts';
+
+const BIN = new URL('../../bin/scalar.mjs', import.meta.url).pathname;
+const prefix = testNatsPrefix();
+const dataDir = mkdtempSync(path.join(tmpdir(), 'scalar-dev-'));
+let db: TestDatabase;
+let dev: ChildProcessWithoutNullStreams | undefined;
+let out = '';
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  dev?.kill('SIGKILL');
+  await db?.drop();
+  await dropTestBus(await connectTestBus(parseConfig({ SCALAR_NATS_PREFIX: prefix })));
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('npm start (scalar dev)', () => {
+  const hasCurl = (process.env.PATH ?? '').split(':').some((d) => existsSync(path.join(d, 'curl')));
+  it.runIf(hasCurl)('prints a curl that submits a job which runs to completion, and stops on Ctrl-C', { timeout: 90_000 }, async () => {
+    const { DATABASE_URL: _d, SCALAR_BOOTSTRAP_KEY: _k, ...rest } = process.env;
+    dev = spawn(process.execPath, [BIN, 'dev', '--speed', '10'], {
+      env: { ...rest, DATABASE_URL: db.url, PORT: '0', SCALAR_DATA_DIR: dataDir, SCALAR_NATS_PREFIX: prefix, LOG_LEVEL: 'warn' },
+    });
+    dev.stdout.on('data', (d) => (out += d));
+    dev.stderr.on('data', (d) => (out += d));
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('Ctrl-C stops everything')) {
+      if (Date.now() > deadline || dev.exitCode !== null) throw new Error(`no banner:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const url = /Scalar\s+(http:\/\/\S+)/.exec(out)![1]!;
+    const key = /Admin key\s+(sk_\S+)/.exec(out)![1]!;
+    expect(out).toMatch(/fast-1 \(fast, 8x80\), fast-2 \(fast, 8x80\), flex-1 \(flex, 8x40\)/);
+
+    // The printed curl, exactly as printed (both lines), run by a shell.
+    const lines = out.split('\n');
+    const at = lines.findIndex((l) => l.trim().startsWith('curl -s -X POST'));
+    const curl = (lines[at]!.trim().replace(/\\$/, '') + ' ' + lines[at + 1]!.trim()).trim();
+    const { stdout } = await promisify(execFile)('sh', ['-c', curl]);
+    const job = JSON.parse(stdout);
+    expect(job.status).toBe('pending');
+
+    const until = Date.now() + 30_000;
+    let now = job;
+    while (now.status !== 'completed') {
+      if (Date.now() > until) throw new Error(`job did not complete: ${JSON.stringify(now)}`);
+      await new Promise((r) => setTimeout(r, 200));
+      now = await (await fetch(`${url}/jobs/${job.id}`, { headers: { authorization: `Bearer ${key}` } })).json();
+    }
+    expect(now.node_id).toMatch(/^fast-[12]$/);
+    expect(now.gpu_indices).toHaveLength(2);
+    expect(now.exit_code).toBe(0);
+
+    const exited = new Promise<number | null>((r) => dev!.once('exit', (code) => r(code)));
+    dev.kill('SIGINT');
+    expect(await exited).toBe(0);
+  });
+});
