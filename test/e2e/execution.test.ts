@@ -364,5 +364,21 @@ describe('scalar api + coordinator + process agents, end to end', () => {
     expect(doubleBooked).toEqual([]);
     expect(t.errors()).toEqual([]);
   }, 120_000);
+
+  it('a standby coordinator takes over within seconds when the leader is killed with kill -9', async () => {
+    startTest();
+    const standby = cluster.spawn('coordinator-standby', ['coordinator']);
+    await standby.waitForLine(/standing by/, 30_000);
+    const before = await submit(['true']);
+    await until(async () => (await job(before.id)).status === 'completed', 30_000, 'a job under the old leader');
+
+    await coordinator.crash();
+    const t0 = Date.now();
+    await standby.waitForLine(/"msg":"Scalar coordinator ready"/, 15_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    coordinator = standby;
+    const after = await submit(['true']);
+    await until(async () => (await job(after.id)).status === 'completed', 30_000, 'a job under the new leader');
+  }, 60_000);
 });
 
