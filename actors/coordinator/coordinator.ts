@@ -289,7 +289,9 @@ export class Coordinator {
     const fresh: JobRecord[] = [];
     if (pendingIds.size > 0) fresh.push(...(await this.store.loadPending([...pendingIds])));
     if (sweep) {
-      fresh.push(...(await this.store.loadPending()));
+      // Catches jobs whose wake-up message was lost (e.g. the API died right after its commit).
+      const unknown = (await this.store.pendingIds()).filter((id) => !this.jobs.has(id) && !pendingIds.has(id));
+      if (unknown.length > 0) fresh.push(...(await this.store.loadPending(unknown)));
       for (const id of await this.store.loadFinishedHoldingGpus()) refresh.add(id);
     }
     for (const rec of fresh) {

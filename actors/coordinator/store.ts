@@ -159,6 +159,12 @@ export class CoordinatorStore {
     return rows.map(toJobRecord);
   }
 
+  /** Ids of the oldest pending jobs (the sweep's cheap first look: most are usually already known). */
+  async pendingIds(limit = 5000): Promise<string[]> {
+    const rows = await this.em().execute(`select id from jobs where status = 'pending' order by seq limit ?`, [limit]);
+    return rows.map((r) => r.id as string);
+  }
+
   /** Jobs still pending: the given ones, or (without ids) the oldest `limit` of them. */
   async loadPending(ids?: string[], limit = 5000): Promise<JobRecord[]> {
     const rows = ids

@@ -140,6 +140,25 @@ describe('coordinator: placement and the run round trip', () => {
     expect(await activeAllocations(b)).toEqual([]);
   });
 
+  it('a job whose wake-up message never arrived is found by the sweep and placed', async () => {
+    await coordinator().leading;
+    const fast = await node('fast');
+    const first = await submit({ tier: 'FAST' });
+    await fast.expect('run');
+    await fast.started({ job_id: first, attempt: 1 });
+    // A second pending job committed without any message (as if its API process died right after the commit).
+    const [row] = await t.db.orm.em.fork().execute(
+      `insert into jobs (id, user_id, tier, status, status_reason, gpu_count, vram_per_gpu_gb, cpu_cores, ram_gb,
+         expected_duration_sec, priority, image, command, env, attempt, max_attempts, created_at, updated_at)
+       select gen_random_uuid(), user_id, tier, 'pending', 'waiting for the coordinator to admit it', gpu_count, vram_per_gpu_gb,
+         cpu_cores, ram_gb, expected_duration_sec, priority, image, command, env, 1, max_attempts, now(), now()
+       from jobs where id = ? returning id`,
+      [first],
+    );
+    const run = await fast.expect('run', 8000);
+    expect(run.job_id).toBe(row!.id);
+  });
+
   it('a queued job says why it waits, and FAST never lands on a flex node', async () => {
     await coordinator().leading;
     await node('flex', 8, 40);
