@@ -8,6 +8,7 @@ import {
   type JobEffect,
   type JobEffectParams,
   type JobEvent,
+  type JobSnapshot,
   type JobStatus,
 } from '../machines/job.machine.ts';
 import { Job, JobEvent as JobEventRow } from '../src/db/entities.ts';
@@ -46,6 +47,8 @@ export type StepResult =
   | {
       kind: 'applied';
       next: JobState;
+      /** The machine's snapshot after the event (to chain the next step without restoring). */
+      snapshot: JobSnapshot;
       /** False for a targetless event (e.g. diagnose): the row changes, but no job_events row is due. */
       changedStatus: boolean;
       effects: { type: JobEffect; params: JobEffectParams }[];
@@ -54,17 +57,20 @@ export type StepResult =
 
 /**
  * One pure step of the job machine from a stored state: what every writer
- * (the API's cancel, the coordinator's batches) runs before it writes.
+ * (the API's cancel, the coordinator's passes) runs before it writes.
+ * `from` may pass the snapshot for `state` when the caller has it (the
+ * coordinator's live actor, or the previous step), which saves restoring it.
  */
-export function stepJob(state: JobState, event: JobEvent): StepResult {
-  const snapshot = restoreJobSnapshot(state.status, state.context);
-  if (!snapshot.can(event)) return { kind: 'refused' };
+export function stepJob(state: JobState, event: JobEvent, from?: JobSnapshot): StepResult {
+  const snapshot = from ?? restoreJobSnapshot(state.status, state.context);
   const [next, actions] = transition(jobMachine, snapshot, event);
+  // xstate returns the very same snapshot for an event no transition takes.
+  if (next === snapshot) return { kind: 'refused' };
   const effects = actions
     .filter((a) => EFFECTS.has(a.type))
     .map((a) => ({ type: a.type as JobEffect, params: a.params as JobEffectParams }));
   const status = next.value as JobStatus;
-  return { kind: 'applied', next: { status, context: next.context }, changedStatus: status !== state.status, effects };
+  return { kind: 'applied', next: { status, context: next.context }, snapshot: next, changedStatus: status !== state.status, effects };
 }
 
 export function jobStateOf(job: Pick<Job, 'id' | 'status' | 'attempt' | 'maxAttempts' | 'nodeId' | 'gpuIndices' | 'exitCode' | 'statusReason'>): JobState {

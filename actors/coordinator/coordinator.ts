@@ -27,7 +27,7 @@ import type { Actor } from 'xstate';
 import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordinator.machine.ts';
 import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type JobRecord, type JobWrite } from './store.ts';
 import { jobStateOf, STAMP, stepJob, type JobState } from '../job-transitions.ts';
-import type { JobEffect, JobEffectParams } from '../../machines/job.machine.ts';
+import type { JobEffect, JobEffectParams, JobSnapshot } from '../../machines/job.machine.ts';
 
 export interface CoordinatorOptions {
   orm: MikroORM;
@@ -59,6 +59,7 @@ interface Plan {
   applied: JobEvent[];
   effects: { type: JobEffect; params: JobEffectParams }[];
   after: JobState;
+  snapshot: JobSnapshot;
 }
 
 export class Coordinator {
@@ -508,8 +509,10 @@ export class Coordinator {
       const cur = plan?.after ?? jobStateOf({ ...job.rec, gpuIndices: job.rec.gpuIndices ?? [] });
       if (item.attempt !== undefined && item.attempt !== cur.context.attempt) continue;
       let state = cur;
+      // The live actor holds this very state: start from its snapshot instead of restoring one.
+      let snapshot = plan?.snapshot ?? job.actor.getSnapshot();
       for (const ev of item.events) {
-        const step = stepJob(state, ev);
+        const step = stepJob(state, ev, snapshot);
         if (step.kind === 'refused') break;
         plan ??= {
           write: {
@@ -524,6 +527,7 @@ export class Coordinator {
           applied: [],
           effects: [],
           after: state,
+          snapshot,
         };
         const w = plan.write;
         plan.applied.push(ev);
@@ -543,7 +547,9 @@ export class Coordinator {
         }
         for (const e of step.effects) if (e.type === 'releaseGpus') w.releases.push({ job_id: e.params.jobId, attempt: e.params.attempt });
         state = step.next;
+        snapshot = step.snapshot;
         plan.after = state;
+        plan.snapshot = snapshot;
         w.after = state;
       }
       if (plan) plans.set(item.jobId, plan);
