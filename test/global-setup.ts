@@ -6,6 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { ormConfig, migrate } from '../src/db/orm.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { serverUrl, templateName, withAdmin } from './helpers/db.ts';
+import { answers, ensureNats } from '../src/cli/nats-server.ts';
 
 async function reachable(url: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
@@ -58,6 +59,18 @@ async function dropStaleTestStreams(): Promise<void> {
  * works anywhere. TEST_EMBEDDED_PG=1 forces that path.
  */
 export default async function setup(): Promise<(() => Promise<void>) | void> {
+  const teardowns: Array<() => Promise<void>> = [];
+  // NATS: NATS_URL (default 127.0.0.1:4222); when nothing answers there, a
+  // local nats-server with JetStream (as `scalar dev` does), so `npm test`
+  // works on a laptop with nats-server installed but not running.
+  const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const { hostname, port } = new URL(natsUrl.includes('://') ? natsUrl : `nats://${natsUrl}`);
+  if (!(await answers(hostname || '127.0.0.1', Number(port || 4222)))) {
+    const local = await ensureNats('nats://127.0.0.1:4229', '.scalar/test', pino({ level: 'warn' }));
+    process.env.NATS_URL = local.url;
+    teardowns.push(local.stop);
+    console.log(`no NATS at ${natsUrl}: testing against a local nats-server on 127.0.0.1:4229`);
+  }
   await dropStaleTestStreams();
   let teardown: (() => Promise<void>) | undefined;
   if (!process.env.DATABASE_URL && (process.env.TEST_EMBEDDED_PG === '1' || !(await reachable(serverUrl())))) {
@@ -92,5 +105,9 @@ export default async function setup(): Promise<(() => Promise<void>) | void> {
       await c.query('select pg_advisory_unlock(4242)');
     }
   });
-  return teardown;
+  if (teardown) teardowns.push(teardown);
+  if (teardowns.length === 0) return;
+  return async () => {
+    for (const t of teardowns.reverse()) await t();
+  };
 }
