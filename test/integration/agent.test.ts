@@ -313,6 +313,18 @@ describe('agent', () => {
     expect(events.of('started', cmd.job_id)).toEqual([]);
   });
 
+  it('with the docker runtime and no Docker engine, a run ends in launch_failed with a clear reason', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    // This machine has the docker CLI but no engine; elsewhere the CLI may be missing: both are launch failures.
+    await makeAgent(id, { runtime: createRuntime('docker') }).start();
+    const cmd = runCmd({ image: 'nvidia/cuda:12.4.0-base-ubuntu22.04', command: ['nvidia-smi', '-L'] });
+    await send(id, cmd);
+    const failed = await events.next('launch_failed', cmd.job_id);
+    expect(failed.reason).toMatch(/^docker runtime: .*(not installed|not reachable|engine)/i);
+    expect(events.of('started', cmd.job_id)).toEqual([]);
+  });
+
   it('heartbeats its running attempts and free/used resources', async () => {
     const id = nodeId();
     const beats: Heartbeat[] = [];
