@@ -184,15 +184,16 @@ try {
     submit_to_running_ms: p5099(toRunning),
     breakdown_ms: { submit_to_created: p5099(apiCommit), created_to_scheduled: p5099(placement), scheduled_to_started: p5099(start) },
   };
-  let phase2: { jobs: number; seconds: number; placements_per_sec: number } | null = null;
+  let phase2: Record<string, unknown> | null = null;
   // ---- phase 2: saturation
   if (saturationJobs > 0) {
-  await stopChild(coordinator);
+  // Every GPU free again before the coordinator stops, so the first wave has the whole fleet.
   await waitFor(
-    async () => Number((await db.query(`select count(*) n from jobs where status not in ('completed','failed','cancelled')`)).rows[0].n) === 0,
+    async () => Number((await db.query(`select count(*) n from allocations where released_at is null`)).rows[0].n) === 0,
     'phase 1 to drain',
     60_000,
-  ).catch(() => undefined);
+  );
+  await stopChild(coordinator);
   const satBody = jobBody(1); // 0.1 s each at speed 10
   const ids: string[] = [];
   for (let i = 0; i < saturationJobs; i += 200) {
@@ -214,7 +215,11 @@ try {
       [ids],
     )
   ).rows[0] as { sec: string; n: string };
-  phase2 = { jobs: Number(span.n), seconds: Number(Number(span.sec).toFixed(2)), placements_per_sec: Math.round(Number(span.n) / Number(span.sec)) };
+  phase2 = {
+    jobs: Number(span.n),
+    seconds: Number(Number(span.sec).toFixed(2)),
+    placements_per_sec: Math.round(Number(span.n) / Number(span.sec)),
+  };
   }
 
   console.log(

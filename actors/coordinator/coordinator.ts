@@ -51,6 +51,8 @@ export type Input =
 const REASON_REFRESH_MS = 5000;
 /** Bounds a pass's size when thousands of jobs wait. */
 const MAX_DIAGNOSES_PER_PASS = 1000;
+/** Most pending jobs admitted in one pass. */
+const MAX_ADMISSIONS_PER_PASS = 2000;
 /** Jobs handed to placement at a time, while GPUs remain free. */
 const PLACE_CHUNK = 512;
 
@@ -428,15 +430,28 @@ export class Coordinator {
     const placed: Placement[] = [];
     const reasons = new Map<string, string>();
     const rest: LiveJob[] = [];
+    // A burst of thousands of submissions is admitted over several passes, so
+    // one huge pass does not hold up placement and agents' reports.
+    let admissions = 0;
+    const take = (j: LiveJob) => {
+      if (!this.jobs.stillWaiting(j)) return false;
+      if (j.status !== 'pending') return true;
+      if (admissions >= MAX_ADMISSIONS_PER_PASS) {
+        this.placementDirty = true;
+        return false;
+      }
+      admissions++;
+      return true;
+    };
     for (let i = 0; i < ordered.length; i += PLACE_CHUNK) {
-      const chunk = ordered.slice(i, i + PLACE_CHUNK).filter((j) => this.jobs.stillWaiting(j));
       if (!this.anyGpuFree()) {
         for (let k = i; k < ordered.length; k++) {
           const j = ordered[k]!;
-          if (j.status === 'pending' && this.jobs.stillWaiting(j)) rest.push(j);
+          if (j.status === 'pending' && take(j)) rest.push(j);
         }
         break;
       }
+      const chunk = ordered.slice(i, i + PLACE_CHUNK).filter(take);
       const r = placeQueue(this.capacity, chunk.map((j) => j.request()));
       placed.push(...r.placed);
       for (const [id, reason] of r.waiting) reasons.set(id, reason);
