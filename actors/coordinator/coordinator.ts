@@ -5,8 +5,8 @@
  *
  * Everything happens in *passes*. Inputs (JetStream messages, heartbeats,
  * operator requests, timers) land in an inbox; one pass at a time takes the
- * whole inbox, decides, writes every decision in one transaction
- * (store.commit), and only after the commit mirrors the result into the live
+ * whole inbox, decides (queue.ts: admission and placement; plan.ts: the
+ * machine steps), writes every decision in one statement (store.commit), and only after the commit mirrors the result into the live
  * actors, sends commands and acks the messages it handled. A crash at any
  * point leaves either the old state or the new one in Postgres; unacked
  * messages are redelivered and every handler is idempotent per
@@ -18,16 +18,17 @@ import type { Logger } from 'pino';
 import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
 import { isSchedulable } from '../../machines/node.machine.ts';
 import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
-import { CapacitySnapshot, placeQueue, type NodeCapacity, type Placement } from '../../src/placement/index.ts';
+import { CapacitySnapshot, type NodeCapacity } from '../../src/placement/index.ts';
 import type { Bus } from '../bus/connection.ts';
-import { encodeJson, type Heartbeat, type KillCommand, type NodeActionReply, type NodeBusEvent, type RunCommand } from '../bus/messages.ts';
+import { encodeJson, type Heartbeat, type NodeActionReply, type NodeBusEvent } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
-import { JobTable, LiveJob, LiveNode, type NodeInfo } from './live.ts';
 import type { Actor } from 'xstate';
 import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordinator.machine.ts';
-import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type JobRecord, type JobWrite } from './store.ts';
-import { jobStateOf, STAMP, stepJob, type JobState } from '../job-transitions.ts';
-import type { JobEffect, JobEffectParams, JobSnapshot } from '../../machines/job.machine.ts';
+import { Commands } from './commands.ts';
+import { JobTable, LiveJob, LiveNode, type NodeInfo } from './live.ts';
+import { planWrites, type Plan } from './plan.ts';
+import { admitAndPlace } from './queue.ts';
+import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type JobRecord } from './store.ts';
 
 export interface CoordinatorOptions {
   orm: MikroORM;
@@ -47,23 +48,6 @@ export type Input =
   | { kind: 'node-action'; action: NodeAction; nodeId: string; reason?: string; reply: (r: NodeActionReply) => void }
   | { kind: 'sweep' };
 
-/** How often a queued job's status_reason may be rewritten (the first reason is written at admission). */
-const REASON_REFRESH_MS = 5000;
-/** Bounds a pass's size when thousands of jobs wait. */
-const MAX_DIAGNOSES_PER_PASS = 1000;
-/** Most pending jobs admitted in one pass. */
-const MAX_ADMISSIONS_PER_PASS = 2000;
-/** Jobs handed to placement at a time, while GPUs remain free. */
-const PLACE_CHUNK = 512;
-
-interface Plan {
-  write: JobWrite;
-  applied: JobEvent[];
-  effects: { type: JobEffect; params: JobEffectParams }[];
-  after: JobState;
-  snapshot: JobSnapshot;
-}
-
 export class Coordinator {
   private readonly store: CoordinatorStore;
   private readonly jobs = new JobTable();
@@ -81,8 +65,11 @@ export class Coordinator {
   private lastHeartbeatFlush = 0;
   readonly stats: CoordinatorStats = { passes: 0, placements: 0, liveJobs: 0, queued: 0, nodes: 0 };
 
+  private readonly commands: Commands;
+
   constructor(private readonly o: CoordinatorOptions) {
     this.store = new CoordinatorStore(o.orm);
+    this.commands = new Commands(o.bus, o.log, o.killGraceSec, (id) => this.capacity.holding(id)?.nodeId);
   }
 
   // ---------------------------------------------------------------- startup
@@ -115,8 +102,8 @@ export class Coordinator {
     // (agents recognise an attempt they already have).
     const resend: Promise<void>[] = [];
     for (const job of this.jobs.values()) {
-      if (job.status === 'scheduled') resend.push(this.sendRun(job));
-      else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)) resend.push(this.sendKill(job, 'job finished'));
+      if (job.status === 'scheduled') resend.push(this.commands.run(job));
+      else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)) resend.push(this.commands.kill(job, 'job finished'));
     }
     await Promise.all(resend);
     this.updateStats();
@@ -241,7 +228,7 @@ export class Coordinator {
         return;
       }
 
-      const plans = this.plan(batch);
+      const plans = planWrites(batch, this.jobs);
       let applied: Set<string>;
       try {
         applied = await this.store.commit(batch);
@@ -348,7 +335,7 @@ export class Coordinator {
     const hold = job ? this.capacity.holding(ev.job_id) : undefined;
     if (!job || !current) {
       // A stale attempt (requeued elsewhere, or unknown): make sure it is not left running.
-      if (ev.type === 'started' && node) after.push(() => this.killStale(nodeId, ref));
+      if (ev.type === 'started' && node) after.push(() => this.commands.killStale(nodeId, ref));
       return;
     }
     if (isTerminal(job.status)) {
@@ -422,78 +409,10 @@ export class Coordinator {
     }
     if (this.jobs.waiting.size === 0 || (!this.placementDirty && !pending)) return [];
     this.placementDirty = false;
-    // Greedy in queue order, a chunk at a time, until no GPU is free
-    // anywhere: after that no queued job can move, so the rest of the queue
-    // is not looked at (only new jobs, which need a reason to be admitted).
-    const ordered = this.jobs.ordered();
-    const waiting: LiveJob[] = [];
-    const placed: Placement[] = [];
-    const reasons = new Map<string, string>();
-    const rest: LiveJob[] = [];
-    // A burst of thousands of submissions is admitted over several passes, so
-    // one huge pass does not hold up placement and agents' reports.
-    let admissions = 0;
-    const take = (j: LiveJob) => {
-      if (!this.jobs.stillWaiting(j)) return false;
-      if (j.status !== 'pending') return true;
-      if (admissions >= MAX_ADMISSIONS_PER_PASS) {
-        this.placementDirty = true;
-        return false;
-      }
-      admissions++;
-      return true;
-    };
-    for (let i = 0; i < ordered.length; i += PLACE_CHUNK) {
-      if (!this.anyGpuFree()) {
-        for (let k = i; k < ordered.length; k++) {
-          const j = ordered[k]!;
-          if (j.status === 'pending' && take(j)) rest.push(j);
-        }
-        break;
-      }
-      const chunk = ordered.slice(i, i + PLACE_CHUNK).filter(take);
-      const r = placeQueue(this.capacity, chunk.map((j) => j.request()));
-      placed.push(...r.placed);
-      for (const [id, reason] of r.waiting) reasons.set(id, reason);
-      waiting.push(...chunk);
-    }
-    if (rest.length > 0) {
-      for (const [id, reason] of placeQueue(this.capacity, rest.map((j) => j.request())).waiting) reasons.set(id, reason);
-      waiting.push(...rest);
-    }
-    if (waiting.length === 0) return [];
-    const events = new Map<string, JobEvent[]>();
-    for (const p of placed) events.set(p.jobId, [{ type: 'place', node_id: p.nodeId, gpu_indices: p.gpuIndices }]);
-    const now = Date.now();
-    let diagnosed = 0;
-    for (const job of waiting) {
-      const list = events.get(job.rec.id) ?? [];
-      const reason = reasons.get(job.rec.id);
-      if (job.status === 'pending') {
-        list.unshift({ type: 'admit', reason: reason ?? 'placing it now' });
-        job.reasonAt = now;
-      } else if (
-        reason !== undefined &&
-        reason !== job.rec.statusReason &&
-        // The counts in a reason move with every placement; rewriting thousands
-        // of queued rows each pass would starve placement, so each job's
-        // reason is refreshed at most every REASON_REFRESH_MS.
-        now - job.reasonAt >= REASON_REFRESH_MS &&
-        diagnosed < MAX_DIAGNOSES_PER_PASS
-      ) {
-        list.push({ type: 'diagnose', reason });
-        job.reasonAt = now;
-        diagnosed++;
-      }
-      if (list.length > 0) batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: list });
-    }
-    if (diagnosed === MAX_DIAGNOSES_PER_PASS) this.placementDirty = true;
-    return placed.map((p) => p.jobId);
-  }
-
-  private anyGpuFree(): boolean {
-    for (const n of this.capacity.states()) if (n.schedulable && n.freeGpus.length > 0) return true;
-    return false;
+    const decision = admitAndPlace(this.jobs, this.capacity);
+    batch.items.push(...decision.items);
+    if (decision.more) this.placementDirty = true;
+    return decision.placed;
   }
 
   private flushNodes(batch: Batch): void {
@@ -509,70 +428,6 @@ export class Coordinator {
     }
   }
 
-  /**
-   * Steps each job's machine from the state held in memory, in input order
-   * (a job may get several events in one pass), and turns the result into
-   * conditional writes. Events the machine refuses, or that name an attempt
-   * that is not current, are dropped here.
-   */
-  private plan(batch: Batch): Map<string, Plan> {
-    const plans = new Map<string, Plan>();
-    for (const item of batch.items) {
-      const job = this.jobs.get(item.jobId);
-      if (!job) continue;
-      let plan = plans.get(item.jobId);
-      const cur = plan?.after ?? jobStateOf({ ...job.rec, gpuIndices: job.rec.gpuIndices ?? [] });
-      if (item.attempt !== undefined && item.attempt !== cur.context.attempt) continue;
-      let state = cur;
-      // The live actor holds this very state: start from its snapshot instead of restoring one.
-      let snapshot = plan?.snapshot ?? job.actor.getSnapshot();
-      for (const ev of item.events) {
-        const step = stepJob(state, ev, snapshot);
-        if (step.kind === 'refused') break;
-        plan ??= {
-          write: {
-            jobId: item.jobId,
-            expect: { status: job.rec.status, attempt: job.rec.attempt },
-            after: state,
-            stamps: [],
-            events: [],
-            allocations: [],
-            releases: [],
-          },
-          applied: [],
-          effects: [],
-          after: state,
-          snapshot,
-        };
-        const w = plan.write;
-        plan.applied.push(ev);
-        plan.effects.push(...step.effects);
-        if (step.changedStatus) {
-          for (const col of STAMP[step.next.status]) w.stamps.push(col.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
-          w.events.push({
-            attempt: step.next.context.attempt,
-            from_status: state.status,
-            to_status: step.next.status,
-            event: ev.type,
-            reason: step.next.context.statusReason,
-          });
-        }
-        if (ev.type === 'place') {
-          for (const g of ev.gpu_indices) w.allocations.push({ attempt: step.next.context.attempt, node_id: ev.node_id, gpu_index: g });
-        }
-        for (const e of step.effects) if (e.type === 'releaseGpus') w.releases.push({ job_id: e.params.jobId, attempt: e.params.attempt });
-        state = step.next;
-        snapshot = step.snapshot;
-        plan.after = state;
-        plan.snapshot = snapshot;
-        w.after = state;
-      }
-      if (plan) plans.set(item.jobId, plan);
-    }
-    batch.writes = [...plans.values()].map((p) => p.write);
-    return plans;
-  }
-
   /** After the commit: actors follow the database, and commands go out. */
   private mirror(plans: Map<string, Plan>, applied: Set<string>, placedNow: Set<string>): Promise<void>[] {
     const commands: Promise<void>[] = [];
@@ -586,8 +441,8 @@ export class Coordinator {
         if (e.type === 'releaseGpus') {
           this.capacity.release(id);
           this.placementDirty = true;
-        } else if (e.type === 'dispatchRun') commands.push(this.sendRun(job));
-        else if (e.type === 'dispatchKill') commands.push(this.sendKill(job, 'cancelled'));
+        } else if (e.type === 'dispatchRun') commands.push(this.commands.run(job));
+        else if (e.type === 'dispatchKill') commands.push(this.commands.kill(job, 'cancelled'));
       }
       if (isTerminal(job.status)) this.finishOrHold(job, job.rec.statusReason ?? 'finished');
     }
@@ -641,7 +496,7 @@ export class Coordinator {
   private finishOrHold(job: LiveJob, reason: string): void {
     const hold = this.capacity.holding(job.rec.id);
     if (hold && job.status === 'cancelled') {
-      if (!job.killSentAt) void this.sendKill(job, reason);
+      if (!job.killSentAt) void this.commands.kill(job, reason);
       return;
     }
     if (hold) this.capacity.release(job.rec.id);
@@ -705,74 +560,21 @@ export class Coordinator {
     for (const r of running) {
       const job = this.jobs.get(r.job_id);
       const current = job && !isTerminal(job.status) && job.rec.attempt === r.attempt && job.rec.nodeId === node.id;
-      if (!current) void this.killStale(node.id, r);
+      if (!current) void this.commands.killStale(node.id, r);
     }
     const now = Date.now();
     for (const job of this.jobs.values()) {
       if (job.rec.nodeId !== node.id || job.status !== 'scheduled') continue;
       if (theirs.has(attemptKey({ job_id: job.rec.id, attempt: job.rec.attempt }))) continue;
-      if (registering || now - job.dispatchedAt > 3 * this.o.heartbeatIntervalMs) void this.sendRun(job);
+      if (registering || now - job.dispatchedAt > 3 * this.o.heartbeatIntervalMs) void this.commands.run(job);
     }
-  }
-
-  // ---------------------------------------------------------------- commands
-
-  private async publish(nodeId: string, cmd: RunCommand | KillCommand, msgID?: string): Promise<void> {
-    try {
-      await this.o.bus.js.publish(this.o.bus.t.subjects.nodeCmd(nodeId), encodeJson(cmd), msgID ? { msgID } : undefined);
-    } catch (err) {
-      // The job stays scheduled; the next reconcile with this node re-sends it.
-      this.o.log.warn({ err, node_id: nodeId, job_id: cmd.job_id, type: cmd.type }, 'could not send a command; will retry');
-    }
-  }
-
-  private sendRun(job: LiveJob): Promise<void> {
-    const r = job.rec;
-    if (!r.nodeId) return Promise.resolve();
-    job.dispatchedAt = Date.now();
-    return this.publish(
-      r.nodeId,
-      {
-        type: 'run',
-        job_id: r.id,
-        attempt: r.attempt,
-        gpu_indices: r.gpuIndices ?? [],
-        image: r.image,
-        command: r.command,
-        env: r.env,
-        cpu_cores: r.cpuCores,
-        ram_gb: r.ramGb,
-        expected_duration_sec: r.expectedDurationSec,
-      },
-      // Within JetStream's duplicate window a re-send of the same attempt is stored once.
-      `${r.id}:${r.attempt}:run:${job.dispatchedAt}`,
-    );
-  }
-
-  private sendKill(job: LiveJob, reason: string): Promise<void> {
-    const hold = this.capacity.holding(job.rec.id);
-    const nodeId = hold?.nodeId ?? job.rec.nodeId;
-    if (!nodeId) return Promise.resolve();
-    job.killSentAt = Date.now();
-    return this.publish(nodeId, { type: 'kill', job_id: job.rec.id, attempt: job.rec.attempt, grace_sec: this.o.killGraceSec, reason });
-  }
-
-  private readonly staleKills = new Map<string, number>();
-  private async killStale(nodeId: string, ref: AttemptRef): Promise<void> {
-    const key = `${nodeId}/${attemptKey(ref)}`;
-    const now = Date.now();
-    if (now - (this.staleKills.get(key) ?? 0) < 10_000) return;
-    this.staleKills.set(key, now);
-    if (this.staleKills.size > 10_000) this.staleKills.clear();
-    this.o.log.info({ node_id: nodeId, ...ref }, 'killing an attempt that is no longer current');
-    await this.publish(nodeId, { type: 'kill', ...ref, grace_sec: this.o.killGraceSec, reason: 'attempt is no longer current' });
   }
 
   /** Periodic safety net: re-send kills for finished jobs whose GPUs are still held. */
   resendKills(): void {
     const now = Date.now();
     for (const job of this.jobs.values()) {
-      if (isTerminal(job.status) && now - job.killSentAt > Math.max(30_000, this.o.killGraceSec * 2000)) void this.sendKill(job, 'job finished');
+      if (isTerminal(job.status) && now - job.killSentAt > Math.max(30_000, this.o.killGraceSec * 2000)) void this.commands.kill(job, 'job finished');
     }
   }
 
