@@ -16,16 +16,16 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
-import { isSchedulable } from '../../machines/node.machine.ts';
-import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
-import { CapacitySnapshot, type NodeCapacity } from '../../src/placement/index.ts';
+import type { AttemptRef } from '../../src/domain/cluster.ts';
+import { CapacitySnapshot } from '../../src/placement/index.ts';
 import type { Bus } from '../bus/connection.ts';
-import { encodeJson, type Heartbeat, type NodeActionReply, type NodeBusEvent } from '../bus/messages.ts';
+import type { Heartbeat, NodeActionReply, NodeBusEvent } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
 import type { Actor } from 'xstate';
 import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordinator.machine.ts';
 import { Commands } from './commands.ts';
-import { JobTable, LiveJob, LiveNode, type NodeInfo } from './live.ts';
+import { Fleet, type After } from './fleet.ts';
+import { JobTable, LiveJob } from './live.ts';
 import { planWrites, type Plan } from './plan.ts';
 import { admitAndPlace } from './queue.ts';
 import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type JobRecord } from './store.ts';
@@ -51,35 +51,42 @@ export type Input =
 export class Coordinator {
   private readonly store: CoordinatorStore;
   private readonly jobs = new JobTable();
-  private readonly nodes = new Map<string, LiveNode>();
   private readonly capacity = new CapacitySnapshot();
   private inbox: Input[] = [];
-  private readonly heartbeats = new Map<string, Heartbeat>();
-  private readonly heartbeatTimes = new Map<string, Date>();
-  private readonly dirtyNodes = new Set<string>();
   private placementDirty = true;
   private passRunning = false;
   private passQueued = false;
   private stopped = false;
   private idle: Promise<void> = Promise.resolve();
-  private lastHeartbeatFlush = 0;
   readonly stats: CoordinatorStats = { passes: 0, placements: 0, liveJobs: 0, queued: 0, nodes: 0 };
 
   private readonly commands: Commands;
+  private readonly fleet: Fleet;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.store = new CoordinatorStore(o.orm);
     this.commands = new Commands(o.bus, o.log, o.killGraceSec, (id) => this.capacity.holding(id)?.nodeId);
+    this.fleet = new Fleet({
+      bus: o.bus,
+      log: o.log,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      root: o.root,
+      jobs: this.jobs,
+      capacity: this.capacity,
+      commands: this.commands,
+      nodeLost: (nodeId) => this.push({ kind: 'node-lost', nodeId }),
+      placementChanged: () => {
+        this.placementDirty = true;
+      },
+      kick: () => this.kick(),
+    });
   }
 
   // ---------------------------------------------------------------- startup
 
   /** Rebuilds every actor and the capacity snapshot from Postgres. */
   async rehydrate(): Promise<void> {
-    for (const n of await this.store.loadNodes()) {
-      const node = this.newNode(n.id, n, n.state, n.stateReason, n.drainRequested);
-      this.capacity.upsertNode(this.capacityOf(node));
-    }
+    for (const n of await this.store.loadNodes()) this.fleet.restore(n);
     for (const rec of await this.store.loadLiveJobs()) this.jobs.set(rec.id, new LiveJob(rec, this.o.root));
     for (const a of await this.store.loadActiveAllocations()) {
       let job = this.jobs.get(a.job_id);
@@ -109,7 +116,7 @@ export class Coordinator {
     this.updateStats();
     this.o.root.send({ type: 'rebuilt', stats: { ...this.stats } });
     this.o.log.info(
-      { live_jobs: this.jobs.size, nodes: this.nodes.size, resent: resend.length },
+      { live_jobs: this.jobs.size, nodes: this.fleet.size, resent: resend.length },
       'coordinator state rebuilt from Postgres',
     );
   }
@@ -118,8 +125,7 @@ export class Coordinator {
   private async resync(): Promise<void> {
     for (const j of this.jobs.values()) j.stop();
     this.jobs.clear();
-    for (const n of this.nodes.values()) n.stop();
-    this.nodes.clear();
+    this.fleet.clear();
     for (const id of this.capacity.nodes().map((n) => n.nodeId)) this.capacity.removeNode(id);
     this.placementDirty = true;
     await this.rehydrate();
@@ -138,34 +144,12 @@ export class Coordinator {
 
   heartbeat(hb: Heartbeat, subjectNodeId: string): void {
     if (hb.node_id !== subjectNodeId || this.stopped) return;
-    const node = this.nodes.get(hb.node_id);
-    const now = Date.now();
-    if (!node || node.state === 'lost' || node.state === 'registering' || (node.bootId && node.bootId !== hb.boot_id)) {
-      // Unknown, lost, or restarted without us seeing its registration: ask it to register (again).
-      if (!node || now - node.lastHelloAt > 2000) {
-        if (node) node.lastHelloAt = now;
-        this.o.bus.nc.publish(this.o.bus.t.subjects.nodeHello(hb.node_id), encodeJson({ reason: 'unknown node' }));
-      }
-      return;
-    }
-    node.lastHeartbeatAt = now;
-    node.actor.send({ type: 'heartbeat' });
-    this.heartbeats.set(hb.node_id, hb);
-    this.heartbeatTimes.set(hb.node_id, new Date(now));
-    if (now - node.lastReconcileAt >= 2 * this.o.heartbeatIntervalMs) {
-      node.lastReconcileAt = now;
-      this.reconcile(node, hb.running);
-    }
-    if (now - this.lastHeartbeatFlush >= 1000) this.kick();
+    this.fleet.heartbeat(hb);
   }
 
   /** Called once per heartbeat interval: a node that sent nothing since the last tick missed one. */
   tick(): void {
-    const now = Date.now();
-    for (const node of this.nodes.values()) {
-      if (node.state !== 'lost' && node.lastHeartbeatAt < node.lastTickAt) node.actor.send({ type: 'tick' });
-      node.lastTickAt = now;
-    }
+    this.fleet.tick();
     this.kick();
   }
 
@@ -203,7 +187,7 @@ export class Coordinator {
       // Operator requests get no answer: the API reports the coordinator unavailable (503), and the next leader takes them.
     }
     for (const j of this.jobs.values()) j.stop();
-    for (const n of this.nodes.values()) n.stop();
+    this.fleet.clear();
   }
 
   // ---------------------------------------------------------------- a pass
@@ -213,14 +197,14 @@ export class Coordinator {
     const batch = emptyBatch();
     const msgs: JsMsg[] = [];
     const replies: Array<() => void> = [];
-    const after: Array<() => Promise<void> | void> = [];
+    const after: After = [];
     for (const i of inputs) if ('msg' in i && i.msg) msgs.push(i.msg);
 
     try {
       await this.loadInputs(inputs);
       for (const input of inputs) this.handle(input, batch, replies, after);
       const placed = this.admitAndPlace(batch);
-      this.flushNodes(batch);
+      this.fleet.flush(batch);
       if (batchIsEmpty(batch)) {
         for (const r of replies) r();
         for (const m of msgs) m.ack();
@@ -236,9 +220,7 @@ export class Coordinator {
         // Nothing was written: give back what this pass held in memory, let
         // JetStream redeliver, and try again shortly.
         for (const p of placed) this.capacity.release(p);
-        for (const [id, at] of batch.heartbeats) this.heartbeatTimes.set(id, at);
-        for (const n of batch.nodeStates) this.dirtyNodes.add(n.id);
-        for (const n of batch.nodeUpserts) this.dirtyNodes.add(n.id);
+        this.fleet.unflush(batch);
         this.placementDirty = true;
         throw err;
       }
@@ -300,35 +282,26 @@ export class Coordinator {
     }
   }
 
-  private handle(input: Input, batch: Batch, replies: Array<() => void>, after: Array<() => Promise<void> | void>): void {
+  private handle(input: Input, batch: Batch, replies: Array<() => void>, after: After): void {
     switch (input.kind) {
       case 'node-event':
         return this.handleNodeEvent(input.nodeId, input.event, batch, after);
       case 'node-lost':
-        return this.handleNodeLost(input.nodeId, batch, after);
-      case 'node-action': {
-        const node = this.nodes.get(input.nodeId);
-        if (!node) {
-          replies.push(() => input.reply({ ok: false, error: 'node_not_found', message: `node ${input.nodeId} not found` }));
-          return;
-        }
-        node.actor.send(input.action === 'drain' ? { type: 'drain', reason: input.reason } : { type: 'resume' });
-        this.noteNodeChange(node);
-        replies.push(() => input.reply({ ok: true, state: node.state }));
-        return;
-      }
+        return this.fleet.lost(input.nodeId, batch, after);
+      case 'node-action':
+        return this.fleet.action(input.action, input.nodeId, input.reason, input.reply, replies);
       default:
         return; // submitted, cancel and sweep were handled by loadInputs
     }
   }
 
-  private handleNodeEvent(nodeId: string, ev: NodeBusEvent, batch: Batch, after: Array<() => Promise<void> | void>): void {
+  private handleNodeEvent(nodeId: string, ev: NodeBusEvent, batch: Batch, after: After): void {
     if (ev.node_id !== nodeId) {
       this.o.log.warn({ subject_node: nodeId, claimed: ev.node_id }, 'node event names another node; ignored');
       return;
     }
-    if (ev.type === 'registered') return this.handleRegistered(ev, batch, after);
-    const node = this.nodes.get(nodeId);
+    if (ev.type === 'registered') return this.fleet.registered(ev, batch, after);
+    const node = this.fleet.nodes.get(nodeId);
     const job = this.jobs.get(ev.job_id);
     const ref = { job_id: ev.job_id, attempt: ev.attempt };
     const current = job && job.rec.attempt === ev.attempt && job.rec.nodeId === nodeId;
@@ -352,52 +325,6 @@ export class Coordinator {
     batch.items.push({ jobId: ev.job_id, attempt: ev.attempt, events: [event] });
   }
 
-  private handleRegistered(ev: Extract<NodeBusEvent, { type: 'registered' }>, batch: Batch, after: Array<() => Promise<void> | void>): void {
-    const info: NodeInfo = { pool: ev.pool, runtime: ev.runtime, cpuCores: ev.cpu_cores, ramGb: ev.ram_gb, gpus: ev.gpus };
-    let node = this.nodes.get(ev.node_id);
-    if (!node) node = this.newNode(ev.node_id, info, 'registering', 'waiting for the agent to register', false);
-    else node.info = info;
-    node.bootId = ev.boot_id;
-    node.lastHeartbeatAt = Date.now();
-    node.actor.send({ type: 'registered' });
-    this.capacity.upsertNode(this.capacityOf(node));
-    this.placementDirty = true;
-    this.dirtyNodes.delete(node.id);
-    batch.nodeUpserts.push({
-      id: node.id,
-      pool: info.pool,
-      runtime: info.runtime,
-      cpuCores: info.cpuCores,
-      ramGb: info.ramGb,
-      gpus: info.gpus,
-      state: node.state,
-      stateReason: node.stateReason,
-      drainRequested: node.drainRequested,
-    });
-    this.o.log.info({ node_id: node.id, pool: info.pool, gpus: info.gpus.length, state: node.state }, 'node registered');
-    const n = node;
-    after.push(() => this.reconcile(n, ev.running, true));
-  }
-
-  private handleNodeLost(nodeId: string, batch: Batch, after: Array<() => Promise<void> | void>): void {
-    const reason = `node ${nodeId} lost (no heartbeat for 3 intervals)`;
-    for (const job of this.jobs.values()) {
-      if (job.rec.nodeId !== nodeId) continue;
-      if (job.status === 'scheduled' || job.status === 'running') {
-        batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: [{ type: 'requeue', reason }] });
-      } else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)?.nodeId === nodeId) {
-        batch.releases.push({ job_id: job.rec.id, attempt: job.rec.attempt });
-      }
-    }
-    this.o.log.warn({ node_id: nodeId }, 'node lost: requeueing its jobs');
-    // Commands it never consumed are void now; a returning agent is reconciled instead.
-    after.push(async () => {
-      await this.o.bus.jsm.streams
-        .purge(this.o.bus.t.streams.NODE_CMDS, { filter: this.o.bus.t.subjects.nodeCmd(nodeId) })
-        .catch((err) => this.o.log.warn({ err, node_id: nodeId }, 'could not purge the lost node\'s commands'));
-    });
-  }
-
   /** Admission (pending → queued) and placement (queued → scheduled) for every waiting job. */
   private admitAndPlace(batch: Batch): string[] {
     let pending = false;
@@ -415,18 +342,7 @@ export class Coordinator {
     return decision.placed;
   }
 
-  private flushNodes(batch: Batch): void {
-    for (const id of this.dirtyNodes) {
-      const node = this.nodes.get(id);
-      if (node) batch.nodeStates.push({ id, state: node.state, stateReason: node.stateReason, drainRequested: node.drainRequested });
-    }
-    this.dirtyNodes.clear();
-    if (Date.now() - this.lastHeartbeatFlush >= 1000 && this.heartbeatTimes.size > 0) {
-      for (const [id, at] of this.heartbeatTimes) batch.heartbeats.set(id, at);
-      this.heartbeatTimes.clear();
-      this.lastHeartbeatFlush = Date.now();
-    }
-  }
+
 
   /** After the commit: actors follow the database, and commands go out. */
   private mirror(plans: Map<string, Plan>, applied: Set<string>, placedNow: Set<string>): Promise<void>[] {
@@ -504,72 +420,6 @@ export class Coordinator {
     this.jobs.delete(job.rec.id);
   }
 
-  // ---------------------------------------------------------------- nodes
-
-  private newNode(id: string, info: NodeInfo, state: LiveNode['state'], reason: string | null, drain: boolean): LiveNode {
-    const node = new LiveNode(
-      id,
-      info,
-      state,
-      reason,
-      drain,
-      {
-        nodeLost: (nodeId) => this.push({ kind: 'node-lost', nodeId }),
-        nodeReady: () => {
-          this.placementDirty = true;
-        },
-      },
-      this.o.root,
-    );
-    let last = `${node.state}|${node.stateReason}|${node.drainRequested}`;
-    node.actor.subscribe((snap) => {
-      const now = `${snap.value}|${snap.context.stateReason}|${snap.context.drainRequested}`;
-      if (now === last) return;
-      last = now;
-      this.noteNodeChange(node);
-    });
-    this.nodes.set(id, node);
-    return node;
-  }
-
-  private noteNodeChange(node: LiveNode): void {
-    this.dirtyNodes.add(node.id);
-    if (this.capacity.setSchedulable(node.id, isSchedulable(node.state))) this.placementDirty = true;
-    this.placementDirty = true;
-    this.kick();
-  }
-
-  private capacityOf(node: LiveNode): NodeCapacity {
-    return {
-      nodeId: node.id,
-      pool: node.info.pool,
-      schedulable: isSchedulable(node.state),
-      cpuTotal: node.info.cpuCores,
-      ramTotal: node.info.ramGb,
-      gpus: node.info.gpus.map((g) => ({ index: g.index, vramGb: g.vram_gb, heldBy: null })),
-    };
-  }
-
-  /**
-   * Compares what an agent says it runs with what we placed there: it kills
-   * attempts that are not current, and re-sends `run` for current ones it
-   * does not know (a command lost between our commit and the publish).
-   */
-  private reconcile(node: LiveNode, running: AttemptRef[], registering = false): void {
-    const theirs = new Set(running.map(attemptKey));
-    for (const r of running) {
-      const job = this.jobs.get(r.job_id);
-      const current = job && !isTerminal(job.status) && job.rec.attempt === r.attempt && job.rec.nodeId === node.id;
-      if (!current) void this.commands.killStale(node.id, r);
-    }
-    const now = Date.now();
-    for (const job of this.jobs.values()) {
-      if (job.rec.nodeId !== node.id || job.status !== 'scheduled') continue;
-      if (theirs.has(attemptKey({ job_id: job.rec.id, attempt: job.rec.attempt }))) continue;
-      if (registering || now - job.dispatchedAt > 3 * this.o.heartbeatIntervalMs) void this.commands.run(job);
-    }
-  }
-
   /** Periodic safety net: re-send kills for finished jobs whose GPUs are still held. */
   resendKills(): void {
     const now = Date.now();
@@ -581,7 +431,7 @@ export class Coordinator {
   private updateStats(): void {
     let queued = 0;
     for (const j of this.jobs.values()) if (j.status === 'queued' || j.status === 'pending') queued++;
-    Object.assign(this.stats, { liveJobs: this.jobs.size, queued, nodes: this.nodes.size });
+    Object.assign(this.stats, { liveJobs: this.jobs.size, queued, nodes: this.fleet.size });
     this.o.root.send({ type: 'pass', stats: { ...this.stats } });
   }
 

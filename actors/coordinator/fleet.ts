@@ -1,0 +1,231 @@
+/**
+ * The coordinator's nodes: one live node actor per node, their heartbeats
+ * and missed-heartbeat ticks, registrations, drain and resume, losses, and
+ * reconciliation of what each agent runs with what was placed on it.
+ * Node rows to write are collected here and flushed into each pass's batch.
+ */
+import type { Logger } from 'pino';
+import type { AnyActorRef } from 'xstate';
+import { isTerminal } from '../../machines/job.machine.ts';
+import { isSchedulable, type NodeState } from '../../machines/node.machine.ts';
+import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
+import type { CapacitySnapshot, NodeCapacity } from '../../src/placement/index.ts';
+import type { Bus } from '../bus/connection.ts';
+import { encodeJson, type Heartbeat, type NodeActionReply, type RegisteredEvent } from '../bus/messages.ts';
+import type { NodeAction } from '../bus/subjects.ts';
+import type { Commands } from './commands.ts';
+import { LiveNode, type JobTable, type NodeInfo } from './live.ts';
+import type { Batch, StoredNode } from './store.ts';
+
+export type After = Array<() => Promise<void> | void>;
+
+/** What the fleet needs from the coordinator around it. */
+export interface FleetHost {
+  bus: Bus;
+  log: Logger;
+  heartbeatIntervalMs: number;
+  root: AnyActorRef;
+  jobs: JobTable;
+  capacity: CapacitySnapshot;
+  commands: Commands;
+  /** A node was lost: its jobs are requeued in the next pass. */
+  nodeLost(nodeId: string): void;
+  /** Free capacity may have changed: place again in the next pass. */
+  placementChanged(): void;
+  /** Something must be written: run a pass soon. */
+  kick(): void;
+}
+
+export class Fleet {
+  readonly nodes = new Map<string, LiveNode>();
+  private readonly dirty = new Set<string>();
+  private readonly heartbeatTimes = new Map<string, Date>();
+  private lastHeartbeatFlush = 0;
+
+  constructor(private readonly h: FleetHost) {}
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  /** Rebuilds a node actor from its row (at start, or on a resync). */
+  restore(n: StoredNode): void {
+    const node = this.newNode(n.id, n, n.state, n.stateReason, n.drainRequested);
+    this.h.capacity.upsertNode(this.capacityOf(node));
+  }
+
+  clear(): void {
+    for (const n of this.nodes.values()) n.stop();
+    this.nodes.clear();
+    this.dirty.clear();
+  }
+
+  heartbeat(hb: Heartbeat): void {
+    const node = this.nodes.get(hb.node_id);
+    const now = Date.now();
+    if (!node || node.state === 'lost' || node.state === 'registering' || (node.bootId && node.bootId !== hb.boot_id)) {
+      // Unknown, lost, or restarted without us seeing its registration: ask it to register (again).
+      if (!node || now - node.lastHelloAt > 2000) {
+        if (node) node.lastHelloAt = now;
+        this.h.bus.nc.publish(this.h.bus.t.subjects.nodeHello(hb.node_id), encodeJson({ reason: 'unknown node' }));
+      }
+      return;
+    }
+    node.lastHeartbeatAt = now;
+    node.actor.send({ type: 'heartbeat' });
+    this.heartbeatTimes.set(hb.node_id, new Date(now));
+    if (now - node.lastReconcileAt >= 2 * this.h.heartbeatIntervalMs) {
+      node.lastReconcileAt = now;
+      this.reconcile(node, hb.running);
+    }
+    if (now - this.lastHeartbeatFlush >= 1000) this.h.kick();
+  }
+
+  /** Called once per heartbeat interval: a node that sent nothing since the last tick missed one. */
+  tick(): void {
+    const now = Date.now();
+    for (const node of this.nodes.values()) {
+      if (node.state !== 'lost' && node.lastHeartbeatAt < node.lastTickAt) node.actor.send({ type: 'tick' });
+      node.lastTickAt = now;
+    }
+  }
+
+  registered(ev: RegisteredEvent, batch: Batch, after: After): void {
+    const info: NodeInfo = { pool: ev.pool, runtime: ev.runtime, cpuCores: ev.cpu_cores, ramGb: ev.ram_gb, gpus: ev.gpus };
+    let node = this.nodes.get(ev.node_id);
+    if (!node) node = this.newNode(ev.node_id, info, 'registering', 'waiting for the agent to register', false);
+    else node.info = info;
+    node.bootId = ev.boot_id;
+    node.lastHeartbeatAt = Date.now();
+    node.actor.send({ type: 'registered' });
+    this.h.capacity.upsertNode(this.capacityOf(node));
+    this.h.placementChanged();
+    this.dirty.delete(node.id);
+    batch.nodeUpserts.push({
+      id: node.id,
+      pool: info.pool,
+      runtime: info.runtime,
+      cpuCores: info.cpuCores,
+      ramGb: info.ramGb,
+      gpus: info.gpus,
+      state: node.state,
+      stateReason: node.stateReason,
+      drainRequested: node.drainRequested,
+    });
+    this.h.log.info({ node_id: node.id, pool: info.pool, gpus: info.gpus.length, state: node.state }, 'node registered');
+    const n = node;
+    after.push(() => this.reconcile(n, ev.running, true));
+  }
+
+  /** The node machine declared it lost: requeue its jobs, free what finished jobs held there. */
+  lost(nodeId: string, batch: Batch, after: After): void {
+    const reason = `node ${nodeId} lost (no heartbeat for 3 intervals)`;
+    for (const job of this.h.jobs.values()) {
+      if (job.rec.nodeId !== nodeId) continue;
+      if (job.status === 'scheduled' || job.status === 'running') {
+        batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: [{ type: 'requeue', reason }] });
+      } else if (isTerminal(job.status) && this.h.capacity.holding(job.rec.id)?.nodeId === nodeId) {
+        batch.releases.push({ job_id: job.rec.id, attempt: job.rec.attempt });
+      }
+    }
+    this.h.log.warn({ node_id: nodeId }, 'node lost: requeueing its jobs');
+    // Commands it never consumed are void now; a returning agent is reconciled instead.
+    after.push(async () => {
+      await this.h.bus.jsm.streams
+        .purge(this.h.bus.t.streams.NODE_CMDS, { filter: this.h.bus.t.subjects.nodeCmd(nodeId) })
+        .catch((err) => this.h.log.warn({ err, node_id: nodeId }, "could not purge the lost node's commands"));
+    });
+  }
+
+  /** An operator's drain or resume; the reply goes out after the pass commits. */
+  action(action: NodeAction, nodeId: string, reason: string | undefined, reply: (r: NodeActionReply) => void, replies: Array<() => void>): void {
+    const node = this.nodes.get(nodeId);
+    if (!node) {
+      replies.push(() => reply({ ok: false, error: 'node_not_found', message: `node ${nodeId} not found` }));
+      return;
+    }
+    node.actor.send(action === 'drain' ? { type: 'drain', reason } : { type: 'resume' });
+    this.noteChange(node);
+    replies.push(() => reply({ ok: true, state: node.state }));
+  }
+
+  /** Node rows due: changed states, and heartbeat times (at most once a second). */
+  flush(batch: Batch): void {
+    for (const id of this.dirty) {
+      const node = this.nodes.get(id);
+      if (node) batch.nodeStates.push({ id, state: node.state, stateReason: node.stateReason, drainRequested: node.drainRequested });
+    }
+    this.dirty.clear();
+    if (Date.now() - this.lastHeartbeatFlush >= 1000 && this.heartbeatTimes.size > 0) {
+      for (const [id, at] of this.heartbeatTimes) batch.heartbeats.set(id, at);
+      this.heartbeatTimes.clear();
+      this.lastHeartbeatFlush = Date.now();
+    }
+  }
+
+  /** The pass did not commit: its node rows are due again. */
+  unflush(batch: Batch): void {
+    for (const [id, at] of batch.heartbeats) if (!this.heartbeatTimes.has(id)) this.heartbeatTimes.set(id, at);
+    for (const n of batch.nodeStates) this.dirty.add(n.id);
+    for (const n of batch.nodeUpserts) this.dirty.add(n.id);
+  }
+
+  private newNode(id: string, info: NodeInfo, state: NodeState, reason: string | null, drain: boolean): LiveNode {
+    const node = new LiveNode(
+      id,
+      info,
+      state,
+      reason,
+      drain,
+      { nodeLost: (nodeId) => this.h.nodeLost(nodeId), nodeReady: () => this.h.placementChanged() },
+      this.h.root,
+    );
+    let last = `${node.state}|${node.stateReason}|${node.drainRequested}`;
+    node.actor.subscribe((snap) => {
+      const now = `${snap.value}|${snap.context.stateReason}|${snap.context.drainRequested}`;
+      if (now === last) return;
+      last = now;
+      this.noteChange(node);
+    });
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  private noteChange(node: LiveNode): void {
+    this.dirty.add(node.id);
+    this.h.capacity.setSchedulable(node.id, isSchedulable(node.state));
+    this.h.placementChanged();
+    this.h.kick();
+  }
+
+  private capacityOf(node: LiveNode): NodeCapacity {
+    return {
+      nodeId: node.id,
+      pool: node.info.pool,
+      schedulable: isSchedulable(node.state),
+      cpuTotal: node.info.cpuCores,
+      ramTotal: node.info.ramGb,
+      gpus: node.info.gpus.map((g) => ({ index: g.index, vramGb: g.vram_gb, heldBy: null })),
+    };
+  }
+
+  /**
+   * Compares what an agent says it runs with what we placed there: it kills
+   * attempts that are not current, and re-sends `run` for current ones it
+   * does not know (a command lost between our commit and the publish).
+   */
+  private reconcile(node: LiveNode, running: AttemptRef[], registering = false): void {
+    const theirs = new Set(running.map(attemptKey));
+    for (const r of running) {
+      const job = this.h.jobs.get(r.job_id);
+      const current = job && !isTerminal(job.status) && job.rec.attempt === r.attempt && job.rec.nodeId === node.id;
+      if (!current) void this.h.commands.killStale(node.id, r);
+    }
+    const now = Date.now();
+    for (const job of this.h.jobs.values()) {
+      if (job.rec.nodeId !== node.id || job.status !== 'scheduled') continue;
+      if (theirs.has(attemptKey({ job_id: job.rec.id, attempt: job.rec.attempt }))) continue;
+      if (registering || now - job.dispatchedAt > 3 * this.h.heartbeatIntervalMs) void this.h.commands.run(job);
+    }
+  }
+}
