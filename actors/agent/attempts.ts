@@ -1,0 +1,147 @@
+/**
+ * The attempts this node knows, in memory, and their persistence: the state
+ * file holds every attempt not yet reported, the done log the reported ones
+ * (see state.ts). Also the retention sweep that forgets old reported attempts
+ * and removes their work directories.
+ */
+import { rm } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import type { Logger } from 'pino';
+import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
+import type { LogStream } from '../../src/runtimes/types.ts';
+import type { Lifecycle } from './lifecycle.ts';
+import type { LogShipper } from './logs.ts';
+import { appendDoneLog, rewriteDoneLog, STATE_VERSION, StateWriter, type ExecutionEntry, type StateFileContent } from './state.ts';
+
+/** Ended and reported: nothing more to do but remember it (to recognise a redelivered command). */
+export const isDone = (e: ExecutionEntry) => e.status === 'exited' && e.reported;
+
+export class AttemptTable {
+  /** By attemptKey. */
+  readonly entries = new Map<string, ExecutionEntry>();
+  /** Holds the jobs/<job_id>-<attempt>/ work directories. */
+  readonly jobsDir: string;
+  private readonly state: StateWriter;
+
+  constructor(
+    readonly stateDir: string,
+    private readonly nodeId: string,
+    private readonly shipper: LogShipper,
+    private readonly lifecycle: Lifecycle,
+    private readonly log: Logger,
+  ) {
+    this.jobsDir = join(stateDir, 'jobs');
+    this.state = new StateWriter(stateDir, () => this.snapshot());
+  }
+
+  init(): Promise<void> {
+    return this.state.init();
+  }
+
+  /** Resolves once a write that includes every change made before the call is on disk. */
+  save(): Promise<void> {
+    return this.state.save();
+  }
+
+  async saveWithRetry(): Promise<void> {
+    let delay = 200;
+    for (let i = 0; ; i++) {
+      try {
+        await this.state.save();
+        return;
+      } catch (err) {
+        if (this.lifecycle.stopping || i >= 5) {
+          this.log.error({ err }, 'cannot persist the agent state');
+          return;
+        }
+        await this.lifecycle.sleep(delay);
+        delay *= 2;
+      }
+    }
+  }
+
+  /** Appends a reported attempt to the done log. */
+  appendDone(e: ExecutionEntry): Promise<void> {
+    return appendDoneLog(this.stateDir, [this.snapshotEntry(e)]);
+  }
+
+  /** Attempts this node holds (launching or running). */
+  runningAttempts(): AttemptRef[] {
+    const out: AttemptRef[] = [];
+    for (const e of this.entries.values()) {
+      if (e.status !== 'exited') out.push({ job_id: e.job_id, attempt: e.attempt });
+    }
+    return out;
+  }
+
+  /** GPUs of the attempts this node holds, except `exceptKey`'s (an attempt does not compete with itself). */
+  busyGpus(exceptKey?: string): Set<number> {
+    const busy = new Set<number>();
+    for (const [key, e] of this.entries) {
+      if (key !== exceptKey && e.status !== 'exited') for (const i of e.gpu_indices) busy.add(i);
+    }
+    return busy;
+  }
+
+  /** A copy of the state as it would be written now: every attempt not yet reported (reported ones live in the done log). */
+  snapshot(): StateFileContent {
+    const executions = [...this.entries.values()].filter((e) => !isDone(e)).map((e) => this.snapshotEntry(e));
+    return { version: STATE_VERSION, node_id: this.nodeId, updated_at: new Date().toISOString(), executions };
+  }
+
+  private snapshotEntry(e: ExecutionEntry): ExecutionEntry {
+    const copy: ExecutionEntry = { ...e, gpu_indices: [...e.gpu_indices] };
+    if (e.record) copy.record = this.persistableRecord(attemptKey(e), e.record);
+    if (e.exit) copy.exit = { ...e.exit };
+    return copy;
+  }
+
+  /** The record as persisted: its log offsets no later than the first line not yet stored. */
+  private persistableRecord(key: string, record: Record<string, unknown>): Record<string, unknown> {
+    const offsets = record.offsets as Partial<Record<LogStream, unknown>> | undefined;
+    if (!offsets || typeof offsets !== 'object') return { ...record };
+    const out: Record<string, unknown> = { ...offsets };
+    for (const s of ['stdout', 'stderr'] as const) {
+      const cur = offsets[s];
+      const first = this.shipper.firstPendingOffset(key, s);
+      if (typeof cur === 'number' && first !== undefined && first < cur) out[s] = first;
+    }
+    return { ...record, offsets: out };
+  }
+
+  // ---------------------------------------------------------------- housekeeping
+
+  /** Removes the work directories of attempts reported `dirTtlMs` ago and forgets those reported `entryTtlMs` ago. */
+  async sweep(dirTtlMs: number, entryTtlMs: number): Promise<void> {
+    if (this.lifecycle.stopping) return;
+    const now = Date.now();
+    let changed = false;
+    for (const [key, e] of this.entries) {
+      if (e.status !== 'exited' || !e.reported || !e.ended_at) continue;
+      const age = now - Date.parse(e.ended_at);
+      if (age >= dirTtlMs && e.work_dir && !e.work_dir_removed) {
+        await this.removeWorkDir(e.work_dir);
+        e.work_dir_removed = true;
+        changed = true;
+      }
+      if (age >= entryTtlMs) {
+        this.entries.delete(key);
+        this.shipper.forget(key);
+        changed = true;
+      }
+    }
+    if (changed) {
+      await this.state.save();
+      await rewriteDoneLog(this.stateDir, [...this.entries.values()].filter(isDone).map((e) => this.snapshotEntry(e))).catch((err) =>
+        this.log.warn({ err }, 'could not compact the done log'),
+      );
+    }
+  }
+
+  private async removeWorkDir(dir: string): Promise<void> {
+    const abs = resolve(dir);
+    // Only ever inside our own jobs directory, whatever the state file says.
+    if (!abs.startsWith(this.jobsDir + sep)) return;
+    await rm(abs, { recursive: true, force: true }).catch((err) => this.log.warn({ err, dir: abs }, 'cannot remove a work directory'));
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The `run` and `kill` commands, and the executions they start: launching an
+ * attempt (after its `launching` entry is durable), watching it until it
+ * ends, killing it, and remembering kills that came before their run
+ * (tombstones). Commands are handled one at a time; each handler returns true
+ * when the command may be acked (see agent.ts).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { KillCommand, RunCommand } from '../bus/messages.ts';
+import { attemptKey } from '../../src/domain/cluster.ts';
+import { LaunchError, type Execution, type ExitResult, type LogSink, type RunSpec, type Runtime } from '../../src/runtimes/types.ts';
+import type { AttemptTable } from './attempts.ts';
+import type { Lifecycle } from './lifecycle.ts';
+import type { LogShipper } from './logs.ts';
+import type { Reporter } from './reporting.ts';
+import type { ExecutionEntry } from './state.ts';
+
+export class Executions {
+  /** The executions this agent watches, by attemptKey. */
+  private readonly live = new Map<string, Execution>();
+
+  constructor(
+    private readonly nodeId: string,
+    private readonly runtime: Runtime,
+    /** Indices of this node's GPUs. */
+    private readonly gpuIndices: ReadonlySet<number>,
+    private readonly attempts: AttemptTable,
+    private readonly reporter: Reporter,
+    private readonly shipper: LogShipper,
+    private readonly lifecycle: Lifecycle,
+    private readonly log: Logger,
+  ) {}
+
+  // ---------------------------------------------------------------- commands
+
+  /** Returns true when the command may be acked. */
+  async run(cmd: RunCommand): Promise<boolean> {
+    const key = attemptKey(cmd);
+    const known = this.attempts.entries.get(key);
+    if (known) {
+      this.log.info({ job_id: cmd.job_id, attempt: cmd.attempt, status: known.status, tombstone: !!known.tombstone }, 'run for a known attempt: re-publishing its status, not running it again');
+      return this.reporter.republish(key, known);
+    }
+    const now = new Date().toISOString();
+    const e: ExecutionEntry = {
+      job_id: cmd.job_id,
+      attempt: cmd.attempt,
+      status: 'launching',
+      reported: false,
+      gpu_indices: [...cmd.gpu_indices],
+      cpu_cores: cmd.cpu_cores,
+      ram_gb: cmd.ram_gb,
+      created_at: now,
+    };
+    this.attempts.entries.set(key, e);
+
+    const missing = cmd.gpu_indices.filter((i) => !this.gpuIndices.has(i));
+    const dupes = cmd.gpu_indices.filter((i, n) => cmd.gpu_indices.indexOf(i) !== n);
+    if (missing.length || dupes.length) {
+      const have = [...this.gpuIndices].sort((a, b) => a - b).join(',') || 'none';
+      const reason = missing.length
+        ? `GPU index ${missing.join(', ')} does not exist on node ${this.nodeId} (it has GPUs ${have})`
+        : `gpu_indices lists GPU ${[...new Set(dupes)].join(', ')} more than once`;
+      return this.failLaunch(e, reason);
+    }
+    const busy = this.attempts.busyGpus(key);
+    const overlap = cmd.gpu_indices.filter((i) => busy.has(i));
+    if (overlap.length) {
+      this.log.warn({ job_id: cmd.job_id, attempt: cmd.attempt, gpus: overlap }, 'GPUs given to this attempt are still used by another attempt on this node');
+    }
+
+    const workDir = join(this.attempts.jobsDir, `${cmd.job_id}-${cmd.attempt}`);
+    e.work_dir = workDir;
+    await this.attempts.save(); // `launching` is durable before anything starts
+
+    const spec: RunSpec = {
+      jobId: cmd.job_id,
+      attempt: cmd.attempt,
+      gpuIndices: [...cmd.gpu_indices],
+      image: cmd.image,
+      command: cmd.command,
+      env: cmd.env,
+      cpuCores: cmd.cpu_cores,
+      ramGb: cmd.ram_gb,
+      expectedDurationSec: cmd.expected_duration_sec,
+      workDir,
+    };
+    let exec: Execution;
+    try {
+      await mkdir(workDir, { recursive: true });
+      exec = await this.runtime.launch(spec, this.sinkFor(key, e));
+    } catch (err) {
+      const reason = err instanceof LaunchError ? err.reason : `${this.runtime.kind} runtime: launch failed: ${(err as Error).message}`;
+      this.log.warn({ job_id: cmd.job_id, attempt: cmd.attempt, reason }, 'launch failed');
+      return this.failLaunch(e, reason);
+    }
+    e.status = 'running';
+    e.record = exec.record;
+    e.pid = exec.pid;
+    this.log.info({ job_id: cmd.job_id, attempt: cmd.attempt, pid: exec.pid, gpus: cmd.gpu_indices }, 'attempt started');
+    const saved = this.attempts.save();
+    // On the chain before the exit watcher can add `exited`: started always goes first.
+    const published = this.reporter.started(key, e, saved);
+    this.watch(key, e, exec);
+    return published;
+  }
+
+  /** Returns true when the command may be acked. */
+  async kill(cmd: KillCommand): Promise<boolean> {
+    const key = attemptKey(cmd);
+    const e = this.attempts.entries.get(key);
+    if (!e) {
+      // Killed before its run arrived (or after this node forgot it): remember, so a later run never starts.
+      this.log.info({ job_id: cmd.job_id, attempt: cmd.attempt }, 'kill for an unknown attempt: keeping a tombstone');
+      const now = new Date().toISOString();
+      const tomb: ExecutionEntry = {
+        job_id: cmd.job_id,
+        attempt: cmd.attempt,
+        status: 'exited',
+        exit: { code: -1, signal: null, killed: true },
+        killRequested: true,
+        kill_grace_sec: cmd.grace_sec,
+        tombstone: true,
+        reported: false,
+        gpu_indices: [],
+        cpu_cores: 0,
+        ram_gb: 0,
+        created_at: now,
+        ended_at: now,
+      };
+      this.attempts.entries.set(key, tomb);
+      await this.attempts.save();
+      return this.reporter.report(tomb);
+    }
+    if (e.status === 'exited') return this.reporter.republish(key, e);
+    // launching (cannot happen: commands are handled one at a time) or running
+    if (!e.killRequested) {
+      e.killRequested = true;
+      e.kill_grace_sec = cmd.grace_sec;
+      await this.attempts.save();
+    }
+    const exec = this.live.get(key);
+    if (exec) {
+      this.log.info({ job_id: cmd.job_id, attempt: cmd.attempt, grace_sec: cmd.grace_sec, reason: cmd.reason }, 'killing attempt');
+      // Sends SIGTERM now; the grace runs in the background and `exited` (killed: true) reports the end.
+      void exec.kill(cmd.grace_sec * 1000).catch((err) => this.log.error({ err, job_id: cmd.job_id }, 'kill failed'));
+    }
+    return true;
+  }
+
+  private async failLaunch(e: ExecutionEntry, reason: string): Promise<boolean> {
+    Object.assign(e, { status: 'exited', launch_failed: reason, ended_at: new Date().toISOString() });
+    delete e.record;
+    await this.attempts.save();
+    return this.reporter.report(e);
+  }
+
+  // ---------------------------------------------------------------- executions
+
+  /** Where the runtime hands the attempt's log lines. */
+  sinkFor(key: string, e: ExecutionEntry): LogSink {
+    return (line) => this.shipper.enqueue(key, e.job_id, e.attempt, line);
+  }
+
+  /** Watches a launched or re-attached execution until it ends, then reports its end. */
+  watch(key: string, e: ExecutionEntry, exec: Execution): void {
+    this.live.set(key, exec);
+    exec.exited.then(
+      (res) => this.onExit(key, e, exec, res).catch((err) => this.log.error({ err, job_id: e.job_id }, 'handling an exit failed')),
+      () => undefined,
+    );
+  }
+
+  /** Stops watching the executions that can be detached; they keep running for the next agent. */
+  detachAll(): void {
+    for (const exec of this.live.values()) (exec as { detach?: () => void }).detach?.();
+  }
+
+  private async onExit(key: string, e: ExecutionEntry, exec: Execution, res: ExitResult): Promise<void> {
+    // A stopping agent leaves the end to the next one (it re-attaches and sees the end).
+    if (this.lifecycle.stopping || this.live.get(key) !== exec || e.status !== 'running') return;
+    this.live.delete(key);
+    Object.assign(e, {
+      status: 'exited',
+      exit: { code: res.code, signal: res.signal, killed: !!e.killRequested },
+      ended_at: new Date().toISOString(),
+      record: exec.record,
+    });
+    this.log.info({ job_id: e.job_id, attempt: e.attempt, code: res.code, signal: res.signal, killed: !!e.killRequested }, 'attempt ended');
+    await this.attempts.saveWithRetry();
+    await this.reporter.report(e);
+  }
+}

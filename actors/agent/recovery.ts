@@ -1,0 +1,72 @@
+/**
+ * What an agent does at start before anything else: reads the done log and
+ * the state file into the attempt table and settles every attempt the last
+ * agent left. An interrupted launch is reported launch_failed (its fate is
+ * unknown, so it is never launched again); a running attempt is re-attached
+ * through its runtime record and watched again, or, when it ended meanwhile
+ * or cannot be re-attached, marked exited and not yet reported.
+ */
+import type { Logger } from 'pino';
+import { attemptKey } from '../../src/domain/cluster.ts';
+import type { Execution, ExitResult, Runtime } from '../../src/runtimes/types.ts';
+import { isDone, type AttemptTable } from './attempts.ts';
+import type { Executions } from './executions.ts';
+import { readDoneLog, readStateFile } from './state.ts';
+
+const RELAUNCH_REASON = 'agent restarted while launching';
+
+function isExecution(r: Execution | ExitResult): r is Execution {
+  return typeof (r as Execution).kill === 'function';
+}
+
+export interface RecoveryDeps {
+  nodeId: string;
+  runtime: Runtime;
+  attempts: AttemptTable;
+  executions: Executions;
+  log: Logger;
+}
+
+export async function recover({ nodeId, runtime, attempts, executions, log }: RecoveryDeps): Promise<void> {
+  const { stateDir, entries } = attempts;
+  for (const e of await readDoneLog(stateDir)) if (isDone(e)) entries.set(attemptKey(e), e);
+  const loaded = await readStateFile(stateDir);
+  if (!loaded) return;
+  if (loaded.node_id !== nodeId) {
+    throw new Error(`state directory ${stateDir} belongs to node ${loaded.node_id}, not ${nodeId}`);
+  }
+  for (const e of loaded.executions) entries.set(attemptKey(e), e);
+  const now = new Date().toISOString();
+  for (const [key, e] of entries) {
+    if (e.status === 'launching') {
+      log.warn({ job_id: e.job_id, attempt: e.attempt }, 'found an attempt whose launch was interrupted: reporting launch_failed');
+      Object.assign(e, { status: 'exited', launch_failed: RELAUNCH_REASON, reported: false, ended_at: now });
+      continue;
+    }
+    if (e.status !== 'running') continue;
+    let r: Execution | ExitResult | null = null;
+    if (e.record) {
+      try {
+        r = await runtime.reattach(e.record, executions.sinkFor(key, e));
+      } catch (err) {
+        log.error({ err, job_id: e.job_id, attempt: e.attempt }, 're-attaching failed');
+      }
+    }
+    if (r && isExecution(r)) {
+      e.record = r.record;
+      log.info({ job_id: e.job_id, attempt: e.attempt, pid: r.pid }, 're-attached to a running attempt');
+      executions.watch(key, e, r);
+      if (e.killRequested) void r.kill((e.kill_grace_sec ?? 10) * 1000).catch(() => undefined);
+    } else {
+      const res = r ?? { code: -1, signal: null };
+      if (!r) log.warn({ job_id: e.job_id, attempt: e.attempt }, 'cannot re-attach to an attempt: reporting it ended with an unknown status');
+      else log.info({ job_id: e.job_id, attempt: e.attempt, code: res.code }, 'an attempt ended while no agent ran');
+      Object.assign(e, {
+        status: 'exited',
+        exit: { code: res.code, signal: res.signal, killed: !!e.killRequested },
+        reported: false,
+        ended_at: now,
+      });
+    }
+  }
+}
