@@ -157,8 +157,14 @@ export const jobMachine = setup({
     }),
     recordPlacement: assign(({ event }) => {
       assertEvent(event, 'place');
-      return { nodeId: event.node_id, gpuIndices: [...event.gpu_indices], statusReason: null };
+      return {
+        nodeId: event.node_id,
+        gpuIndices: [...event.gpu_indices],
+        statusReason: `starting on ${event.node_id} (GPUs ${event.gpu_indices.join(', ')})`,
+      };
     }),
+    // Running needs no explanation.
+    recordStart: assign({ statusReason: null }),
     recordExit: assign(({ event }) => {
       assertEvent(event, 'exit');
       return event.code === 0
@@ -235,7 +241,7 @@ export const jobMachine = setup({
     },
     scheduled: {
       on: {
-        start: { target: 'running' },
+        start: { target: 'running', actions: 'recordStart' },
         exit: [
           { guard: 'exitedCleanly', target: 'completed', actions: ['recordExit', releaseGpus] },
           { target: 'failed', actions: ['recordExit', releaseGpus] },

@@ -301,7 +301,7 @@ describe('GET /jobs/{id}/events', () => {
     expect(events.map((e: Record<string, unknown>) => ({ from: e.from, to: e.to, event: e.event, reason: e.reason, attempt: e.attempt }))).toEqual([
       { from: null, to: 'pending', event: 'submit', reason: null, attempt: 1 },
       { from: 'pending', to: 'queued', event: 'admit', reason: 'waiting for capacity', attempt: 1 },
-      { from: 'queued', to: 'scheduled', event: 'place', reason: null, attempt: 1 },
+      { from: 'queued', to: 'scheduled', event: 'place', reason: 'starting on node-a (GPUs 0, 3)', attempt: 1 },
       { from: 'scheduled', to: 'running', event: 'start', reason: null, attempt: 1 },
       { from: 'running', to: 'failed', event: 'exit', reason: 'exited with code 1', attempt: 1 },
     ]);

@@ -89,7 +89,7 @@ const allowed: Allowed[] = [
     from: 'queued',
     event: sample.place,
     to: 'scheduled',
-    changes: { nodeId: 'node-b', gpuIndices: [2, 3], statusReason: null },
+    changes: { nodeId: 'node-b', gpuIndices: [2, 3], statusReason: 'starting on node-b (GPUs 2, 3)' },
     actions: ['dispatchRun'],
   },
   { from: 'queued', event: sample.fail, to: 'failed', changes: { statusReason: 'unresolvable: no node has 16 GPUs' }, actions: [] },
