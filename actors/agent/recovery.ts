@@ -8,6 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { attemptKey } from '../../src/domain/cluster.ts';
+import { groupsWithArg, signalGroup } from '../../src/runtimes/proc.ts';
 import type { Execution, ExitResult, Runtime } from '../../src/runtimes/types.ts';
 import { isDone, type AttemptTable } from './attempts.ts';
 import type { Executions } from './executions.ts';
@@ -39,7 +40,14 @@ export async function recover({ nodeId, runtime, attempts, executions, log }: Re
   const now = new Date().toISOString();
   for (const [key, e] of entries) {
     if (e.status === 'launching') {
-      log.warn({ job_id: e.job_id, attempt: e.attempt }, 'found an attempt whose launch was interrupted: reporting launch_failed');
+      // It may have started before the crash: its pid was never recorded, but
+      // its wrapper was given its work dir. Nothing of it may run unreported.
+      const groups = e.work_dir ? groupsWithArg(e.work_dir) : [];
+      for (const g of groups) signalGroup(g, 'SIGKILL');
+      log.warn(
+        { job_id: e.job_id, attempt: e.attempt, killed_groups: groups },
+        'found an attempt whose launch was interrupted: reporting launch_failed',
+      );
       Object.assign(e, { status: 'exited', launch_failed: RELAUNCH_REASON, reported: false, ended_at: now });
       continue;
     }

@@ -92,6 +92,38 @@ export function groupAlive(pgid: number): boolean {
   return false;
 }
 
+/**
+ * Process groups whose leader was started with `arg` as one of its
+ * arguments (Linux; empty elsewhere). The wrappers of the process and docker
+ * runtimes get their attempt's work dir as an argument, so this finds an
+ * attempt's processes when its pid was never recorded (a crash mid-launch).
+ */
+export function groupsWithArg(arg: string): number[] {
+  if (!HAS_PROC) return [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const groups = new Set<number>();
+  for (const name of entries) {
+    const c = name.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    const pid = Number(name);
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (!argv.includes(arg)) continue;
+    const st = readStat(pid);
+    if (st && st.pgrp === pid && st.state !== 'Z' && st.state !== 'X') groups.add(pid);
+  }
+  return [...groups];
+}
+
 /** Sends `signal` to process group `pgid`; false when there was no such group. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {

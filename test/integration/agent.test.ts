@@ -3,6 +3,7 @@
  * The test plays the coordinator: it publishes commands to the node's cmd
  * subject and reads the node's events from the NODE_EVENTS stream.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -413,6 +414,7 @@ describe('agent', () => {
     // As if the agent had crashed between persisting `launching` and launching.
     const state = (await readStateFile(stateDir))!;
     const interrupted = runCmd();
+    const workDir = join(stateDir, 'jobs', `${interrupted.job_id}-1`);
     state.executions.push({
       job_id: interrupted.job_id,
       attempt: 1,
@@ -421,13 +423,20 @@ describe('agent', () => {
       gpu_indices: [0],
       cpu_cores: 1,
       ram_gb: 1,
+      work_dir: workDir,
       created_at: new Date().toISOString(),
     });
     await writeFile(join(stateDir, 'state.json'), JSON.stringify(state));
+    // The launch had in fact started: a wrapper with the work dir as its argument, in its own group.
+    const orphan = spawn('sh', ['-c', 'sleep 300; :', workDir], { detached: true, stdio: 'ignore' });
+    orphan.unref();
+    await waitUntil(() => groupAlive(orphan.pid!), 'the orphan to run');
 
     const b = makeAgent(id, { stateDir });
     await b.start();
     expect(await events.next('launch_failed', interrupted.job_id)).toMatchObject({ reason: 'agent restarted while launching' });
+    // Nothing of the interrupted launch is left running.
+    await waitUntil(() => !groupAlive(orphan.pid!), 'the orphan to be killed', 3000);
     // A stale pull request of the stopped agent must not swallow the next command.
     const t0 = Date.now();
     const cmd = runCmd({ expected_duration_sec: 0 });
