@@ -237,6 +237,7 @@ export class Agent {
     const flushed = await this.shipper.flush(this.opts.stopLogFlushMs ?? 3000);
     if (!flushed) this.log.warn({ outstanding: this.shipper.outstanding }, 'stopping with log lines not yet stored; the next agent re-reads them');
     this.shipper.abort();
+    this.attempts.cancelSaveSoon();
     if (this.loaded) await this.attempts.save().catch((err) => this.log.error({ err }, 'could not persist the agent state'));
     this.log.info({ running: this.runningAttempts().length }, 'agent stopped');
   }

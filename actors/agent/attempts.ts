@@ -43,6 +43,27 @@ export class AttemptTable {
     return this.state.save();
   }
 
+  private soon: NodeJS.Timeout | null = null;
+
+  /**
+   * A save that may wait up to 500 ms and so join others. Only for changes
+   * whose loss in a crash is harmless: an attempt already in the done log
+   * still in the state file is merely reported again after a restart.
+   * stop() saves everything anyway.
+   */
+  saveSoon(): void {
+    if (this.soon || this.lifecycle.stopping) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      if (!this.lifecycle.stopping) void this.saveWithRetry();
+    }, 500);
+  }
+
+  cancelSaveSoon(): void {
+    if (this.soon) clearTimeout(this.soon);
+    this.soon = null;
+  }
+
   async saveWithRetry(): Promise<void> {
     let delay = 200;
     for (let i = 0; ; i++) {

@@ -64,11 +64,12 @@ export class Reporter {
       if (!(await this.publish(this.finalEvent(e)))) return false;
       e.reported = true;
       this.shipper.forget(key);
-      // Into the done log first, then out of the state file: a crash in between only leaves it in both.
+      // Into the done log first, then out of the state file: a crash in between only leaves it in both
+      // (and it is reported again), so that second write need not be immediate.
       await this.attempts.appendDone(e).catch((err) =>
         this.log.warn({ err, job_id: e.job_id }, 'could not append to the done log; the attempt may be reported again after a restart'),
       );
-      await this.attempts.saveWithRetry();
+      this.attempts.saveSoon();
       return true;
     });
   }
