@@ -52,6 +52,7 @@ import type { AttemptRef, GpuInfo, Pool } from '../../src/domain/cluster.ts';
 import type { Runtime } from '../../src/runtimes/types.ts';
 import { AttemptTable } from './attempts.ts';
 import { Executions } from './executions.ts';
+import { claimNodeId } from './identity.ts';
 import { Lifecycle, MAX_BACKOFF_MS } from './lifecycle.ts';
 import { LogShipper } from './logs.ts';
 import { recover } from './recovery.ts';
@@ -112,6 +113,7 @@ export class Agent {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private helloSub: Subscription | null = null;
+  private whoisSub: Subscription | null = null;
   private statusIter: { stop?: () => void } | null = null;
   private messages: ConsumerMessages | null = null;
   private consumeDone: Promise<void> = Promise.resolve();
@@ -160,6 +162,7 @@ export class Agent {
     if (this.startCalled) throw new Error('Agent.start() called twice; create a new Agent instead');
     this.startCalled = true;
     this.boot = randomUUID();
+    this.whoisSub = await claimNodeId(this.bus, this.nodeId, this.boot);
     await this.attempts.init();
     await mkdir(this.attempts.jobsDir, { recursive: true });
 
@@ -225,6 +228,7 @@ export class Agent {
     this.heartbeatTimer = this.sweepTimer = null;
     try {
       this.helloSub?.unsubscribe();
+      this.whoisSub?.unsubscribe();
     } catch {
       // connection already closed
     }

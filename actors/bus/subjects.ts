@@ -39,6 +39,8 @@ export interface Topology {
     allHeartbeats: string;
     /** Core NATS, coordinator → agent: "I do not know you (any more): register again". */
     nodeHello(nodeId: string): string;
+    /** Core NATS request/reply, agent → agent: "is an agent already running as this node?" */
+    nodeWhois(nodeId: string): string;
     logs(jobId: string): string;
     allLogs: string;
     /** Core NATS request/reply: operator actions the coordinator answers (drain, resume). */
@@ -71,6 +73,7 @@ export function topology(prefix = 'scalar'): Topology {
       nodeHeartbeat: (id) => `${p}.node.${id}.heartbeat`,
       allHeartbeats: `${p}.node.*.heartbeat`,
       nodeHello: (id) => `${p}.node.${id}.hello`,
+      nodeWhois: (id) => `${p}.node.${id}.whois`,
       logs: (jobId) => `${p}.logs.${jobId}`,
       allLogs: `${p}.logs.>`,
       coordNode: (action) => `${p}.coord.node.${action}`,

@@ -323,6 +323,17 @@ describe('agent', () => {
     expect(events.of('started', cmd.job_id)).toEqual([]);
   });
 
+  it('refuses to start as a node id another live agent already runs as', async () => {
+    const id = nodeId();
+    const first = makeAgent(id);
+    await first.start();
+    const second = makeAgent(id, { stateDir: join(tmp, `${id}-second`) });
+    await expect(second.start()).rejects.toThrow(/another agent is already running as node .* give this one its own --node-id/);
+    await first.stop();
+    // Once the first is gone, the id is free again.
+    await makeAgent(id, { stateDir: join(tmp, `${id}-third`) }).start();
+  });
+
   it('with the docker runtime and no Docker engine, a run ends in launch_failed with a clear reason', async () => {
     const id = nodeId();
     const events = await EventReader.open(id);
