@@ -130,6 +130,28 @@ const releaseGpus = { type: 'releaseGpus', params: effectParams } as const;
 const dispatchRun = { type: 'dispatchRun', params: effectParams } as const;
 const dispatchKill = { type: 'dispatchKill', params: effectParams } as const;
 
+/**
+ * How an attempt that holds GPUs (scheduled or running) can end. Scheduled
+ * accepts an exit too, because a short process can exit before its start
+ * report arrives.
+ */
+const attemptEnds = {
+  exit: [
+    { guard: 'exitedCleanly', target: 'completed', actions: ['recordExit', releaseGpus] },
+    { target: 'failed', actions: ['recordExit', releaseGpus] },
+  ],
+  fail: { target: 'failed', actions: ['recordFailure', releaseGpus] },
+  requeue: [
+    { guard: 'canRetry', target: 'queued', actions: [releaseGpus, 'recordRequeue'] },
+    { target: 'failed', actions: ['recordGiveUp', releaseGpus] },
+  ],
+  // No releaseGpus here: the process may still hold the GPUs until the agent
+  // confirms the kill, and freeing them now could place another job on a
+  // busy GPU. The allocation is freed when that confirmation arrives,
+  // outside this (by then final) machine.
+  cancel: { target: 'cancelled', actions: ['recordCancel', dispatchKill] },
+} as const;
+
 export const jobMachine = setup({
   types: {
     context: {} as JobContext,
@@ -242,37 +264,10 @@ export const jobMachine = setup({
     scheduled: {
       on: {
         start: { target: 'running', actions: 'recordStart' },
-        exit: [
-          { guard: 'exitedCleanly', target: 'completed', actions: ['recordExit', releaseGpus] },
-          { target: 'failed', actions: ['recordExit', releaseGpus] },
-        ],
-        fail: { target: 'failed', actions: ['recordFailure', releaseGpus] },
-        requeue: [
-          { guard: 'canRetry', target: 'queued', actions: [releaseGpus, 'recordRequeue'] },
-          { target: 'failed', actions: ['recordGiveUp', releaseGpus] },
-        ],
-        // No releaseGpus here: the process may still hold the GPUs until the
-        // agent confirms the kill, and freeing them now could place another
-        // job on a busy GPU. The allocation is freed when that confirmation
-        // arrives, outside this (by then final) machine.
-        cancel: { target: 'cancelled', actions: ['recordCancel', dispatchKill] },
+        ...attemptEnds,
       },
     },
-    running: {
-      on: {
-        exit: [
-          { guard: 'exitedCleanly', target: 'completed', actions: ['recordExit', releaseGpus] },
-          { target: 'failed', actions: ['recordExit', releaseGpus] },
-        ],
-        fail: { target: 'failed', actions: ['recordFailure', releaseGpus] },
-        requeue: [
-          { guard: 'canRetry', target: 'queued', actions: [releaseGpus, 'recordRequeue'] },
-          { target: 'failed', actions: ['recordGiveUp', releaseGpus] },
-        ],
-        // See scheduled.cancel: GPUs are freed only once the kill is confirmed.
-        cancel: { target: 'cancelled', actions: ['recordCancel', dispatchKill] },
-      },
-    },
+    running: { on: attemptEnds },
     // Final: a terminal job accepts no event, so a late exit or a duplicate
     // cancel cannot resurrect it or overwrite its reason.
     completed: { type: 'final' },

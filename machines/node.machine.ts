@@ -101,6 +101,17 @@ const nodeReady = { type: 'nodeReady', params: effectParams } as const;
 
 const DRAINED_BY_OPERATOR = 'drained by an operator';
 
+/** Liveness while the node is up (ready or draining). */
+const whileUp = {
+  // A repeated registration (agent reconnect) proves it is alive, nothing more.
+  registered: { actions: 'resetMissedHeartbeats' },
+  heartbeat: { actions: 'resetMissedHeartbeats' },
+  tick: [
+    { guard: 'missedTooMany', target: 'lost', actions: ['recordLost', nodeLost] },
+    { actions: 'recordMissedHeartbeat' },
+  ],
+} as const;
+
 export const nodeMachine = setup({
   types: {
     context: {} as NodeContext,
@@ -181,24 +192,13 @@ export const nodeMachine = setup({
     },
     ready: {
       on: {
-        // A repeated registration (agent reconnect) proves it is alive, nothing more.
-        registered: { actions: 'resetMissedHeartbeats' },
-        heartbeat: { actions: 'resetMissedHeartbeats' },
-        tick: [
-          { guard: 'missedTooMany', target: 'lost', actions: ['recordLost', nodeLost] },
-          { actions: 'recordMissedHeartbeat' },
-        ],
+        ...whileUp,
         drain: { target: 'draining', actions: 'recordDrain' },
       },
     },
     draining: {
       on: {
-        registered: { actions: 'resetMissedHeartbeats' },
-        heartbeat: { actions: 'resetMissedHeartbeats' },
-        tick: [
-          { guard: 'missedTooMany', target: 'lost', actions: ['recordLost', nodeLost] },
-          { actions: 'recordMissedHeartbeat' },
-        ],
+        ...whileUp,
         // No drain: already draining, and a second one must not overwrite the first reason.
         resume: { target: 'ready', actions: 'recordResume' },
       },
