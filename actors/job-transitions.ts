@@ -35,6 +35,11 @@ export const STAMP: Record<JobStatus, string[]> = {
   cancelled: ['cancelledAt', 'finishedAt'],
 };
 
+/** STAMP as snake_case column names, for writers that speak SQL. */
+export const STAMP_COLUMNS = Object.fromEntries(
+  Object.entries(STAMP).map(([status, cols]) => [status, cols.map((c) => c.replace(/[A-Z]/g, (x) => `_${x.toLowerCase()}`))]),
+) as Record<JobStatus, string[]>;
+
 const EFFECTS = new Set<string>(JOB_EFFECTS);
 
 /** The part of a job row the machine reads and writes. */

@@ -28,7 +28,7 @@ import { Fleet, type After } from './fleet.ts';
 import { JobTable, LiveJob } from './live.ts';
 import { planWrites, type Plan } from './plan.ts';
 import { admitAndPlace } from './queue.ts';
-import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type BatchItem, type JobRecord } from './store.ts';
+import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type JobRecord } from './store.ts';
 
 export interface CoordinatorOptions {
   orm: MikroORM;
@@ -327,14 +327,7 @@ export class Coordinator {
 
   /** Admission (pending → queued) and placement (queued → scheduled) for every waiting job. */
   private admitAndPlace(batch: Batch): string[] {
-    let pending = false;
-    for (const job of this.jobs.waiting.values()) {
-      if (job.status === 'pending') {
-        pending = true;
-        break;
-      }
-    }
-    if (this.jobs.waiting.size === 0 || (!this.placementDirty && !pending)) return [];
+    if (this.jobs.waiting.size === 0 || (!this.placementDirty && this.jobs.pending.size === 0)) return [];
     this.placementDirty = false;
     const decision = admitAndPlace(this.jobs, this.capacity);
     batch.items.push(...decision.items);
@@ -429,16 +422,10 @@ export class Coordinator {
   }
 
   private updateStats(): void {
-    let queued = 0;
-    for (const j of this.jobs.values()) if (j.status === 'queued' || j.status === 'pending') queued++;
-    Object.assign(this.stats, { liveJobs: this.jobs.size, queued, nodes: this.fleet.size });
+    Object.assign(this.stats, { liveJobs: this.jobs.size, queued: this.jobs.waiting.size, nodes: this.fleet.size });
     this.o.root.send({ type: 'pass', stats: { ...this.stats } });
   }
 
-  /** For tests and the inspector: the live view. */
-  snapshot(): { jobs: JobRecord[]; capacity: CapacitySnapshot } {
-    return { jobs: [...this.jobs.values()].map((j) => ({ ...j.rec })), capacity: this.capacity };
-  }
+
 }
 
-export type { BatchItem };

@@ -120,8 +120,7 @@ export class Fleet {
   /** The node machine declared it lost: requeue its jobs, free what finished jobs held there. */
   lost(nodeId: string, batch: Batch, after: After): void {
     const reason = `node ${nodeId} lost (no heartbeat for 3 intervals)`;
-    for (const job of this.h.jobs.values()) {
-      if (job.rec.nodeId !== nodeId) continue;
+    for (const job of this.h.jobs.onNode(nodeId)) {
       if (job.status === 'scheduled' || job.status === 'running') {
         batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: [{ type: 'requeue', reason }] });
       } else if (isTerminal(job.status) && this.h.capacity.holding(job.rec.id)?.nodeId === nodeId) {
@@ -222,8 +221,8 @@ export class Fleet {
       if (!current) void this.h.commands.killStale(node.id, r);
     }
     const now = Date.now();
-    for (const job of this.h.jobs.values()) {
-      if (job.rec.nodeId !== node.id || job.status !== 'scheduled') continue;
+    for (const job of this.h.jobs.onNode(node.id)) {
+      if (job.status !== 'scheduled') continue;
       if (theirs.has(attemptKey({ job_id: job.rec.id, attempt: job.rec.attempt }))) continue;
       if (registering || now - job.dispatchedAt > 3 * this.h.heartbeatIntervalMs) void this.h.commands.run(job);
     }

@@ -9,7 +9,7 @@ import { jobMachine, restoreJobSnapshot, type JobEvent, type JobStatus } from '.
 import { nodeMachine, type NodeState } from '../../machines/node.machine.ts';
 import type { GpuInfo, Pool } from '../../src/domain/cluster.ts';
 import { compareJobs, type JobRequest } from '../../src/placement/index.ts';
-import type { JobState } from '../job-transitions.ts';
+import { jobStateOf, type JobState } from '../job-transitions.ts';
 import type { JobRecord } from './store.ts';
 
 export type Inspect = Observer<InspectionEvent> | ((e: InspectionEvent) => void);
@@ -41,22 +41,10 @@ export class LiveJob {
   }
 
   private spawn(): Actor<typeof jobMachine> {
-    const snapshot = restoreJobSnapshot(this.rec.status, this.context());
+    const snapshot = restoreJobSnapshot(this.rec.status, jobStateOf(this.rec).context);
     // `input` is required by the types but unused: the snapshot carries the context.
     const input = { jobId: this.rec.id, maxAttempts: this.rec.maxAttempts };
     return createActor(jobMachine, { snapshot, input, id: `job:${this.rec.id}`, parent: this.parent }).start();
-  }
-
-  private context() {
-    return {
-      jobId: this.rec.id,
-      attempt: this.rec.attempt,
-      maxAttempts: this.rec.maxAttempts,
-      nodeId: this.rec.nodeId,
-      gpuIndices: this.rec.gpuIndices ?? [],
-      exitCode: this.rec.exitCode,
-      statusReason: this.rec.statusReason,
-    };
   }
 
   get status(): JobStatus {
@@ -125,6 +113,11 @@ export class JobTable {
   private readonly inOrder = new Set<LiveJob>();
   private arrivals: LiveJob[] = [];
   private stale = 0;
+  /** Ids of the pending jobs (admission is due). */
+  readonly pending = new Set<string>();
+  /** The jobs whose current attempt is on each node, and the node each job is indexed under. */
+  private readonly byNode = new Map<string, Set<LiveJob>>();
+  private readonly nodeOf = new Map<LiveJob, string>();
 
   get size(): number {
     return this.all.size;
@@ -145,18 +138,49 @@ export class JobTable {
   delete(id: string): void {
     const job = this.all.get(id);
     this.all.delete(id);
+    this.pending.delete(id);
+    if (job) this.index(job, null);
     if (job && this.waiting.delete(id) && this.inOrder.has(job)) this.stale++;
   }
   clear(): void {
     this.all.clear();
     this.waiting.clear();
+    this.pending.clear();
+    this.byNode.clear();
+    this.nodeOf.clear();
     this.order = [];
     this.inOrder.clear();
     this.arrivals = [];
     this.stale = 0;
   }
+  /** Live jobs whose current attempt is placed on `nodeId`. */
+  onNode(nodeId: string): Iterable<LiveJob> {
+    return this.byNode.get(nodeId) ?? [];
+  }
+
+  private index(job: LiveJob, nodeId: string | null): void {
+    const was = this.nodeOf.get(job);
+    if (was === nodeId) return;
+    if (was !== undefined) {
+      const set = this.byNode.get(was)!;
+      set.delete(job);
+      if (set.size === 0) this.byNode.delete(was);
+      this.nodeOf.delete(job);
+    }
+    if (nodeId !== null) {
+      let set = this.byNode.get(nodeId);
+      if (!set) this.byNode.set(nodeId, (set = new Set()));
+      set.add(job);
+      this.nodeOf.set(job, nodeId);
+    }
+  }
+
+  /** Call after a job's status (or placement) changed, so the indexes follow. */
   touch(job: LiveJob): void {
     const id = job.rec.id;
+    this.index(job, job.rec.nodeId);
+    if (job.status === 'pending') this.pending.add(id);
+    else this.pending.delete(id);
     if (job.status === 'pending' || job.status === 'queued') {
       this.waiting.set(id, job);
       if (!this.inOrder.has(job)) {

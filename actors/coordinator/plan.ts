@@ -4,7 +4,7 @@
  * input order, and the result becomes one JobWrite per job.
  */
 import type { JobEffect, JobEffectParams, JobEvent, JobSnapshot } from '../../machines/job.machine.ts';
-import { jobStateOf, STAMP, stepJob, type JobState } from '../job-transitions.ts';
+import { jobStateOf, STAMP_COLUMNS, stepJob, type JobState } from '../job-transitions.ts';
 import type { JobTable } from './live.ts';
 import type { Batch, JobWrite } from './store.ts';
 
@@ -28,7 +28,7 @@ export function planWrites(batch: Batch, jobs: JobTable): Map<string, Plan> {
     const job = jobs.get(item.jobId);
     if (!job) continue;
     let plan = plans.get(item.jobId);
-    const cur = plan?.after ?? jobStateOf({ ...job.rec, gpuIndices: job.rec.gpuIndices ?? [] });
+    const cur = plan?.after ?? jobStateOf(job.rec);
     if (item.attempt !== undefined && item.attempt !== cur.context.attempt) continue;
     let state = cur;
     // The live actor holds this very state: start from its snapshot instead of restoring one.
@@ -55,7 +55,7 @@ export function planWrites(batch: Batch, jobs: JobTable): Map<string, Plan> {
       plan.applied.push(ev);
       plan.effects.push(...step.effects);
       if (step.changedStatus) {
-        for (const col of STAMP[step.next.status]) w.stamps.push(col.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+        w.stamps.push(...STAMP_COLUMNS[step.next.status]);
         w.events.push({
           attempt: step.next.context.attempt,
           from_status: state.status,

@@ -11,7 +11,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { JobEvent, JobStatus } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
-import type { JobState } from '../job-transitions.ts';
+import { STAMP_COLUMNS, type JobState } from '../job-transitions.ts';
 
 /** A job as the coordinator keeps it in memory. */
 export interface JobRecord {
@@ -143,7 +143,8 @@ export function batchIsEmpty(b: Batch): boolean {
   return b.items.length === 0 && b.writes.length === 0 && b.releases.length === 0 && b.nodeUpserts.length === 0 && b.nodeStates.length === 0 && b.heartbeats.size === 0;
 }
 
-const STAMP_COLUMNS = ['queued_at', 'scheduled_at', 'started_at', 'completed_at', 'failed_at', 'cancelled_at', 'finished_at'];
+/** Every timestamp column a transition can stamp. */
+const ALL_STAMP_COLUMNS = [...new Set(Object.values(STAMP_COLUMNS).flat())];
 
 export class CoordinatorStore {
   constructor(private readonly orm: MikroORM) {}
@@ -165,21 +166,20 @@ export class CoordinatorStore {
     return rows.map((r) => r.id as string);
   }
 
-  /** Jobs still pending: the given ones, or (without ids) the oldest `limit` of them. */
-  async loadPending(ids?: string[], limit = 5000): Promise<JobRecord[]> {
-    const rows = ids
-      ? await this.em().execute(
-          `select ${JOB_COLUMNS} from jobs where status = 'pending' and id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`,
-          [JSON.stringify(ids)],
-        )
-      : await this.em().execute(`select ${JOB_COLUMNS} from jobs where status = 'pending' order by seq limit ?`, [limit]);
-    return rows.map(toJobRecord);
+  /** These jobs, as they are now (missing ids are left out). */
+  loadJobs(ids: string[]): Promise<JobRecord[]> {
+    return this.jobsById(ids);
   }
 
-  async loadJobs(ids: string[]): Promise<JobRecord[]> {
+  /** Those of these jobs that are still pending. */
+  loadPending(ids: string[]): Promise<JobRecord[]> {
+    return this.jobsById(ids, `and status = 'pending'`);
+  }
+
+  private async jobsById(ids: string[], filter = ''): Promise<JobRecord[]> {
     if (ids.length === 0) return [];
     const rows = await this.em().execute(
-      `select ${JOB_COLUMNS} from jobs where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`,
+      `select ${JOB_COLUMNS} from jobs where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) ${filter}`,
       [JSON.stringify(ids)],
     );
     return rows.map(toJobRecord);
@@ -276,7 +276,7 @@ export class CoordinatorStore {
       ...batch.writes.flatMap((w) => w.releases.map((r) => ({ ...r, always: false }))),
       ...batch.releases.map((r) => ({ ...r, always: true })),
     ];
-    const stampSql = STAMP_COLUMNS.map(
+    const stampSql = ALL_STAMP_COLUMNS.map(
       (col) => `${col} = case when strpos(w.stamps, ',${col},') > 0 then ?::timestamptz else j.${col} end`,
     ).join(',\n        ');
     // Two sub-statements touch allocations: `rel` frees rows of attempts that
@@ -312,7 +312,7 @@ export class CoordinatorStore {
       [
         JSON.stringify(rows),
         now,
-        ...STAMP_COLUMNS.map(() => now),
+        ...ALL_STAMP_COLUMNS.map(() => now),
         now,
         JSON.stringify(events),
         now,
