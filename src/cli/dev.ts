@@ -9,20 +9,18 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Agent } from '../../actors/agent/agent.ts';
+import { startSimulatedAgents, type SimulatedNode } from '../../actors/agent/simulated-fleet.ts';
 import { busOptions, connectBus } from '../../actors/bus/connection.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { createLogger } from '../log/index.ts';
 import { startApi, onShutdown } from '../api/server.ts';
-import { createRuntime, parseGpuSpec } from '../runtimes/index.ts';
-import type { Pool } from '../domain/cluster.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
 import { fatal, loadConfig } from './common.ts';
 import { launchCoordinator } from './coordinator.ts';
 import { ensureNats } from './nats-server.ts';
 
 /** The simulated fleet of `scalar dev`. */
-export const DEV_NODES: ReadonlyArray<{ id: string; pool: Pool; gpus: string; cpu: number; ramGb: number }> = [
+export const DEV_NODES: readonly SimulatedNode[] = [
   { id: 'fast-1', pool: 'fast', gpus: '8x80', cpu: 96, ramGb: 1024 },
   { id: 'fast-2', pool: 'fast', gpus: '8x80', cpu: 96, ramGb: 1024 },
   { id: 'flex-1', pool: 'flex', gpus: '8x40', cpu: 64, ramGb: 512 },
@@ -63,23 +61,14 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     cleanups.push(() => coordinator.stop());
     await coordinator.running.leading;
 
-    const runtime = createRuntime('simulated', { speed: opts.speed });
-    for (const n of DEV_NODES) {
-      const agent = new Agent({
-        nodeId: n.id,
-        pool: n.pool,
-        gpus: parseGpuSpec(n.gpus),
-        cpuCores: n.cpu,
-        ramGb: n.ramGb,
-        runtime,
-        stateDir: path.join(cfg.SCALAR_DATA_DIR, 'agent', n.id),
-        heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
-        bus,
-        log,
-      });
-      await agent.start();
-      cleanups.push(() => agent.stop());
-    }
+    const agents = await startSimulatedAgents(DEV_NODES, {
+      bus,
+      log,
+      stateRoot: path.join(cfg.SCALAR_DATA_DIR, 'agent'),
+      heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
+      speed: opts.speed,
+    });
+    for (const agent of agents) cleanups.push(() => agent.stop());
 
     onShutdown(log, cfg.SCALAR_SHUTDOWN_GRACE_MS, cleanup);
     await waitForNodes(db, DEV_NODES.map((n) => n.id));
