@@ -89,6 +89,74 @@ export const configSchema = z.object({
     .max(65535)
     .default(5678)
     .describe('WebSocket port of the inspector server when SCALAR_INSPECT=1'),
+
+  // --- placement, queue discipline, preemption (docs/scheduling.md) ---
+  SCALAR_BLOCK_MARGIN_SEC: z.coerce
+    .number()
+    .min(0)
+    .default(300)
+    .describe('A job is placed on a node only if its block outlives now + expected_duration_sec + this margin'),
+  SCALAR_PREEMPT_GRACE_SEC: z.coerce
+    .number()
+    .min(0)
+    .max(3600)
+    .default(30)
+    .describe('Seconds between SIGTERM and SIGKILL when a FLEX job is preempted by a FAST job'),
+  SCALAR_OVERRUN_FACTOR: z.coerce
+    .number()
+    .min(1)
+    .default(2)
+    .describe('A job running longer than expected_duration_sec × this factor is overrunning (see SCALAR_OVERRUN_POLICY)'),
+  SCALAR_OVERRUN_POLICY: z
+    .enum(['fail', 'extend'])
+    .default('extend')
+    .describe('What happens to an overrunning job: fail (a time limit) or extend (its reservation is extended; it keeps running)'),
+  SCALAR_SCHEDULER_POLICY: z
+    .enum(['scalar', 'fifo-first-fit'])
+    .default('scalar')
+    .describe('scalar: fair share, backfill, preemption, scored placement. fifo-first-fit: strict arrival order, first fit (a baseline)'),
+
+  // --- pricing ---
+  SCALAR_PRICE_FAST_GPU_HOUR: positiveNumber.default(2.5).describe('Price of one FAST GPU-hour (USD), charged to users'),
+  SCALAR_PRICE_FLEX_GPU_HOUR: positiveNumber.default(1).describe('Price of one FLEX GPU-hour (USD); must be below the FAST price'),
+
+  // --- capacity and the autoscaler (docs/scheduling.md) ---
+  SCALAR_PROVIDER: z
+    .enum(['simulated', 'none'])
+    .default('simulated')
+    .describe('Where capacity blocks are bought: simulated (a built-in marketplace whose nodes are simulated agents) or none'),
+  SCALAR_AUTOSCALE: z
+    .enum(['0', '1'])
+    .default('0')
+    .transform((v) => v === '1')
+    .describe('1: the autoscaler buys and releases blocks. `scalar dev` turns it on unless set'),
+  SCALAR_FAST_MIN_GPUS: z.coerce.number().int().min(0).default(8).describe('The autoscaler keeps at least this many warm FAST GPUs'),
+  SCALAR_FAST_SAFETY_FACTOR: z.coerce
+    .number()
+    .min(1)
+    .default(1.25)
+    .describe('Warm FAST GPUs kept ≥ this factor × the EWMA of FAST demand (used + queued GPUs)'),
+  SCALAR_FAST_EWMA_HALF_LIFE_SEC: positiveNumber.default(600).describe('Half-life of the EWMA of FAST demand'),
+  SCALAR_AUTOSCALE_INTERVAL_SEC: positiveNumber.default(10).describe('How often the autoscaler decides'),
+  SCALAR_AUTOSCALE_BUY_COOLDOWN_SEC: z.coerce.number().min(0).default(60).describe('Least time between two buys of one tier'),
+  SCALAR_AUTOSCALE_RELEASE_COOLDOWN_SEC: z.coerce
+    .number()
+    .min(0)
+    .default(600)
+    .describe('Least time between a buy or release and the next release of one tier'),
+  SCALAR_FLEX_MAX_PRICE: positiveNumber
+    .default(1.2)
+    .describe('The autoscaler buys FLEX capacity while the quoted price per GPU-hour is at most this'),
+  SCALAR_FLEX_MAX_WAIT_SEC: positiveNumber
+    .default(4 * 3600)
+    .describe('Once the oldest FLEX job has waited this long, the autoscaler buys at market price'),
+  SCALAR_BLOCK_HOURS: positiveNumber.default(24).describe('Length of a block the autoscaler buys (hours)'),
+  SCALAR_SIM_PROVISION_DELAY_SEC: z.coerce
+    .number()
+    .min(0)
+    .default(20)
+    .describe('Simulated marketplace: seconds from buying a block to its nodes registering'),
+  SCALAR_SIM_PRICE_SEED: z.coerce.number().int().default(42).describe('Simulated marketplace: seed of the price curve'),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;

@@ -15,6 +15,8 @@ export const User = defineEntity({
     id: p.uuid().primary(),
     name: p.text(),
     isAdmin: p.boolean().default(false),
+    /** Weighted DRF: a user with weight 2 may hold twice the GPU share of a user with weight 1 before yielding. */
+    fairShareWeight: p.double().$type<number>().default(1),
     createdAt: p.datetime().defaultRaw('now()'),
   }),
 });
@@ -64,6 +66,16 @@ export const Job = defineEntity({
     nodeId: p.text().nullable(),
     gpuIndices: p.json<number[]>().nullable(),
     exitCode: p.integer().nullable(),
+    /** Gang size; gpu_count, vram_per_gpu_gb, cpu_cores and ram_gb are per node. */
+    nodeCount: p.integer().default(1),
+    /** Every member's node and GPUs, rank order: [{node_id, gpu_indices}]. node_id/gpu_indices describe the first. */
+    placements: p.json<{ node_id: string; gpu_indices: number[] }[]>().nullable(),
+    /** The latest placement diagnosis while queued (and the one that placed it): src/placement PlacementDiagnosis, snake_case. */
+    placement: p.json<Record<string, unknown>>().nullable(),
+    /** Set while a FAST job's preemption of this attempt is in flight. */
+    preemptedBy: p.uuid().nullable(),
+    /** Attempts ended by preemption: they do not count against max_attempts. */
+    preemptions: p.integer().default(0),
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
     queuedAt: p.datetime().nullable(),
@@ -151,6 +163,8 @@ export const Node = defineEntity({
     cpuCores: p.double().$type<number>(),
     ramGb: p.double().$type<number>(),
     drainRequested: p.boolean().default(false),
+    /** The capacity block the node belongs to (null: a node outside any block). */
+    blockId: p.text().nullable(),
     registeredAt: p.datetime(),
     lastHeartbeatAt: p.datetime().nullable(),
     updatedAt: p.datetime(),
@@ -193,4 +207,74 @@ export const Allocation = defineEntity({
 });
 export type Allocation = InferEntity<typeof Allocation>;
 
-export const entities = [User, ApiKey, Job, JobEvent, IdempotencyKey, Endpoint, Node, Gpu, Allocation];
+/** A lump of capacity bought from a provider: nodes × GPUs for a time, at a price. */
+export const CapacityBlock = defineEntity({
+  name: 'CapacityBlock',
+  tableName: 'capacity_blocks',
+  properties: (p) => ({
+    id: p.text().primary(),
+    provider: p.text(),
+    externalId: p.text().nullable(),
+    instanceType: p.text(),
+    /** fast | flex: the pool its nodes join. */
+    tier: p.string().length(8),
+    pool: p.string().length(8),
+    nodes: p.integer(),
+    gpusPerNode: p.integer(),
+    vramPerGpuGb: p.double().$type<number>(),
+    cpuPerNode: p.double().$type<number>(),
+    ramPerNodeGb: p.double().$type<number>(),
+    startsAt: p.datetime(),
+    /** Null: held until released. */
+    endsAt: p.datetime().nullable(),
+    /** For the whole block. */
+    costPerHour: p.double().$type<number>(),
+    /** pending → active → draining → released (machines/block.machine.ts). */
+    status: p.string().length(16),
+    statusReason: p.text().nullable(),
+    /** 'autoscaler' or 'admin:<user id>'. */
+    createdBy: p.text(),
+    createdAt: p.datetime(),
+    updatedAt: p.datetime(),
+    releasedAt: p.datetime().nullable(),
+  }),
+});
+export type CapacityBlock = InferEntity<typeof CapacityBlock>;
+
+/** Every autoscaler (and manual) capacity decision, with the inputs it was made on. */
+export const CapacityEvent = defineEntity({
+  name: 'CapacityEvent',
+  tableName: 'capacity_events',
+  properties: (p) => ({
+    id: p.bigint('number').primary().autoincrement(),
+    createdAt: p.datetime(),
+    action: p.text(),
+    tier: p.string().length(8).nullable(),
+    blockId: p.text().nullable(),
+    reason: p.text(),
+    inputs: p.json<Record<string, unknown>>(),
+  }),
+});
+export type CapacityEvent = InferEntity<typeof CapacityEvent>;
+
+/** What one attempt used on one node, written when its GPUs are released. */
+export const UsageRecord = defineEntity({
+  name: 'UsageRecord',
+  tableName: 'usage_records',
+  properties: (p) => ({
+    id: p.bigint('number').primary().autoincrement(),
+    job: () => p.manyToOne(Job).deleteRule('cascade'),
+    attempt: p.integer(),
+    nodeId: p.text(),
+    userId: p.uuid(),
+    tier: p.string().length(8),
+    gpuCount: p.integer(),
+    gpuSeconds: p.double().$type<number>(),
+    costUsd: p.double().$type<number>(),
+    startedAt: p.datetime(),
+    endedAt: p.datetime(),
+  }),
+});
+export type UsageRecord = InferEntity<typeof UsageRecord>;
+
+export const entities = [User, ApiKey, Job, JobEvent, IdempotencyKey, Endpoint, Node, Gpu, Allocation, CapacityBlock, CapacityEvent, UsageRecord];

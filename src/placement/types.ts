@@ -1,7 +1,15 @@
 /**
- * Placement v1: pure, no I/O. The coordinator keeps a CapacitySnapshot of
- * every node's free resources, asks for placements for the queued jobs in
- * queue order, binds the result in Postgres, and only then sends `run`.
+ * The placement contract. Pure: no I/O, no clocks (time comes in as `now`,
+ * in ms since the epoch).
+ *
+ * The coordinator keeps a CapacitySnapshot of every node's free resources and
+ * of every hold (a job's attempt bound to GPUs), asks `scheduleQueue` what to
+ * do with the waiting jobs, binds the result in Postgres, and only then sends
+ * `run` (and, for preemptions, `kill`).
+ *
+ * Shape (../shared/STYLE.md, after kube-scheduler and Nomad):
+ *   snapshot → filters (cheapest first) → scorers (normalised, weighted)
+ *   → select → bind, and every decision returns a PlacementDiagnosis.
  */
 import type { Pool, Tier } from '../domain/cluster.ts';
 
@@ -20,6 +28,10 @@ export interface NodeCapacity {
   cpuTotal: number;
   ramTotal: number;
   gpus: GpuSlot[];
+  /** The capacity block the node belongs to; null or absent for a node outside any block. */
+  blockId?: string | null;
+  /** When the node's block ends (ms since the epoch); null or absent: it never ends. */
+  endsAt?: number | null;
 }
 
 /** What a job asks for, plus what orders it in the queue. */
@@ -27,22 +39,176 @@ export interface JobRequest {
   jobId: string;
   tier: Tier;
   priority: number;
-  /** Submission order: older (smaller) first among equal tier and priority. */
+  /** Submission order: older (smaller) first among equals. */
   seq: number;
+  /** The owner, for fair share. */
+  userId: string;
+  /** Per node. A gang (nodeCount > 1) asks for this much on each of its nodes. */
   gpuCount: number;
   vramPerGpuGb: number;
   cpuCores: number;
   ramGb: number;
+  /** ≥ 1. All nodes are placed at once, or none are. */
+  nodeCount: number;
+  expectedDurationSec: number;
 }
 
-export interface Placement {
-  jobId: string;
+/** One node's part of a placement. */
+export interface NodeSlice {
   nodeId: string;
   /** Distinct, ascending. */
   gpuIndices: number[];
 }
 
+export interface Placement {
+  jobId: string;
+  /** One slice per node, rank order: nodes[0] is rank 0 (the gang's master). Length = nodeCount. */
+  nodes: NodeSlice[];
+}
+
+/** When a hold started and when it is expected to end (ms since the epoch). Backfill and preemption read these. */
+export interface HoldTimes {
+  startedAt: number;
+  /** startedAt + expected duration, or later when a job outlived it and its reservation was extended. */
+  endsAt: number;
+}
+
+/** A hold as placement sees it: one job's share of one node. */
+export interface HoldView extends HoldTimes {
+  jobId: string;
+  tier: Tier;
+  userId: string;
+  priority: number;
+  gpuIndices: readonly number[];
+  cpu: number;
+  ram: number;
+  /** A FLEX job on a fast node: a FAST job may preempt it. */
+  preemptible: boolean;
+}
+
+// --- filters, scorers, diagnosis ----------------------------------------------
+
+/** The filters, cheapest first. Each rejects a node for one named reason. */
+export const FILTERS = ['node_ready', 'pool', 'reservation', 'cpu_ram', 'gpus', 'block_time', 'gang'] as const;
+export type FilterName = (typeof FILTERS)[number];
+
+export const SCORERS = ['best_fit', 'fragmentation', 'block_time'] as const;
+export type ScorerName = (typeof SCORERS)[number];
+
+/** Weights of the scorers; each scorer gives 0–100. */
+export type ScoreWeights = Record<ScorerName, number>;
+
+/** How the decision was reached (STYLE.md: escalation for tiers). */
+export type PlacementStep = 'fit' | 'backfill' | 'preempt';
+
+/**
+ * Why a job was placed where it was, or why it waits. Serialised (snake_case)
+ * into the job's `placement` object on GET /jobs/{id}.
+ */
+export interface PlacementDiagnosis {
+  /** Nodes in the pools the job's tier may use. */
+  nodes: number;
+  /** Nodes rejected by each filter (each node counted once, by the first filter that rejected it). */
+  rejected: Record<FilterName, number>;
+  /** The best candidates, best first (at most 3), with the weighted total and each scorer's 0–100 score. */
+  best: { nodeId: string; score: number; scores: Record<ScorerName, number> }[];
+  /** Which step placed it; null while it waits. */
+  step: PlacementStep | null;
+}
+
 export type PlacementDecision =
-  | { kind: 'placed'; placement: Placement }
-  /** `reason` is plain words for the job's status_reason, e.g. '0 of 2 fast nodes have 2 free GPUs with ≥ 80 GB'. */
-  | { kind: 'waiting'; reason: string };
+  | { kind: 'placed'; placement: Placement; diagnosis: PlacementDiagnosis }
+  /** Fits nowhere now. `reason` is plain words for status_reason, e.g. '0 of 2 fast nodes have 2 free GPUs with ≥ 80 GB'. */
+  | { kind: 'waiting'; reason: string; diagnosis: PlacementDiagnosis }
+  /** No node shape that exists or can be bought could ever hold it: the job fails fast. */
+  | { kind: 'unschedulable'; reason: string; diagnosis: PlacementDiagnosis };
+
+/** A node shape that could exist: a provider's instance type, or a node seen before. */
+export interface NodeShape {
+  pool: Pool;
+  gpus: number;
+  vramPerGpuGb: number;
+  cpu: number;
+  ram: number;
+  /** How many such nodes one can have (a provider's limit); Infinity when unbounded. */
+  maxNodes: number;
+}
+
+/**
+ * Nodes promised to a blocked job higher in the queue (EASY backfill): a
+ * later job may use a reserved node only if, by its expected duration, it
+ * ends by `startAt`. A strict reservation (GPUs being freed by preemption for
+ * a FAST job) admits nobody else.
+ */
+export interface Reservation {
+  jobId: string;
+  tier: Tier;
+  nodeIds: string[];
+  /** When the job is expected to be able to start (ms since the epoch). */
+  startAt: number;
+  strict: boolean;
+}
+
+export interface PlacementContext {
+  now: number;
+  /** A node's block must outlive now + expected duration + this margin (seconds). */
+  blockMarginSec: number;
+  /** Reserved nodes, by node id. */
+  reservations?: ReadonlyMap<string, Reservation>;
+  /** Defaults to the pipeline's documented weights. */
+  scoreWeights?: ScoreWeights;
+  /** Shapes that providers can sell, for the unschedulable check (existing nodes are always counted). */
+  offers?: readonly NodeShape[];
+  /** First fit instead of scoring (the fifo-first-fit baseline). */
+  firstFit?: boolean;
+}
+
+// --- the queue ------------------------------------------------------------------
+
+export interface QueuePolicy {
+  /** Weighted DRF between users within equal tier and priority; off: arrival order. */
+  fairShare: boolean;
+  /** EASY backfill: later jobs may start ahead of a blocked one if they cannot delay it; off: a blocked job blocks its tier. */
+  backfill: boolean;
+  /** FAST jobs preempt FLEX jobs backfilled on fast nodes. */
+  preemption: boolean;
+  /** First fit instead of scoring. */
+  firstFit: boolean;
+}
+
+export const SCALAR_POLICY: QueuePolicy = Object.freeze({ fairShare: true, backfill: true, preemption: true, firstFit: false });
+
+export interface QueueContext extends Omit<PlacementContext, 'reservations' | 'firstFit'> {
+  policy: QueuePolicy;
+  /** Fair-share weight per user id; absent users weigh 1. */
+  userWeights?: ReadonlyMap<string, number>;
+  /** Victims already being killed, by victim job id → the FAST job they make room for. Not chosen again. */
+  preempting?: ReadonlyMap<string, string>;
+  /** Seconds a preempted job gets between SIGTERM and SIGKILL: when its GPUs are expected free. */
+  preemptGraceSec: number;
+}
+
+export interface Preemption {
+  /** The FAST job that needs the room. */
+  forJobId: string;
+  /** The FLEX jobs to kill and requeue. */
+  victims: string[];
+  /** GPU-seconds of work the victims lose (sum of GPUs × seconds run). */
+  lostGpuSeconds: number;
+}
+
+export interface WaitingJob {
+  reason: string;
+  diagnosis: PlacementDiagnosis;
+  /** 1-based position among the waiting jobs, in the order this pass considered them. */
+  position: number;
+}
+
+export interface QueueOutcome {
+  /** In the order they were placed; each is already held in the snapshot. */
+  placed: { placement: Placement; diagnosis: PlacementDiagnosis }[];
+  waiting: Map<string, WaitingJob>;
+  unschedulable: Map<string, { reason: string; diagnosis: PlacementDiagnosis }>;
+  preemptions: Preemption[];
+  reservations: Reservation[];
+}
