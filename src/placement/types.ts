@@ -86,6 +86,49 @@ export interface HoldView extends HoldTimes {
   preemptible: boolean;
 }
 
+export interface FreeGpu {
+  readonly index: number;
+  readonly vramGb: number;
+}
+
+/**
+ * Read-only live view of one node, for placement. Never mutate it; it
+ * changes with the snapshot.
+ */
+export interface NodeState {
+  readonly nodeId: string;
+  readonly pool: Pool;
+  readonly schedulable: boolean;
+  readonly cpuTotal: number;
+  readonly ramTotal: number;
+  /** Total minus held. Negative only if the node shrank under running jobs. */
+  readonly cpuFree: number;
+  readonly ramFree: number;
+  /** Every GPU, in the order the node reported them. */
+  readonly gpus: readonly Readonly<GpuSlot>[];
+  /** The free GPUs, VRAM ascending, then index ascending. */
+  readonly freeGpus: readonly FreeGpu[];
+  /** How many FAST jobs hold something on this node. */
+  readonly fastJobs: number;
+  readonly blockId: string | null;
+  /** ms since the epoch; null: never ends. */
+  readonly endsAt: number | null;
+  /** The jobs holding something here, one entry each (a gang member's slice on this node). */
+  readonly holds: readonly HoldView[];
+}
+
+/** What queue discipline reads from the snapshot (CapacitySnapshot implements it). */
+export interface SnapshotReader {
+  states(pool?: Pool): Iterable<NodeState>;
+  state(nodeId: string): NodeState | undefined;
+  /** Every node slice the job holds, rank order, or undefined. */
+  holding(jobId: string): Placement | undefined;
+  /** GPUs held by the user's jobs, all nodes. */
+  userGpus(userId: string): number;
+  /** GPUs on schedulable nodes of a pool, or of all pools. */
+  totalGpus(pool?: Pool): number;
+}
+
 // --- filters, scorers, diagnosis ----------------------------------------------
 
 /** The filters, cheapest first. Each rejects a node for one named reason. */
