@@ -209,6 +209,8 @@ export interface PlacementContext {
 // --- the queue ------------------------------------------------------------------
 
 export interface QueuePolicy {
+  /** Strict arrival order (seq only), ignoring tier and priority; the first blocked job blocks everything behind it. For the fifo baseline. */
+  strictArrival: boolean;
   /** Weighted DRF between users within equal tier and priority; off: arrival order. */
   fairShare: boolean;
   /** EASY backfill: later jobs may start ahead of a blocked one if they cannot delay it; off: a blocked job blocks its tier. */
@@ -219,7 +221,9 @@ export interface QueuePolicy {
   firstFit: boolean;
 }
 
-export const SCALAR_POLICY: QueuePolicy = Object.freeze({ fairShare: true, backfill: true, preemption: true, firstFit: false });
+export const FIFO_FIRST_FIT_POLICY: QueuePolicy = Object.freeze({ strictArrival: true, fairShare: false, backfill: false, preemption: false, firstFit: true });
+
+export const SCALAR_POLICY: QueuePolicy = Object.freeze({ strictArrival: false, fairShare: true, backfill: true, preemption: true, firstFit: false });
 
 export interface QueueContext extends Omit<PlacementContext, 'reservations' | 'firstFit'> {
   policy: QueuePolicy;
