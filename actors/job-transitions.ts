@@ -78,7 +78,10 @@ export function stepJob(state: JobState, event: JobEvent, from?: JobSnapshot): S
   return { kind: 'applied', next: { status, context: next.context }, snapshot: next, changedStatus: status !== state.status, effects };
 }
 
-export function jobStateOf(job: Pick<Job, 'id' | 'status' | 'attempt' | 'maxAttempts' | 'nodeId' | 'gpuIndices' | 'exitCode' | 'statusReason'>): JobState {
+export function jobStateOf(
+  job: Pick<Job, 'id' | 'status' | 'attempt' | 'maxAttempts' | 'nodeId' | 'gpuIndices' | 'exitCode' | 'statusReason'> &
+    Partial<Pick<Job, 'placements' | 'preemptedBy' | 'preemptions'>>,
+): JobState {
   return {
     status: job.status as JobStatus,
     context: {
@@ -87,8 +90,11 @@ export function jobStateOf(job: Pick<Job, 'id' | 'status' | 'attempt' | 'maxAtte
       maxAttempts: job.maxAttempts,
       nodeId: job.nodeId ?? null,
       gpuIndices: job.gpuIndices ?? [],
+      placements: job.placements ?? (job.nodeId ? [{ node_id: job.nodeId, gpu_indices: job.gpuIndices ?? [] }] : []),
       exitCode: job.exitCode ?? null,
       statusReason: job.statusReason ?? null,
+      preemptedBy: job.preemptedBy ?? null,
+      preemptions: job.preemptions ?? 0,
     },
   };
 }
@@ -125,6 +131,9 @@ export async function applyJobEvent(
     job.attempt = ctx.attempt;
     job.nodeId = ctx.nodeId;
     job.gpuIndices = ctx.nodeId ? ctx.gpuIndices : null;
+    job.placements = ctx.placements.length > 0 ? ctx.placements : null;
+    job.preemptedBy = ctx.preemptedBy;
+    job.preemptions = ctx.preemptions;
     job.exitCode = ctx.exitCode;
     job.updatedAt = now;
     if (step.changedStatus) {

@@ -49,9 +49,25 @@ export interface JobContext {
   /** Set while GPUs are reserved (scheduled/running); kept on a terminal job as a record of where it last ran. */
   nodeId: string | null;
   gpuIndices: number[];
+  /**
+   * Every member's node and GPUs, rank order (a gang has one per node;
+   * placements[0] is nodeId/gpuIndices). Empty until placed; kept on a
+   * terminal job like nodeId.
+   */
+  placements: NodeSlice[];
   exitCode: number | null;
   /** Plain-words answer to "why is my job in this status?". */
   statusReason: string | null;
+  /** The FAST job this attempt is being preempted for, while its kill is in flight. */
+  preemptedBy: string | null;
+  /** Attempts that ended by preemption: they do not count against maxAttempts. */
+  preemptions: number;
+}
+
+/** One member's node and GPUs. snake_case: it is stored and served as is. */
+export interface NodeSlice {
+  node_id: string;
+  gpu_indices: number[];
 }
 
 export interface JobInput {
@@ -64,8 +80,8 @@ export interface JobInput {
 export type JobEvent =
   /** pending -> queued. `reason` says why it waits, e.g. 'waiting for the coordinator'. */
   | { type: 'admit'; reason?: string }
-  /** queued -> scheduled: the coordinator reserved these GPUs. */
-  | { type: 'place'; node_id: string; gpu_indices: number[] }
+  /** queued -> scheduled: the coordinator reserved these GPUs (node_id/gpu_indices: rank 0; placements: every member of a gang). */
+  | { type: 'place'; node_id: string; gpu_indices: number[]; placements?: NodeSlice[] }
   /** scheduled -> running: the agent started the process. */
   | { type: 'start' }
   /** scheduled|running -> completed (code 0) or failed. Scheduled is allowed because a short process can exit before its start report arrives. */
@@ -76,6 +92,10 @@ export type JobEvent =
   | { type: 'requeue'; reason: string }
   /** Any live state -> cancelled. */
   | { type: 'cancel'; reason?: string }
+  /** scheduled|running -> (same): a FAST job needs these GPUs; the attempt is killed with a grace and then requeued, uncounted. */
+  | { type: 'preempt'; by: string }
+  /** scheduled|running -> failed: it outlived its time limit. The process is killed; GPUs are freed once the kill is confirmed. */
+  | { type: 'timeout'; reason: string }
   /** queued -> queued: the coordinator's latest answer to "why does it wait?" (no status change). */
   | { type: 'diagnose'; reason: string };
 export type JobEventType = JobEvent['type'];
@@ -91,6 +111,8 @@ const jobEventTypes: Record<JobEventType, true> = {
   requeue: true,
   cancel: true,
   diagnose: true,
+  preempt: true,
+  timeout: true,
 };
 export const JOB_EVENT_TYPES: readonly JobEventType[] = Object.freeze(
   Object.keys(jobEventTypes) as JobEventType[],
@@ -135,16 +157,26 @@ const dispatchKill = { type: 'dispatchKill', params: effectParams } as const;
  * accepts an exit too, because a short process can exit before its start
  * report arrives.
  */
+const requeuePreempted = { guard: 'beingPreempted', target: 'queued', actions: [releaseGpus, 'recordPreempted'] } as const;
 const attemptEnds = {
+  // Once a preemption is in flight, however the attempt ends (the SIGTERM
+  // exit, a launch failure, the node lost), it goes back to the queue
+  // without counting against maxAttempts.
   exit: [
+    requeuePreempted,
     { guard: 'exitedCleanly', target: 'completed', actions: ['recordExit', releaseGpus] },
     { target: 'failed', actions: ['recordExit', releaseGpus] },
   ],
-  fail: { target: 'failed', actions: ['recordFailure', releaseGpus] },
+  fail: [requeuePreempted, { target: 'failed', actions: ['recordFailure', releaseGpus] }],
   requeue: [
+    requeuePreempted,
     { guard: 'canRetry', target: 'queued', actions: [releaseGpus, 'recordRequeue'] },
     { target: 'failed', actions: ['recordGiveUp', releaseGpus] },
   ],
+  // Targetless: the attempt keeps its GPUs until the agent reports the exit.
+  preempt: { guard: 'notBeingPreempted', actions: ['recordPreemption', dispatchKill] },
+  // Like cancel: the GPUs stay held until the agent confirms the kill.
+  timeout: { target: 'failed', actions: ['recordTimeout', dispatchKill] },
   // No releaseGpus here: the process may still hold the GPUs until the agent
   // confirms the kill, and freeing them now could place another job on a
   // busy GPU. The allocation is freed when that confirmation arrives,
@@ -179,10 +211,15 @@ export const jobMachine = setup({
     }),
     recordPlacement: assign(({ event }) => {
       assertEvent(event, 'place');
+      const placements = event.placements ?? [{ node_id: event.node_id, gpu_indices: event.gpu_indices }];
       return {
         nodeId: event.node_id,
         gpuIndices: [...event.gpu_indices],
-        statusReason: `starting on ${event.node_id} (GPUs ${event.gpu_indices.join(', ')})`,
+        placements: placements.map((p) => ({ node_id: p.node_id, gpu_indices: [...p.gpu_indices] })),
+        statusReason:
+          placements.length > 1
+            ? `starting on ${placements.length} nodes (${placements.map((p) => p.node_id).join(', ')})`
+            : `starting on ${event.node_id} (GPUs ${event.gpu_indices.join(', ')})`,
       };
     }),
     // Running needs no explanation.
@@ -205,9 +242,28 @@ export const jobMachine = setup({
         attempt: context.attempt + 1,
         nodeId: null,
         gpuIndices: [],
+        placements: [],
         exitCode: null,
         statusReason: event.reason,
       };
+    }),
+    recordPreemption: assign(({ event }) => {
+      assertEvent(event, 'preempt');
+      return { preemptedBy: event.by, statusReason: `preempted by FAST job ${event.by}; stopping` };
+    }),
+    recordPreempted: assign(({ context }) => ({
+      attempt: context.attempt + 1,
+      preemptions: context.preemptions + 1,
+      nodeId: null,
+      gpuIndices: [],
+      placements: [],
+      exitCode: null,
+      preemptedBy: null,
+      statusReason: `preempted by FAST job ${context.preemptedBy}`,
+    })),
+    recordTimeout: assign(({ event }) => {
+      assertEvent(event, 'timeout');
+      return { statusReason: event.reason };
     }),
     recordGiveUp: assign(({ context, event }) => {
       assertEvent(event, 'requeue');
@@ -226,7 +282,10 @@ export const jobMachine = setup({
   },
   guards: {
     exitedCleanly: ({ event }) => event.type === 'exit' && event.code === 0,
-    canRetry: ({ context }) => context.attempt < context.maxAttempts,
+    // Preempted attempts are not the job's fault: they do not count.
+    canRetry: ({ context }) => context.attempt - context.preemptions < context.maxAttempts,
+    beingPreempted: ({ context }) => context.preemptedBy !== null,
+    notBeingPreempted: ({ context }) => context.preemptedBy === null,
   },
 }).createMachine({
   id: 'job',
@@ -236,8 +295,11 @@ export const jobMachine = setup({
     maxAttempts: input.maxAttempts,
     nodeId: null,
     gpuIndices: [],
+    placements: [],
     exitCode: null,
     statusReason: null,
+    preemptedBy: null,
+    preemptions: 0,
   }),
   initial: 'pending',
   // Each state lists only the events it accepts; xstate ignores any other

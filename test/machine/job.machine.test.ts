@@ -22,16 +22,20 @@ function aJob(status: JobStatus, overrides: Partial<JobContext> = {}): JobContex
     maxAttempts: 3,
     nodeId: null,
     gpuIndices: [],
+    placements: [],
     exitCode: null,
     statusReason: null,
+    preemptedBy: null,
+    preemptions: 0,
   };
+  const onA = { nodeId: 'node-a', gpuIndices: [0, 1], placements: [{ node_id: 'node-a', gpu_indices: [0, 1] }] };
   const byStatus: Record<JobStatus, Partial<JobContext>> = {
     pending: {},
     queued: { statusReason: 'waiting for capacity' },
-    scheduled: { nodeId: 'node-a', gpuIndices: [0, 1] },
-    running: { nodeId: 'node-a', gpuIndices: [0, 1] },
-    completed: { nodeId: 'node-a', gpuIndices: [0, 1], exitCode: 0 },
-    failed: { nodeId: 'node-a', gpuIndices: [0, 1], exitCode: 3, statusReason: 'exited with code 3' },
+    scheduled: onA,
+    running: onA,
+    completed: { ...onA, exitCode: 0 },
+    failed: { ...onA, exitCode: 3, statusReason: 'exited with code 3' },
     cancelled: { statusReason: 'cancelled by user' },
   };
   return { ...base, ...byStatus[status], ...overrides };
@@ -47,6 +51,8 @@ const sample: Record<JobEventType, JobEvent> = {
   requeue: { type: 'requeue', reason: 'node lost' },
   cancel: { type: 'cancel' },
   diagnose: { type: 'diagnose', reason: '0 of 2 ready fast nodes can hold it' },
+  preempt: { type: 'preempt', by: 'fast-job-9' },
+  timeout: { type: 'timeout', reason: 'ran 7200 s, over its 3600 s × 2 limit' },
 };
 
 interface Allowed {
@@ -62,7 +68,19 @@ interface Allowed {
 }
 
 const gaveUp = 'node lost; gave up after 3 attempts';
-const requeued = { nodeId: null, gpuIndices: [], exitCode: null, statusReason: 'node lost' };
+const requeued = { nodeId: null, gpuIndices: [], placements: [], exitCode: null, statusReason: 'node lost' };
+// An attempt ended while a FAST job's preemption was in flight: back to the
+// queue, the attempt not counted (preemptions + 1), whatever the end was.
+const preempted = (attempt: number) => ({
+  attempt,
+  preemptions: 1,
+  nodeId: null,
+  gpuIndices: [],
+  placements: [],
+  exitCode: null,
+  preemptedBy: null,
+  statusReason: 'preempted by FAST job fast-job-9',
+});
 
 const allowed: Allowed[] = [
   // pending: nothing reserved yet, so no effects.
@@ -89,7 +107,36 @@ const allowed: Allowed[] = [
     from: 'queued',
     event: sample.place,
     to: 'scheduled',
-    changes: { nodeId: 'node-b', gpuIndices: [2, 3], statusReason: 'starting on node-b (GPUs 2, 3)' },
+    changes: {
+      nodeId: 'node-b',
+      gpuIndices: [2, 3],
+      placements: [{ node_id: 'node-b', gpu_indices: [2, 3] }],
+      statusReason: 'starting on node-b (GPUs 2, 3)',
+    },
+    actions: ['dispatchRun'],
+  },
+  // A gang: node_id/gpu_indices name rank 0, placements every member.
+  {
+    from: 'queued',
+    event: {
+      type: 'place',
+      node_id: 'node-b',
+      gpu_indices: [0, 1],
+      placements: [
+        { node_id: 'node-b', gpu_indices: [0, 1] },
+        { node_id: 'node-c', gpu_indices: [4, 5] },
+      ],
+    },
+    to: 'scheduled',
+    changes: {
+      nodeId: 'node-b',
+      gpuIndices: [0, 1],
+      placements: [
+        { node_id: 'node-b', gpu_indices: [0, 1] },
+        { node_id: 'node-c', gpu_indices: [4, 5] },
+      ],
+      statusReason: 'starting on 2 nodes (node-b, node-c)',
+    },
     actions: ['dispatchRun'],
   },
   { from: 'queued', event: sample.fail, to: 'failed', changes: { statusReason: 'unresolvable: no node has 16 GPUs' }, actions: [] },
@@ -127,6 +174,23 @@ const allowed: Allowed[] = [
   },
   // cancel kills but does not release: the GPUs are freed when the kill is confirmed.
   { from: 'scheduled', event: { type: 'cancel' }, to: 'cancelled', changes: { statusReason: 'cancelled by user' }, actions: ['dispatchKill'] },
+  // preempt is targetless: the attempt keeps its GPUs until the agent reports the exit.
+  {
+    from: 'scheduled',
+    event: sample.preempt,
+    to: 'scheduled',
+    changes: { preemptedBy: 'fast-job-9', statusReason: 'preempted by FAST job fast-job-9; stopping' },
+    actions: ['dispatchKill'],
+  },
+  {
+    from: 'scheduled',
+    event: sample.timeout,
+    to: 'failed',
+    changes: { statusReason: 'ran 7200 s, over its 3600 s × 2 limit' },
+    actions: ['dispatchKill'],
+  },
+  // Being preempted, the launch failed: still requeued uncounted.
+  { from: 'scheduled', given: { preemptedBy: 'fast-job-9' }, event: sample.fail, to: 'queued', changes: preempted(2), actions: ['releaseGpus'] },
 
   // running
   { from: 'running', event: { type: 'exit', code: 0 }, to: 'completed', changes: { exitCode: 0 }, actions: ['releaseGpus'] },
@@ -178,18 +242,46 @@ const allowed: Allowed[] = [
     changes: { statusReason: 'deadline passed' },
     actions: ['dispatchKill'],
   },
+  {
+    from: 'running',
+    event: sample.preempt,
+    to: 'running',
+    changes: { preemptedBy: 'fast-job-9', statusReason: 'preempted by FAST job fast-job-9; stopping' },
+    actions: ['dispatchKill'],
+  },
+  // The SIGTERM exit of a preempted attempt: requeued, attempt 2, and it does not count.
+  { from: 'running', given: { preemptedBy: 'fast-job-9' }, event: { type: 'exit', code: 143 }, to: 'queued', changes: preempted(2), actions: ['releaseGpus'] },
+  // Even on its last attempt: 3 - 0 preemptions = 3 would give up, but a preemption never does.
+  { from: 'running', given: { attempt: 3, preemptedBy: 'fast-job-9' }, event: sample.requeue, to: 'queued', changes: preempted(4), actions: ['releaseGpus'] },
+  // canRetry subtracts preemptions: attempt 3 with 1 preemption counts as 2 < 3, so it retries.
+  {
+    from: 'running',
+    given: { attempt: 3, preemptions: 1 },
+    event: sample.requeue,
+    to: 'queued',
+    changes: { attempt: 4, ...requeued },
+    actions: ['releaseGpus'],
+  },
+  // Like cancel, a timeout kills first and frees the GPUs when the kill is confirmed.
+  {
+    from: 'running',
+    event: sample.timeout,
+    to: 'failed',
+    changes: { statusReason: 'ran 7200 s, over its 3600 s × 2 limit' },
+    actions: ['dispatchKill'],
+  },
 ];
 
 // Written out in full rather than derived, so that accepting a new event in a
 // state is a deliberate edit here too.
 const refused: Record<JobStatus, JobEventType[]> = {
-  pending: ['place', 'start', 'exit', 'requeue', 'diagnose'],
-  queued: ['admit', 'start', 'exit', 'requeue'],
+  pending: ['place', 'start', 'exit', 'requeue', 'diagnose', 'preempt', 'timeout'],
+  queued: ['admit', 'start', 'exit', 'requeue', 'preempt', 'timeout'],
   scheduled: ['admit', 'place', 'diagnose'],
   running: ['admit', 'place', 'start', 'diagnose'],
-  completed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose'],
-  failed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose'],
-  cancelled: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose'],
+  completed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout'],
+  failed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout'],
+  cancelled: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout'],
 };
 
 function label(row: Allowed): string {
@@ -216,7 +308,7 @@ describe('job machine: shape', () => {
   });
 
   it('lists every event type once', () => {
-    expect([...JOB_EVENT_TYPES].sort()).toEqual(['admit', 'cancel', 'diagnose', 'exit', 'fail', 'place', 'requeue', 'start']);
+    expect([...JOB_EVENT_TYPES].sort()).toEqual(['admit', 'cancel', 'diagnose', 'exit', 'fail', 'place', 'preempt', 'requeue', 'start', 'timeout']);
   });
 });
 
