@@ -32,6 +32,7 @@
  * reporting.ts (events, in order per attempt), logs.ts (log lines),
  * lifecycle.ts (the stop signal they share).
  */
+import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -66,6 +67,10 @@ export interface AgentOptions {
   gpus: GpuInfo[];
   cpuCores: number;
   ramGb: number;
+  /** The capacity block this node belongs to, if it was bought as part of one. */
+  blockId?: string | null;
+  /** Where other gang members reach this node (their SCALAR_MASTER_ADDR when it is rank 0). Default: the host name. */
+  addr?: string;
   runtime: Runtime;
   /** Holds state.json and jobs/<job_id>-<attempt>/ work directories. One agent per directory. */
   stateDir: string;
@@ -355,6 +360,8 @@ export class Agent {
       ram_gb: this.opts.ramGb,
       gpus: this.opts.gpus.map((g) => ({ index: g.index, uuid: g.uuid, model: g.model, vram_gb: g.vram_gb })),
       running: this.runningAttempts(),
+      block_id: this.opts.blockId ?? null,
+      addr: this.opts.addr ?? os.hostname(),
       time: new Date().toISOString(),
     };
   }

@@ -16,6 +16,8 @@ export interface SimulatedNode {
   gpus: string;
   cpu: number;
   ramGb: number;
+  /** The capacity block the node was bought in, if any. */
+  blockId?: string | null;
 }
 
 export async function startSimulatedAgents(
@@ -31,6 +33,7 @@ export async function startSimulatedAgents(
         gpus: parseGpuSpec(n.gpus),
         cpuCores: n.cpu,
         ramGb: n.ramGb,
+        blockId: n.blockId ?? null,
         runtime,
         stateDir: path.join(o.stateRoot, n.id),
         heartbeatIntervalMs: o.heartbeatIntervalMs,

@@ -64,6 +64,10 @@ export const registeredEventSchema = z.object({
   gpus: z.array(gpuInfoSchema),
   /** Attempts the agent still runs after a restart (it reports finished ones with `exited`). */
   running: z.array(attemptRefSchema),
+  /** The capacity block the node belongs to (a node bought by the autoscaler or an admin), if any. */
+  block_id: z.string().min(1).max(128).nullable().optional(),
+  /** Where other members of a gang reach this node (SCALAR_MASTER_ADDR); defaults to the host name. */
+  addr: z.string().min(1).max(255).optional(),
   time,
 });
 export const startedEventSchema = z.object({
@@ -131,6 +135,76 @@ export type LogLineMessage = z.infer<typeof logLineSchema>;
 export const nodeActionRequestSchema = z.object({ node_id: nodeId, reason: z.string().optional() });
 export type NodeActionRequest = z.infer<typeof nodeActionRequestSchema>;
 export type NodeActionReply = { ok: true; state: string } | { ok: false; error: 'node_not_found' | 'invalid_state'; message: string };
+
+// ---- api → coordinator's capacity actor (core NATS request/reply on `<prefix>.coord.capacity`) ----
+/** A capacity block's pool (and the tier of capacity it is): its nodes join that pool. */
+export const capacityTierSchema = z.enum(['fast', 'flex']);
+export const CAPACITY_BLOCK_STATUSES = ['pending', 'active', 'draining', 'released'] as const;
+export const capacityBlockStatusSchema = z.enum(CAPACITY_BLOCK_STATUSES);
+
+/**
+ * An admin's buy or release. `by` is who asked, as capacity_blocks.created_by
+ * spells it: `admin:<user id>`. Bounds match POST /capacity/blocks.
+ */
+export const capacityBuyRequestSchema = z.object({
+  action: z.literal('buy'),
+  instance_type: z.string().min(1).max(128),
+  nodes: z.number().int().min(1).max(64),
+  hours: z.number().positive().max(720),
+  tier: capacityTierSchema,
+  by: z.string().min(1),
+});
+export const capacityReleaseRequestSchema = z.object({
+  action: z.literal('release'),
+  block_id: z.string().min(1),
+  by: z.string().min(1),
+});
+export const capacityRequestSchema = z.discriminatedUnion('action', [capacityBuyRequestSchema, capacityReleaseRequestSchema]);
+export type CapacityBuyRequest = z.infer<typeof capacityBuyRequestSchema>;
+export type CapacityReleaseRequest = z.infer<typeof capacityReleaseRequestSchema>;
+export type CapacityRequest = z.infer<typeof capacityRequestSchema>;
+
+/**
+ * A capacity_blocks row as the capacity actor wrote it (snake_case columns,
+ * timestamps as RFC 3339 strings). The actor writes the row before it replies;
+ * the API answers with the row read back from Postgres.
+ */
+export const capacityBlockMessageSchema = z.object({
+  id: z.string().min(1),
+  provider: z.string(),
+  instance_type: z.string(),
+  tier: capacityTierSchema,
+  pool: z.string(),
+  nodes: z.number().int(),
+  gpus_per_node: z.number().int(),
+  vram_per_gpu_gb: z.number(),
+  cpu_per_node: z.number(),
+  ram_per_node_gb: z.number(),
+  starts_at: time,
+  ends_at: time.nullable(),
+  cost_per_hour: z.number(),
+  status: capacityBlockStatusSchema,
+  status_reason: z.string().nullable(),
+  created_by: z.string(),
+  created_at: time,
+  updated_at: time,
+  released_at: time.nullable(),
+});
+export type CapacityBlockMessage = z.infer<typeof capacityBlockMessageSchema>;
+
+/** Why the capacity actor refused; each maps to the API error code of the same name. */
+export const CAPACITY_REFUSALS = [
+  'unknown_instance_type',
+  'block_not_found',
+  'block_released',
+  'provider_unavailable',
+  'invalid_state',
+] as const;
+export const capacityReplySchema = z.union([
+  z.object({ ok: z.literal(true), block: capacityBlockMessageSchema }),
+  z.object({ ok: z.literal(false), code: z.enum(CAPACITY_REFUSALS), message: z.string() }),
+]);
+export type CapacityReply = z.infer<typeof capacityReplySchema>;
 
 const encoder = new TextEncoder();
 export const encodeJson = (v: unknown): Uint8Array => encoder.encode(JSON.stringify(v));

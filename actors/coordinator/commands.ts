@@ -15,9 +15,11 @@ export class Commands {
   constructor(
     private readonly bus: Bus,
     private readonly log: Logger,
-    private readonly killGraceSec: number,
-    /** The node holding a job's GPUs, if any (a finished job's attempt may still hold them). */
-    private readonly heldOn: (jobId: string) => string | undefined,
+    private readonly grace: { killSec: number; preemptSec: number },
+    /** The nodes still holding a job's GPUs (a finished job's attempt may still hold them). */
+    private readonly heldOn: (jobId: string) => string[],
+    /** Where gang members reach a node (SCALAR_MASTER_ADDR). */
+    private readonly addrOf: (nodeId: string) => string,
   ) {}
 
   private async publish(nodeId: string, cmd: RunCommand | KillCommand, msgID?: string): Promise<void> {
@@ -29,34 +31,58 @@ export class Commands {
     }
   }
 
-  run(job: LiveJob): Promise<void> {
+  /**
+   * Sends `run` to every member of the attempt (or to one node, for a
+   * re-send). Every member learns its rank, the gang's size and where rank 0
+   * is, so frameworks like torch.distributed can rendezvous.
+   */
+  run(job: LiveJob, onlyNode?: string): Promise<void> {
     const r = job.rec;
-    if (!r.nodeId) return Promise.resolve();
+    const slices = r.placements && r.placements.length > 0 ? r.placements : r.nodeId ? [{ node_id: r.nodeId, gpu_indices: r.gpuIndices ?? [] }] : [];
+    if (slices.length === 0) return Promise.resolve();
     job.dispatchedAt = Date.now();
-    return this.publish(
-      r.nodeId,
-      {
-        type: 'run',
-        job_id: r.id,
-        attempt: r.attempt,
-        gpu_indices: r.gpuIndices ?? [],
-        image: r.image,
-        command: r.command,
-        env: r.env,
-        cpu_cores: r.cpuCores,
-        ram_gb: r.ramGb,
-        expected_duration_sec: r.expectedDurationSec,
-      },
-      // Within JetStream's duplicate window a re-send of the same attempt is stored once.
-      `${r.id}:${r.attempt}:run:${job.dispatchedAt}`,
-    );
+    const master = this.addrOf(slices[0]!.node_id);
+    const sends = slices.map((slice, rank) => {
+      if (onlyNode !== undefined && slice.node_id !== onlyNode) return Promise.resolve();
+      return this.publish(
+        slice.node_id,
+        {
+          type: 'run',
+          job_id: r.id,
+          attempt: r.attempt,
+          gpu_indices: slice.gpu_indices,
+          image: r.image,
+          command: r.command,
+          env: {
+            ...r.env,
+            SCALAR_NODE_RANK: String(rank),
+            SCALAR_NODE_COUNT: String(slices.length),
+            SCALAR_MASTER_ADDR: master,
+          },
+          cpu_cores: r.cpuCores,
+          ram_gb: r.ramGb,
+          expected_duration_sec: r.expectedDurationSec,
+        },
+        // Within JetStream's duplicate window a re-send of the same attempt is stored once.
+        `${r.id}:${r.attempt}:run:${slice.node_id}:${job.dispatchedAt}`,
+      );
+    });
+    return Promise.all(sends).then(() => undefined);
   }
 
-  kill(job: LiveJob, reason: string): Promise<void> {
-    const nodeId = this.heldOn(job.rec.id) ?? job.rec.nodeId;
-    if (!nodeId) return Promise.resolve();
+  /**
+   * Kills the attempt on the nodes that still hold it (or on `nodes`). A
+   * preempted attempt gets the preemption grace, anything else the kill grace.
+   */
+  kill(job: LiveJob, reason: string, nodes?: string[]): Promise<void> {
+    let targets = nodes ?? this.heldOn(job.rec.id);
+    if (targets.length === 0) targets = job.nodes();
+    if (targets.length === 0) return Promise.resolve();
     job.killSentAt = Date.now();
-    return this.publish(nodeId, { type: 'kill', job_id: job.rec.id, attempt: job.rec.attempt, grace_sec: this.killGraceSec, reason });
+    const grace = job.rec.preemptedBy ? this.grace.preemptSec : this.grace.killSec;
+    return Promise.all(
+      targets.map((n) => this.publish(n, { type: 'kill', job_id: job.rec.id, attempt: job.rec.attempt, grace_sec: grace, reason })),
+    ).then(() => undefined);
   }
 
   /** Kills an attempt an agent runs that is no longer current (at most once per 10 s per attempt). */
@@ -67,6 +93,6 @@ export class Commands {
     this.staleKills.set(key, now);
     if (this.staleKills.size > 10_000) this.staleKills.clear();
     this.log.info({ node_id: nodeId, ...ref }, 'killing an attempt that is no longer current');
-    await this.publish(nodeId, { type: 'kill', ...ref, grace_sec: this.killGraceSec, reason: 'attempt is no longer current' });
+    await this.publish(nodeId, { type: 'kill', ...ref, grace_sec: this.grace.killSec, reason: 'attempt is no longer current' });
   }
 }

@@ -26,9 +26,11 @@ import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordi
 import { Commands } from './commands.ts';
 import { Fleet, type After } from './fleet.ts';
 import { JobTable, LiveJob } from './live.ts';
+import { memberEnded, type MemberEndInput, type MemberUndo } from './members.ts';
+import { overrunItems, type OverrunSettings } from './overrun.ts';
 import { planWrites, type Plan } from './plan.ts';
-import { admitAndPlace } from './queue.ts';
-import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type JobRecord } from './store.ts';
+import { admitAndPlace, type QueueSettings } from './queue.ts';
+import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type JobRecord, type Prices, type ReleaseRef } from './store.ts';
 
 export interface CoordinatorOptions {
   orm: MikroORM;
@@ -36,6 +38,11 @@ export interface CoordinatorOptions {
   log: Logger;
   heartbeatIntervalMs: number;
   killGraceSec: number;
+  preemptGraceSec: number;
+  /** Queue discipline and placement (user weights are loaded from Postgres). */
+  queue: Omit<QueueSettings, 'userWeights' | 'offers'>;
+  overrun: OverrunSettings;
+  prices: Prices;
   /** The root of the actor system (machines/coordinator.machine.ts); job and node actors are its children. */
   root: Actor<typeof coordinatorMachine>;
 }
@@ -46,12 +53,18 @@ export type Input =
   | { kind: 'node-event'; nodeId: string; event: NodeBusEvent; msg?: JsMsg }
   | { kind: 'node-lost'; nodeId: string }
   | { kind: 'node-action'; action: NodeAction; nodeId: string; reason?: string; reply: (r: NodeActionReply) => void }
-  | { kind: 'sweep' };
+  | { kind: 'sweep' }
+  /** Run a closure inside a pass (the capacity actor's requests that touch nodes). */
+  | { kind: 'call'; run: (batch: Batch, after: After) => void };
 
 export class Coordinator {
   private readonly store: CoordinatorStore;
-  private readonly jobs = new JobTable();
-  private readonly capacity = new CapacitySnapshot();
+  readonly jobs = new JobTable();
+  readonly capacity = new CapacitySnapshot();
+  private blockEnds = new Map<string, number | null>();
+  private userWeights = new Map<string, number>();
+  /** Instance shapes providers sell (set by the capacity actor), for the unschedulable check. */
+  offers: QueueSettings['offers'] = [];
   private inbox: Input[] = [];
   private placementDirty = true;
   private passRunning = false;
@@ -61,11 +74,17 @@ export class Coordinator {
   readonly stats: CoordinatorStats = { passes: 0, placements: 0, liveJobs: 0, queued: 0, nodes: 0 };
 
   private readonly commands: Commands;
-  private readonly fleet: Fleet;
+  readonly fleet: Fleet;
 
   constructor(private readonly o: CoordinatorOptions) {
-    this.store = new CoordinatorStore(o.orm);
-    this.commands = new Commands(o.bus, o.log, o.killGraceSec, (id) => this.capacity.holding(id)?.nodeId);
+    this.store = new CoordinatorStore(o.orm, o.prices);
+    this.commands = new Commands(
+      o.bus,
+      o.log,
+      { killSec: o.killGraceSec, preemptSec: o.preemptGraceSec },
+      (id) => this.capacity.holding(id)?.nodes.map((n) => n.nodeId) ?? [],
+      (nodeId) => this.fleet.addrOf(nodeId),
+    );
     this.fleet = new Fleet({
       bus: o.bus,
       log: o.log,
@@ -75,6 +94,8 @@ export class Coordinator {
       capacity: this.capacity,
       commands: this.commands,
       nodeLost: (nodeId) => this.push({ kind: 'node-lost', nodeId }),
+      memberEnded: (job, nodeId, end, batch, after) => this.memberEnded(job, nodeId, end, batch, after),
+      blockEnd: (blockId) => this.blockEnds.get(blockId),
       placementChanged: () => {
         this.placementDirty = true;
       },
@@ -86,8 +107,12 @@ export class Coordinator {
 
   /** Rebuilds every actor and the capacity snapshot from Postgres. */
   async rehydrate(): Promise<void> {
+    this.blockEnds = await this.store.loadBlockEnds();
+    this.userWeights = await this.store.loadUserWeights();
     for (const n of await this.store.loadNodes()) this.fleet.restore(n);
     for (const rec of await this.store.loadLiveJobs()) this.jobs.set(rec.id, new LiveJob(rec, this.o.root));
+    // One hold per job, with every member's slice that is still active.
+    const byJob = new Map<string, { job: LiveJob; slices: Map<string, number[]> }>();
     for (const a of await this.store.loadActiveAllocations()) {
       let job = this.jobs.get(a.job_id);
       if (!job) {
@@ -99,10 +124,24 @@ export class Coordinator {
         this.o.log.error({ job_id: a.job_id, node_id: a.nodeId }, 'allocation on an unknown node; ignoring it');
         continue;
       }
+      const entry = byJob.get(a.job_id) ?? { job, slices: new Map() };
+      entry.slices.set(a.nodeId, a.gpuIndices);
+      byJob.set(a.job_id, entry);
+    }
+    for (const [id, { job, slices }] of byJob) {
+      const order = job.nodes().filter((n) => slices.has(n));
+      for (const n of slices.keys()) if (!order.includes(n)) order.push(n);
+      // Members whose allocations were already released ended before this start.
+      for (const n of job.nodes()) if (!slices.has(n)) job.endedMembers().set(n, { code: 0, reason: null });
+      const startedAt = job.rec.scheduledAt ?? Date.now();
       try {
-        this.capacity.hold(job.request(), { jobId: a.job_id, nodeId: a.nodeId, gpuIndices: a.gpuIndices });
+        this.capacity.hold(
+          { ...job.request(), nodeCount: order.length },
+          { jobId: id, nodes: order.map((n) => ({ nodeId: n, gpuIndices: slices.get(n)! })) },
+          { startedAt, endsAt: startedAt + job.rec.expectedDurationSec * 1000 },
+        );
       } catch (err) {
-        this.o.log.error({ err, job_id: a.job_id }, 'stored allocations over-commit a node; ignoring one');
+        this.o.log.error({ err, job_id: id }, 'stored allocations over-commit a node; ignoring them');
       }
     }
     // Commands sent just before a crash may never have left: send them again
@@ -110,6 +149,7 @@ export class Coordinator {
     const resend: Promise<void>[] = [];
     for (const job of this.jobs.values()) {
       if (job.status === 'scheduled') resend.push(this.commands.run(job));
+      else if (job.rec.preemptedBy && job.status === 'running') resend.push(this.commands.kill(job, `preempted by FAST job ${job.rec.preemptedBy}`));
       else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)) resend.push(this.commands.kill(job, 'job finished'));
     }
     await Promise.all(resend);
@@ -198,11 +238,13 @@ export class Coordinator {
     const msgs: JsMsg[] = [];
     const replies: Array<() => void> = [];
     const after: After = [];
+    this.undo = [];
     for (const i of inputs) if ('msg' in i && i.msg) msgs.push(i.msg);
 
     try {
       await this.loadInputs(inputs);
       for (const input of inputs) this.handle(input, batch, replies, after);
+      if (inputs.some((i) => i.kind === 'sweep')) batch.items.push(...overrunItems(this.jobs, this.capacity, this.o.overrun, Date.now()));
       const placed = this.admitAndPlace(batch);
       this.fleet.flush(batch);
       if (batchIsEmpty(batch)) {
@@ -220,6 +262,7 @@ export class Coordinator {
         // Nothing was written: give back what this pass held in memory, let
         // JetStream redeliver, and try again shortly.
         for (const p of placed) this.capacity.release(p);
+        for (const u of this.undo) u();
         this.fleet.unflush(batch);
         this.placementDirty = true;
         throw err;
@@ -261,6 +304,7 @@ export class Coordinator {
     const fresh: JobRecord[] = [];
     if (pendingIds.size > 0) fresh.push(...(await this.store.loadPending([...pendingIds])));
     if (sweep) {
+      this.userWeights = await this.store.loadUserWeights();
       // Catches jobs whose wake-up message was lost (e.g. the API died right after its commit).
       const unknown = (await this.store.pendingIds()).filter((id) => !this.jobs.has(id) && !pendingIds.has(id));
       if (unknown.length > 0) fresh.push(...(await this.store.loadPending(unknown)));
@@ -290,6 +334,8 @@ export class Coordinator {
         return this.fleet.lost(input.nodeId, batch, after);
       case 'node-action':
         return this.fleet.action(input.action, input.nodeId, input.reason, input.reply, replies);
+      case 'call':
+        return input.run(batch, after);
       default:
         return; // submitted, cancel and sweep were handled by loadInputs
     }
@@ -304,32 +350,32 @@ export class Coordinator {
     const node = this.fleet.nodes.get(nodeId);
     const job = this.jobs.get(ev.job_id);
     const ref = { job_id: ev.job_id, attempt: ev.attempt };
-    const current = job && job.rec.attempt === ev.attempt && job.rec.nodeId === nodeId;
-    const hold = job ? this.capacity.holding(ev.job_id) : undefined;
+    const current = job && job.rec.attempt === ev.attempt && job.nodes().includes(nodeId);
     if (!job || !current) {
       // A stale attempt (requeued elsewhere, or unknown): make sure it is not left running.
       if (ev.type === 'started' && node) after.push(() => this.commands.killStale(nodeId, ref));
       return;
     }
-    if (isTerminal(job.status)) {
-      // Finished (cancelled) while this attempt still held GPUs: the agent confirms it is gone.
-      if ((ev.type === 'exited' || ev.type === 'launch_failed') && hold?.nodeId === nodeId) batch.releases.push(ref);
+    if (ev.type === 'started') {
+      // The first member to start makes the job running; the machine ignores the rest.
+      if (!isTerminal(job.status)) batch.items.push({ jobId: ev.job_id, attempt: ev.attempt, events: [{ type: 'start' } satisfies JobEvent] });
       return;
     }
-    const event: JobEvent =
-      ev.type === 'started'
-        ? { type: 'start' }
-        : ev.type === 'exited'
-          ? { type: 'exit', code: ev.code }
-          : { type: 'fail', reason: `launch failed: ${ev.reason}` };
-    batch.items.push({ jobId: ev.job_id, attempt: ev.attempt, events: [event] });
+    const end: MemberEndInput = ev.type === 'exited' ? { code: ev.code, reason: null } : { code: null, reason: `launch failed: ${ev.reason}` };
+    this.memberEnded(job, nodeId, end, batch, after);
+  }
+
+  private undo: MemberUndo = [];
+
+  private memberEnded(job: LiveJob, nodeId: string, end: MemberEndInput, batch: Batch, after: After): void {
+    memberEnded({ capacity: this.capacity, commands: this.commands }, job, nodeId, end, batch, after, this.undo);
   }
 
   /** Admission (pending → queued) and placement (queued → scheduled) for every waiting job. */
   private admitAndPlace(batch: Batch): string[] {
     if (this.jobs.waiting.size === 0 || (!this.placementDirty && this.jobs.pending.size === 0)) return [];
     this.placementDirty = false;
-    const decision = admitAndPlace(this.jobs, this.capacity);
+    const decision = admitAndPlace(this.jobs, this.capacity, { ...this.o.queue, userWeights: this.userWeights, offers: this.offers });
     batch.items.push(...decision.items);
     if (decision.more) this.placementDirty = true;
     return decision.placed;
@@ -351,7 +397,10 @@ export class Coordinator {
           this.capacity.release(id);
           this.placementDirty = true;
         } else if (e.type === 'dispatchRun') commands.push(this.commands.run(job));
-        else if (e.type === 'dispatchKill') commands.push(this.commands.kill(job, 'cancelled'));
+        else if (e.type === 'dispatchKill') {
+          const why = job.rec.preemptedBy && !isTerminal(job.status) ? `preempted by FAST job ${job.rec.preemptedBy}` : (job.rec.statusReason ?? 'cancelled');
+          commands.push(this.commands.kill(job, why, job.nodes().filter((n) => !job.endedMembers().has(n))));
+        }
       }
       if (isTerminal(job.status)) this.finishOrHold(job, job.rec.statusReason ?? 'finished');
     }
@@ -387,14 +436,15 @@ export class Coordinator {
     this.placementDirty = true;
   }
 
-  /** Allocations freed without a transition (a finished job's kill was confirmed, or its node was lost). */
-  private released(refs: AttemptRef[]): void {
+  /** Allocations freed without a transition (a finished job's kill was confirmed, a gang member ended, its node was lost). */
+  private released(refs: ReleaseRef[]): void {
     for (const ref of refs) {
       const job = this.jobs.get(ref.job_id);
       if (!job || job.rec.attempt !== ref.attempt) continue;
-      this.capacity.release(ref.job_id);
+      if (ref.node_id) this.capacity.releaseSlice(ref.job_id, ref.node_id);
+      else this.capacity.release(ref.job_id);
       this.placementDirty = true;
-      if (isTerminal(job.status)) {
+      if (isTerminal(job.status) && !this.capacity.holding(ref.job_id)) {
         job.stop();
         this.jobs.delete(ref.job_id);
       }
@@ -404,13 +454,32 @@ export class Coordinator {
   /** A finished job leaves memory, unless its GPUs stay held until the agent confirms the kill. */
   private finishOrHold(job: LiveJob, reason: string): void {
     const hold = this.capacity.holding(job.rec.id);
-    if (hold && job.status === 'cancelled') {
+    if (hold && (job.status === 'cancelled' || job.status === 'failed')) {
+      // Cancelled or timed out: the GPUs stay held until every member's kill is confirmed.
       if (!job.killSentAt) void this.commands.kill(job, reason);
       return;
     }
     if (hold) this.capacity.release(job.rec.id);
     job.stop();
     this.jobs.delete(job.rec.id);
+  }
+
+  // ---------------------------------------------------------------- capacity
+
+  /** A block was bought, changed or released: nodes of it get its end time. */
+  blockChanged(blockId: string, endsAt: number | null, released = false): void {
+    if (released) this.blockEnds.delete(blockId);
+    else this.blockEnds.set(blockId, endsAt);
+    this.fleet.blockChanged(blockId, released ? null : endsAt);
+    this.kick();
+  }
+
+  /** True while any job holds GPUs on a node of the block. */
+  blockBusy(blockId: string): boolean {
+    for (const nodeId of this.fleet.nodesOfBlock(blockId)) {
+      if (this.capacity.state(nodeId)?.holds.length) return true;
+    }
+    return false;
   }
 
   /** Periodic safety net: re-send kills for finished jobs whose GPUs are still held. */

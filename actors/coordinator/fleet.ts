@@ -14,7 +14,8 @@ import type { Bus } from '../bus/connection.ts';
 import { encodeJson, type Heartbeat, type NodeActionReply, type RegisteredEvent } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
 import type { Commands } from './commands.ts';
-import { LiveNode, type JobTable, type NodeInfo } from './live.ts';
+import { LiveNode, type JobTable, type LiveJob, type NodeInfo } from './live.ts';
+import type { MemberEndInput } from './members.ts';
 import type { Batch, StoredNode } from './store.ts';
 
 export type After = Array<() => Promise<void> | void>;
@@ -30,6 +31,10 @@ export interface FleetHost {
   commands: Commands;
   /** A node was lost: its jobs are requeued in the next pass. */
   nodeLost(nodeId: string): void;
+  /** One member of a job's current attempt ended on this node (here: the node was lost). */
+  memberEnded(job: LiveJob, nodeId: string, end: MemberEndInput, batch: Batch, after: After): void;
+  /** When a block ends (ms), or null: never; undefined: unknown block. */
+  blockEnd(blockId: string): number | null | undefined;
   /** Free capacity may have changed: place again in the next pass. */
   placementChanged(): void;
   /** Something must be written: run a pass soon. */
@@ -91,7 +96,15 @@ export class Fleet {
   }
 
   registered(ev: RegisteredEvent, batch: Batch, after: After): void {
-    const info: NodeInfo = { pool: ev.pool, runtime: ev.runtime, cpuCores: ev.cpu_cores, ramGb: ev.ram_gb, gpus: ev.gpus };
+    const info: NodeInfo = {
+      pool: ev.pool,
+      runtime: ev.runtime,
+      cpuCores: ev.cpu_cores,
+      ramGb: ev.ram_gb,
+      gpus: ev.gpus,
+      blockId: ev.block_id ?? null,
+      addr: ev.addr ?? null,
+    };
     let node = this.nodes.get(ev.node_id);
     if (!node) node = this.newNode(ev.node_id, info, 'registering', 'waiting for the agent to register', false);
     else node.info = info;
@@ -111,22 +124,18 @@ export class Fleet {
       state: node.state,
       stateReason: node.stateReason,
       drainRequested: node.drainRequested,
+      blockId: info.blockId,
+      addr: info.addr,
     });
     this.h.log.info({ node_id: node.id, pool: info.pool, gpus: info.gpus.length, state: node.state }, 'node registered');
     const n = node;
     after.push(() => this.reconcile(n, ev.running, true));
   }
 
-  /** The node machine declared it lost: requeue its jobs, free what finished jobs held there. */
+  /** The node machine declared it lost: its members of live jobs ended (requeued), and what finished jobs held there is freed. */
   lost(nodeId: string, batch: Batch, after: After): void {
     const reason = `node ${nodeId} lost (no heartbeat for 3 intervals)`;
-    for (const job of this.h.jobs.onNode(nodeId)) {
-      if (job.status === 'scheduled' || job.status === 'running') {
-        batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: [{ type: 'requeue', reason }] });
-      } else if (isTerminal(job.status) && this.h.capacity.holding(job.rec.id)?.nodeId === nodeId) {
-        batch.releases.push({ job_id: job.rec.id, attempt: job.rec.attempt });
-      }
-    }
+    for (const job of [...this.h.jobs.onNode(nodeId)]) this.h.memberEnded(job, nodeId, { code: null, reason, lost: true }, batch, after);
     this.h.log.warn({ node_id: nodeId }, 'node lost: requeueing its jobs');
     // Commands it never consumed are void now; a returning agent is reconciled instead.
     after.push(async () => {
@@ -198,6 +207,7 @@ export class Fleet {
   }
 
   private capacityOf(node: LiveNode): NodeCapacity {
+    const blockId = node.info.blockId;
     return {
       nodeId: node.id,
       pool: node.info.pool,
@@ -205,7 +215,35 @@ export class Fleet {
       cpuTotal: node.info.cpuCores,
       ramTotal: node.info.ramGb,
       gpus: node.info.gpus.map((g) => ({ index: g.index, vramGb: g.vram_gb, heldBy: null })),
+      blockId,
+      endsAt: blockId ? (this.h.blockEnd(blockId) ?? null) : null,
     };
+  }
+
+  /** A block's end changed (bought, extended, or learnt after a restart): placement follows. */
+  blockChanged(blockId: string, endsAt: number | null): void {
+    for (const node of this.nodes.values()) if (node.info.blockId === blockId) this.h.capacity.setEndsAt(node.id, endsAt);
+    this.h.placementChanged();
+  }
+
+  /** Where gang members reach a node. */
+  addrOf(nodeId: string): string {
+    return this.nodes.get(nodeId)?.info.addr ?? nodeId;
+  }
+
+  /** Drains nodes on the capacity actor's behalf (a block being released); no reply is due. */
+  drainAll(nodeIds: string[], reason: string): void {
+    for (const id of nodeIds) {
+      const node = this.nodes.get(id);
+      if (!node || node.state === 'lost') continue;
+      node.actor.send({ type: 'drain', reason });
+      this.noteChange(node);
+    }
+  }
+
+  /** Node ids that belong to a block. */
+  nodesOfBlock(blockId: string): string[] {
+    return [...this.nodes.values()].filter((n) => n.info.blockId === blockId).map((n) => n.id);
   }
 
   /**
@@ -217,14 +255,14 @@ export class Fleet {
     const theirs = new Set(running.map(attemptKey));
     for (const r of running) {
       const job = this.h.jobs.get(r.job_id);
-      const current = job && !isTerminal(job.status) && job.rec.attempt === r.attempt && job.rec.nodeId === node.id;
+      const current = job && !isTerminal(job.status) && job.rec.attempt === r.attempt && job.nodes().includes(node.id) && !job.endedMembers().has(node.id);
       if (!current) void this.h.commands.killStale(node.id, r);
     }
     const now = Date.now();
     for (const job of this.h.jobs.onNode(node.id)) {
       if (job.status !== 'scheduled') continue;
       if (theirs.has(attemptKey({ job_id: job.rec.id, attempt: job.rec.attempt }))) continue;
-      if (registering || now - job.dispatchedAt > 3 * this.h.heartbeatIntervalMs) void this.h.commands.run(job);
+      if (registering || now - job.dispatchedAt > 3 * this.h.heartbeatIntervalMs) void this.h.commands.run(job, node.id);
     }
   }
 }

@@ -22,6 +22,7 @@ import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import { Coordinator } from './coordinator.ts';
 import { electLeader } from './leader.ts';
 import type { Inspect } from './live.ts';
+import { DEFAULT_SCHEDULING, type SchedulingSettings } from './settings.ts';
 
 export interface CoordinatorRuntimeOptions {
   orm: MikroORM;
@@ -30,6 +31,8 @@ export interface CoordinatorRuntimeOptions {
   log: Logger;
   heartbeatIntervalMs: number;
   killGraceSec: number;
+  /** Queue discipline, preemption, overruns and prices; defaults as the config's. */
+  scheduling?: SchedulingSettings;
   inspect?: Inspect;
   /** Called when leadership is lost after it was won (the process should exit). */
   onLeadershipLost: (err: Error) => void;
@@ -68,6 +71,7 @@ async function recreateConsumer(bus: Bus, stream: string, durable: string): Prom
 export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinator {
   const log = o.log;
   const t = o.bus.t;
+  const sched = o.scheduling ?? DEFAULT_SCHEDULING;
   let coordinator: Coordinator | undefined;
   const feeds: ConsumerMessages[] = [];
   const subs: Subscription[] = [];
@@ -110,6 +114,10 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       log,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       killGraceSec: o.killGraceSec,
+      preemptGraceSec: sched.preemptGraceSec,
+      queue: { policy: sched.policy, blockMarginSec: sched.blockMarginSec, preemptGraceSec: sched.preemptGraceSec },
+      overrun: sched.overrun,
+      prices: sched.prices,
       root,
     });
     coordinator = c;

@@ -8,7 +8,7 @@ import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type O
 import { jobMachine, restoreJobSnapshot, type JobEvent, type JobStatus } from '../../machines/job.machine.ts';
 import { nodeMachine, type NodeState } from '../../machines/node.machine.ts';
 import type { GpuInfo, Pool } from '../../src/domain/cluster.ts';
-import { compareJobs, type JobRequest } from '../../src/placement/index.ts';
+import type { JobRequest } from '../../src/placement/index.ts';
 import { jobStateOf, type JobState } from '../job-transitions.ts';
 import type { JobRecord } from './store.ts';
 
@@ -23,6 +23,12 @@ function stopChild(actor: AnyActorRef): void {
   (actor as unknown as { _stop(): void })._stop();
 }
 
+/** How one member of an attempt ended: `code` for an exit, `reason` for a launch failure or a lost node. */
+export interface MemberEnd {
+  code: number | null;
+  reason: string | null;
+}
+
 export class LiveJob {
   actor: Actor<typeof jobMachine>;
   /** When the current attempt's run command was last sent (ms), for re-sends. */
@@ -31,6 +37,12 @@ export class LiveJob {
   killSentAt = 0;
   /** When status_reason was last written (ms). */
   reasonAt = 0;
+  /**
+   * Members of the current attempt that ended, by node: a gang's attempt
+   * ends for the machine only once every member has (see members.ts).
+   */
+  ended = new Map<string, MemberEnd>();
+  private endedAttempt = 0;
 
   constructor(
     public rec: JobRecord,
@@ -62,24 +74,48 @@ export class LiveJob {
       tier: r.tier,
       priority: r.priority,
       seq: r.seq,
+      userId: r.userId,
       gpuCount: r.gpuCount,
       vramPerGpuGb: r.vramPerGpuGb,
       cpuCores: r.cpuCores,
       ramGb: r.ramGb,
+      nodeCount: r.nodeCount,
+      expectedDurationSec: r.expectedDurationSec,
     });
+  }
+
+  /** The nodes of the current attempt, rank order. */
+  nodes(): string[] {
+    const r = this.rec;
+    if (r.placements && r.placements.length > 0) return r.placements.map((p) => p.node_id);
+    return r.nodeId ? [r.nodeId] : [];
+  }
+
+  /** Members of the current attempt that ended (reset when the attempt changes). */
+  endedMembers(): Map<string, MemberEnd> {
+    if (this.endedAttempt !== this.rec.attempt) {
+      this.ended = new Map();
+      this.endedAttempt = this.rec.attempt;
+    }
+    return this.ended;
   }
 
   /** Mirrors a committed outcome: the events go to the actor, the row values to the record. */
   commit(applied: JobEvent[], after: JobState): void {
     for (const ev of applied) this.actor.send(ev);
     const c = after.context;
+    const placedNow = applied.some((e) => e.type === 'place');
     Object.assign(this.rec, {
       status: after.status,
       statusReason: c.statusReason,
       attempt: c.attempt,
       nodeId: c.nodeId,
       gpuIndices: c.nodeId ? [...c.gpuIndices] : null,
+      placements: c.placements.length > 0 ? c.placements.map((p) => ({ ...p, gpu_indices: [...p.gpu_indices] })) : null,
+      preemptedBy: c.preemptedBy,
+      preemptions: c.preemptions,
       exitCode: c.exitCode,
+      scheduledAt: placedNow ? Date.now() : this.rec.scheduledAt,
     });
     if (this.actor.getSnapshot().value !== after.status || this.actor.getSnapshot().context.attempt !== c.attempt) {
       // Someone else (the API's cancel) changed the row since we last looked: rebuild from it.
@@ -108,16 +144,11 @@ export class LiveJob {
 export class JobTable {
   private readonly all = new Map<string, LiveJob>();
   readonly waiting = new Map<string, LiveJob>();
-  /** Waiting jobs in queue order (compareJobs), with stale entries removed lazily. */
-  private order: LiveJob[] = [];
-  private readonly inOrder = new Set<LiveJob>();
-  private arrivals: LiveJob[] = [];
-  private stale = 0;
   /** Ids of the pending jobs (admission is due). */
   readonly pending = new Set<string>();
-  /** The jobs whose current attempt is on each node, and the node each job is indexed under. */
+  /** The jobs whose current attempt is on each node, and the nodes each job is indexed under. */
   private readonly byNode = new Map<string, Set<LiveJob>>();
-  private readonly nodeOf = new Map<LiveJob, string>();
+  private readonly nodeOf = new Map<LiveJob, string[]>();
 
   get size(): number {
     return this.all.size;
@@ -139,8 +170,8 @@ export class JobTable {
     const job = this.all.get(id);
     this.all.delete(id);
     this.pending.delete(id);
-    if (job) this.index(job, null);
-    if (job && this.waiting.delete(id) && this.inOrder.has(job)) this.stale++;
+    if (job) this.index(job, []);
+    this.waiting.delete(id);
   }
   clear(): void {
     this.all.clear();
@@ -148,98 +179,49 @@ export class JobTable {
     this.pending.clear();
     this.byNode.clear();
     this.nodeOf.clear();
-    this.order = [];
-    this.inOrder.clear();
-    this.arrivals = [];
-    this.stale = 0;
   }
   /** Live jobs whose current attempt is placed on `nodeId`. */
   onNode(nodeId: string): Iterable<LiveJob> {
     return this.byNode.get(nodeId) ?? [];
   }
 
-  private index(job: LiveJob, nodeId: string | null): void {
-    const was = this.nodeOf.get(job);
-    if (was === nodeId) return;
-    if (was !== undefined) {
-      const set = this.byNode.get(was)!;
+  private index(job: LiveJob, nodeIds: string[]): void {
+    const was = this.nodeOf.get(job) ?? [];
+    if (was.length === nodeIds.length && was.every((n, i) => n === nodeIds[i])) return;
+    for (const n of was) {
+      const set = this.byNode.get(n);
+      if (!set) continue;
       set.delete(job);
-      if (set.size === 0) this.byNode.delete(was);
-      this.nodeOf.delete(job);
+      if (set.size === 0) this.byNode.delete(n);
     }
-    if (nodeId !== null) {
-      let set = this.byNode.get(nodeId);
-      if (!set) this.byNode.set(nodeId, (set = new Set()));
-      set.add(job);
-      this.nodeOf.set(job, nodeId);
+    this.nodeOf.delete(job);
+    if (nodeIds.length > 0) {
+      for (const n of nodeIds) {
+        let set = this.byNode.get(n);
+        if (!set) this.byNode.set(n, (set = new Set()));
+        set.add(job);
+      }
+      this.nodeOf.set(job, [...nodeIds]);
     }
   }
 
   /** Call after a job's status (or placement) changed, so the indexes follow. */
   touch(job: LiveJob): void {
     const id = job.rec.id;
-    this.index(job, job.rec.nodeId);
+    this.index(job, job.nodes());
     if (job.status === 'pending') this.pending.add(id);
     else this.pending.delete(id);
-    if (job.status === 'pending' || job.status === 'queued') {
-      this.waiting.set(id, job);
-      if (!this.inOrder.has(job)) {
-        this.inOrder.add(job);
-        this.arrivals.push(job);
-      }
-    } else if (this.waiting.delete(id) && this.inOrder.has(job)) {
-      this.stale++;
-    }
+    if (job.status === 'pending' || job.status === 'queued') this.waiting.set(id, job);
+    else this.waiting.delete(id);
   }
 
-  private isWaiting(job: LiveJob): boolean {
-    return this.waiting.get(job.rec.id) === job;
+  /** Live jobs whose attempt is being preempted (kill in flight). */
+  preempting(): LiveJob[] {
+    const out: LiveJob[] = [];
+    for (const j of this.all.values()) if (j.rec.preemptedBy && (j.status === 'scheduled' || j.status === 'running')) out.push(j);
+    return out;
   }
 
-  /**
-   * The waiting jobs in queue order. New arrivals are merged in (they sort
-   * near the end: same tier and priority, newer), and left jobs are dropped
-   * once they make up a quarter of the list, so a pass costs O(queue) at
-   * worst and no full sort.
-   */
-  ordered(): LiveJob[] {
-    if (this.stale > 0 && this.stale * 4 >= this.order.length) {
-      const kept: LiveJob[] = [];
-      for (const j of this.order) {
-        if (this.isWaiting(j)) kept.push(j);
-        else this.inOrder.delete(j);
-      }
-      this.order = kept;
-      this.stale = 0;
-    }
-    if (this.arrivals.length > 0) {
-      const fresh = this.arrivals.filter((j) => this.isWaiting(j));
-      for (const j of this.arrivals) if (!this.isWaiting(j)) this.inOrder.delete(j);
-      this.arrivals = [];
-      fresh.sort((a, b) => compareJobs(a.request(), b.request()));
-      const merged: LiveJob[] = [];
-      let i = 0;
-      let k = 0;
-      // Fast path: every arrival sorts after the current tail.
-      const tail = this.order[this.order.length - 1];
-      if (!tail || !fresh[0] || compareJobs(tail.request(), fresh[0].request()) <= 0) {
-        this.order.push(...fresh);
-      } else {
-        while (i < this.order.length || k < fresh.length) {
-          if (k >= fresh.length || (i < this.order.length && compareJobs(this.order[i]!.request(), fresh[k]!.request()) <= 0)) {
-            merged.push(this.order[i++]!);
-          } else merged.push(fresh[k++]!);
-        }
-        this.order = merged;
-      }
-    }
-    return this.order;
-  }
-
-  /** True if the job is (still) waiting; `ordered()` may hold jobs that left since. */
-  stillWaiting(job: LiveJob): boolean {
-    return this.isWaiting(job);
-  }
 }
 
 export interface NodeInfo {
@@ -248,6 +230,9 @@ export interface NodeInfo {
   cpuCores: number;
   ramGb: number;
   gpus: GpuInfo[];
+  blockId: string | null;
+  /** Where gang members reach it (SCALAR_MASTER_ADDR); null: not reported (the node id is used). */
+  addr: string | null;
 }
 
 export class LiveNode {

@@ -65,7 +65,9 @@ export function planWrites(batch: Batch, jobs: JobTable): Map<string, Plan> {
         });
       }
       if (ev.type === 'place') {
-        for (const g of ev.gpu_indices) w.allocations.push({ attempt: step.next.context.attempt, node_id: ev.node_id, gpu_index: g });
+        for (const slice of step.next.context.placements) {
+          for (const g of slice.gpu_indices) w.allocations.push({ attempt: step.next.context.attempt, node_id: slice.node_id, gpu_index: g });
+        }
       }
       for (const e of step.effects) if (e.type === 'releaseGpus') w.releases.push({ job_id: e.params.jobId, attempt: e.params.attempt });
       state = step.next;
@@ -74,7 +76,10 @@ export function planWrites(batch: Batch, jobs: JobTable): Map<string, Plan> {
       plan.snapshot = snapshot;
       w.after = state;
     }
-    if (plan) plans.set(item.jobId, plan);
+    if (plan) {
+      if (item.placement !== undefined && plan.applied.length > 0) plan.write.placement = item.placement;
+      plans.set(item.jobId, plan);
+    }
   }
   batch.writes = [...plans.values()].map((p) => p.write);
   return plans;

@@ -1,24 +1,39 @@
 /**
- * Admission and placement for one pass: which waiting jobs are admitted,
- * which are placed (and on which GPUs), and which get a fresh reason.
- * Placement itself is the pure src/placement; this decides what to hand it.
+ * Admission, placement and preemption for one pass: hands the waiting jobs
+ * to the pure queue discipline (src/placement/queue: fair share, EASY
+ * backfill, preemption, the placement pipeline) and turns its outcome into
+ * job events. Placement itself is pure; this decides what to hand it and
+ * what to write.
  */
 import type { JobEvent } from '../../machines/job.machine.ts';
-import { placeQueue, type CapacitySnapshot, type Placement } from '../../src/placement/index.ts';
+import {
+  scheduleQueue,
+  type CapacitySnapshot,
+  type NodeShape,
+  type PlacementDiagnosis,
+  type QueuePolicy,
+} from '../../src/placement/index.ts';
 import type { JobTable, LiveJob } from './live.ts';
 import type { BatchItem } from './store.ts';
 
-/** How often a queued job's status_reason may be rewritten (the first reason is written at admission). */
+/** How often a queued job's status_reason and diagnosis may be rewritten (the first is written at admission). */
 export const REASON_REFRESH_MS = 5000;
-/** Bounds a pass's size when thousands of jobs wait. */
+/** Bounds a pass's writes when thousands of jobs wait. */
 const MAX_DIAGNOSES_PER_PASS = 1000;
 /** Most pending jobs admitted in one pass. */
 const MAX_ADMISSIONS_PER_PASS = 2000;
-/** Jobs handed to placement at a time, while GPUs remain free. */
-const PLACE_CHUNK = 512;
+
+export interface QueueSettings {
+  policy: QueuePolicy;
+  blockMarginSec: number;
+  preemptGraceSec: number;
+  /** Shapes providers sell: a job no node or offer could ever hold fails as unschedulable. */
+  offers: readonly NodeShape[];
+  userWeights: ReadonlyMap<string, number>;
+}
 
 export interface QueueDecision {
-  /** admit / place / diagnose events, per job. */
+  /** admit / place / diagnose / fail / preempt events, per job. */
   items: BatchItem[];
   /** Jobs placed (their capacity is now held in the snapshot). */
   placed: string[];
@@ -26,80 +41,116 @@ export interface QueueDecision {
   more: boolean;
 }
 
-function anyGpuFree(capacity: CapacitySnapshot): boolean {
-  for (const n of capacity.states()) if (n.schedulable && n.freeGpus.length > 0) return true;
-  return false;
+/** The diagnosis as stored in jobs.placement and served on GET /jobs/{id} (snake_case). */
+export function placementJson(
+  d: PlacementDiagnosis,
+  extra: { position?: number; reason?: string; at: number },
+): Record<string, unknown> {
+  return {
+    position: extra.position ?? null,
+    step: d.step,
+    nodes: d.nodes,
+    rejected: { ...d.rejected },
+    best: d.best.map((b) => ({ node_id: b.nodeId, score: round(b.score), scores: mapValues(b.scores, round) })),
+    reason: extra.reason ?? null,
+    at: new Date(extra.at).toISOString(),
+  };
 }
 
-/**
- * Greedy in queue order, a chunk at a time, until no GPU is free anywhere:
- * after that no queued job can move, so the rest of the queue is not looked
- * at (only new jobs, which need a reason to be admitted).
- */
-export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, now = Date.now()): QueueDecision {
-  const ordered = jobs.ordered();
-  const waiting: LiveJob[] = [];
-  const placed: Placement[] = [];
-  const reasons = new Map<string, string>();
-  const rest: LiveJob[] = [];
-  let more = false;
+const round = (x: number): number => Math.round(x * 100) / 100;
+const mapValues = <K extends string>(o: Record<K, number>, f: (x: number) => number): Record<K, number> =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v as number)])) as Record<K, number>;
+
+export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: QueueSettings, now = Date.now()): QueueDecision {
   // A burst of thousands of submissions is admitted over several passes, so
   // one huge pass does not hold up placement and agents' reports.
+  const considered: LiveJob[] = [];
   let admissions = 0;
-  const take = (j: LiveJob) => {
-    if (!jobs.stillWaiting(j)) return false;
-    if (j.status !== 'pending') return true;
-    if (admissions >= MAX_ADMISSIONS_PER_PASS) {
-      more = true;
-      return false;
-    }
-    admissions++;
-    return true;
-  };
-  for (let i = 0; i < ordered.length; i += PLACE_CHUNK) {
-    if (!anyGpuFree(capacity)) {
-      for (let k = i; k < ordered.length; k++) {
-        const j = ordered[k]!;
-        if (j.status === 'pending' && take(j)) rest.push(j);
+  let more = false;
+  for (const j of jobs.waiting.values()) {
+    if (j.status === 'pending') {
+      if (admissions >= MAX_ADMISSIONS_PER_PASS) {
+        more = true;
+        continue;
       }
-      break;
+      admissions++;
     }
-    const chunk = ordered.slice(i, i + PLACE_CHUNK).filter(take);
-    const r = placeQueue(capacity, chunk.map((j) => j.request()));
-    placed.push(...r.placed);
-    for (const [id, reason] of r.waiting) reasons.set(id, reason);
-    waiting.push(...chunk);
+    considered.push(j);
   }
-  if (rest.length > 0) {
-    for (const [id, reason] of placeQueue(capacity, rest.map((j) => j.request())).waiting) reasons.set(id, reason);
-    waiting.push(...rest);
+  const byId = new Map(considered.map((j) => [j.rec.id, j]));
+  const preempting = new Map<string, string>();
+  for (const j of jobs.preempting()) preempting.set(j.rec.id, j.rec.preemptedBy!);
+
+  const out = scheduleQueue(
+    capacity,
+    considered.map((j) => j.request()),
+    {
+      now,
+      blockMarginSec: s.blockMarginSec,
+      offers: s.offers,
+      policy: s.policy,
+      userWeights: s.userWeights,
+      preempting,
+      preemptGraceSec: s.preemptGraceSec,
+    },
+  );
+
+  const items: BatchItem[] = [];
+  const admit = (job: LiveJob, reason: string, list: JobEvent[]) => {
+    if (job.status === 'pending') list.unshift({ type: 'admit', reason });
+  };
+
+  for (const p of out.placed) {
+    const job = byId.get(p.placement.jobId)!;
+    const [first, ...rest] = p.placement.nodes;
+    const events: JobEvent[] = [];
+    admit(job, 'placing it now', events);
+    events.push({
+      type: 'place',
+      node_id: first!.nodeId,
+      gpu_indices: first!.gpuIndices,
+      ...(rest.length > 0 ? { placements: p.placement.nodes.map((n) => ({ node_id: n.nodeId, gpu_indices: n.gpuIndices })) } : {}),
+    });
+    items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events, placement: placementJson(p.diagnosis, { at: now }) });
   }
 
-  const events = new Map<string, JobEvent[]>();
-  for (const p of placed) events.set(p.jobId, [{ type: 'place', node_id: p.nodeId, gpu_indices: p.gpuIndices }]);
-  const items: BatchItem[] = [];
-  let diagnosed = 0;
-  for (const job of waiting) {
-    const list = events.get(job.rec.id) ?? [];
-    const reason = reasons.get(job.rec.id);
-    if (job.status === 'pending') {
-      list.unshift({ type: 'admit', reason: reason ?? 'placing it now' });
-      job.reasonAt = now;
-    } else if (
-      reason !== undefined &&
-      reason !== job.rec.statusReason &&
-      // The counts in a reason move with every placement; rewriting thousands
-      // of queued rows each pass would starve placement, so each job's
-      // reason is refreshed at most every REASON_REFRESH_MS.
-      now - job.reasonAt >= REASON_REFRESH_MS &&
-      diagnosed < MAX_DIAGNOSES_PER_PASS
-    ) {
-      list.push({ type: 'diagnose', reason });
-      job.reasonAt = now;
-      diagnosed++;
-    }
-    if (list.length > 0) items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: list });
+  for (const [id, u] of out.unschedulable) {
+    const job = byId.get(id)!;
+    const reason = `unschedulable: ${u.reason}`;
+    items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'fail', reason }], placement: placementJson(u.diagnosis, { reason, at: now }) });
   }
-  if (diagnosed === MAX_DIAGNOSES_PER_PASS) more = true;
-  return { items, placed: placed.map((p) => p.jobId), more };
+
+  for (const p of out.preemptions) {
+    for (const victimId of p.victims) {
+      const victim = jobs.get(victimId);
+      if (!victim) continue;
+      items.push({ jobId: victimId, attempt: victim.rec.attempt, events: [{ type: 'preempt', by: p.forJobId }] });
+    }
+  }
+
+  let diagnosed = 0;
+  for (const [id, w] of out.waiting) {
+    const job = byId.get(id)!;
+    const placement = placementJson(w.diagnosis, { position: w.position, reason: w.reason, at: now });
+    if (job.status === 'pending') {
+      items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'admit', reason: w.reason }], placement });
+      job.reasonAt = now;
+      continue;
+    }
+    // Counts and positions move with every placement; rewriting thousands of
+    // queued rows each pass would starve placement, so each job's diagnosis
+    // is refreshed at most every REASON_REFRESH_MS, and sooner only when the
+    // reason itself changed.
+    const changed = w.reason !== job.rec.statusReason;
+    if (diagnosed >= MAX_DIAGNOSES_PER_PASS) {
+      if (changed) more = true;
+      continue;
+    }
+    if (now - job.reasonAt < REASON_REFRESH_MS) continue;
+    if (!changed && now - job.reasonAt < 6 * REASON_REFRESH_MS) continue;
+    items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'diagnose', reason: w.reason }], placement });
+    job.reasonAt = now;
+    diagnosed++;
+  }
+  return { items, placed: out.placed.map((p) => p.placement.jobId), more };
 }

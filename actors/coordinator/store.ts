@@ -8,7 +8,7 @@
  * of 1,000 transitions is a handful of statements, not 1,000 round trips.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import type { JobEvent, JobStatus } from '../../machines/job.machine.ts';
+import type { JobEvent, JobStatus, NodeSlice } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
 import { STAMP_COLUMNS, type JobState } from '../job-transitions.ts';
@@ -17,6 +17,7 @@ import { STAMP_COLUMNS, type JobState } from '../job-transitions.ts';
 export interface JobRecord {
   id: string;
   seq: number;
+  userId: string;
   tier: Tier;
   status: JobStatus;
   statusReason: string | null;
@@ -34,10 +35,23 @@ export interface JobRecord {
   nodeId: string | null;
   gpuIndices: number[] | null;
   exitCode: number | null;
+  /** Gang size (1 for a single-node job). */
+  nodeCount: number;
+  /** Every member's node and GPUs, rank order; null until placed. */
+  placements: NodeSlice[] | null;
+  preemptedBy: string | null;
+  preemptions: number;
+  /** ms since the epoch. */
+  createdAt: number;
+  /** When the current attempt was placed (ms); null before. */
+  scheduledAt: number | null;
 }
 
-const JOB_COLUMNS = `id, seq, tier, status, status_reason, priority, gpu_count, vram_per_gpu_gb, cpu_cores, ram_gb,
-  expected_duration_sec, image, command, env, attempt, max_attempts, node_id, gpu_indices, exit_code`;
+const JOB_COLUMNS = `id, seq, user_id, tier, status, status_reason, priority, gpu_count, vram_per_gpu_gb, cpu_cores, ram_gb,
+  expected_duration_sec, image, command, env, attempt, max_attempts, node_id, gpu_indices, exit_code,
+  node_count, placements, preempted_by, preemptions, created_at, scheduled_at`;
+
+const ms = (v: unknown): number | null => (v === null || v === undefined ? null : new Date(v as string).getTime());
 
 function toJobRecord(r: Record<string, unknown>): JobRecord {
   return {
@@ -60,6 +74,13 @@ function toJobRecord(r: Record<string, unknown>): JobRecord {
     nodeId: (r.node_id as string | null) ?? null,
     gpuIndices: (r.gpu_indices as number[] | null) ?? null,
     exitCode: r.exit_code === null || r.exit_code === undefined ? null : Number(r.exit_code),
+    userId: r.user_id as string,
+    nodeCount: Number(r.node_count ?? 1),
+    placements: (r.placements as NodeSlice[] | null) ?? null,
+    preemptedBy: (r.preempted_by as string | null) ?? null,
+    preemptions: Number(r.preemptions ?? 0),
+    createdAt: ms(r.created_at) ?? 0,
+    scheduledAt: ms(r.scheduled_at),
   };
 }
 
@@ -78,7 +99,14 @@ export interface StoredNode {
   cpuCores: number;
   ramGb: number;
   drainRequested: boolean;
+  blockId: string | null;
+  addr: string | null;
   gpus: GpuInfo[];
+}
+
+/** Allocations of one attempt to free; `node_id` limits it to one gang member's node. */
+export interface ReleaseRef extends AttemptRef {
+  node_id?: string;
 }
 
 /** One job's events for this batch. `attempt`, when set, must be current or the item is stale. */
@@ -86,6 +114,8 @@ export interface BatchItem {
   jobId: string;
   attempt?: number;
   events: JobEvent[];
+  /** A placement diagnosis to store with the change (jobs.placement). */
+  placement?: Record<string, unknown> | null;
 }
 
 /**
@@ -104,6 +134,8 @@ export interface JobWrite {
   allocations: { attempt: number; node_id: string; gpu_index: number }[];
   /** Attempts whose allocations this change frees. */
   releases: AttemptRef[];
+  /** The latest placement diagnosis to store in jobs.placement (undefined: leave the column as it is). */
+  placement?: Record<string, unknown> | null;
 }
 
 export interface NodeUpsert {
@@ -116,6 +148,8 @@ export interface NodeUpsert {
   state: NodeState;
   stateReason: string | null;
   drainRequested: boolean;
+  blockId: string | null;
+  addr: string | null;
 }
 
 export interface NodeStateWrite {
@@ -129,8 +163,8 @@ export interface Batch {
   /** What the inputs asked for; the coordinator turns them into `writes`. */
   items: BatchItem[];
   writes: JobWrite[];
-  /** Allocations to free that no transition releases (a cancelled job's kill was confirmed). */
-  releases: AttemptRef[];
+  /** Allocations to free that no transition releases (a cancelled job's kill was confirmed, a gang member ended). */
+  releases: ReleaseRef[];
   nodeUpserts: NodeUpsert[];
   nodeStates: NodeStateWrite[];
   /** node id → time of its latest heartbeat. */
@@ -146,8 +180,17 @@ export function batchIsEmpty(b: Batch): boolean {
 /** Every timestamp column a transition can stamp. */
 const ALL_STAMP_COLUMNS = [...new Set(Object.values(STAMP_COLUMNS).flat())];
 
+/** Prices per GPU-hour by tier, for the usage records written when allocations are released. */
+export interface Prices {
+  FAST: number;
+  FLEX: number;
+}
+
 export class CoordinatorStore {
-  constructor(private readonly orm: MikroORM) {}
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly prices: Prices = { FAST: 0, FLEX: 0 },
+  ) {}
 
   private em(): EntityManager {
     return this.orm.em.fork();
@@ -231,8 +274,22 @@ export class CoordinatorStore {
       cpuCores: Number(n.cpu_cores),
       ramGb: Number(n.ram_gb),
       drainRequested: Boolean(n.drain_requested),
+      blockId: (n.block_id as string | null) ?? null,
+      addr: (n.addr as string | null) ?? null,
       gpus: byNode.get(n.id as string) ?? [],
     }));
+  }
+
+  /** When each capacity block ends (ms; null: never), for the block_time filter. */
+  async loadBlockEnds(): Promise<Map<string, number | null>> {
+    const rows = await this.em().execute(`select id, ends_at from capacity_blocks where status <> 'released'`);
+    return new Map(rows.map((r: Record<string, unknown>) => [r.id as string, ms(r.ends_at)]));
+  }
+
+  /** Fair-share weights that differ from 1, by user id. */
+  async loadUserWeights(): Promise<Map<string, number>> {
+    const rows = await this.em().execute(`select id, fair_share_weight from users where fair_share_weight <> 1`);
+    return new Map(rows.map((r: Record<string, unknown>) => [r.id as string, Number(r.fair_share_weight)]));
   }
 
   /**
@@ -266,6 +323,11 @@ export class CoordinatorStore {
         attempt: c.attempt,
         node_id: c.nodeId,
         gpu_indices: c.nodeId ? c.gpuIndices : null,
+        placements: c.placements.length > 0 ? c.placements : null,
+        preempted_by: c.preemptedBy,
+        preemptions: c.preemptions,
+        has_placement: w.placement !== undefined,
+        placement: w.placement ?? null,
         exit_code: c.exitCode,
         stamps: `,${w.stamps.join(',')},`,
       };
@@ -273,8 +335,8 @@ export class CoordinatorStore {
     const events = batch.writes.flatMap((w) => w.events.map((e) => ({ job_id: w.jobId, ...e })));
     const allocs = batch.writes.flatMap((w) => w.allocations.map((a) => ({ job_id: w.jobId, ...a })));
     const releases = [
-      ...batch.writes.flatMap((w) => w.releases.map((r) => ({ ...r, always: false }))),
-      ...batch.releases.map((r) => ({ ...r, always: true })),
+      ...batch.writes.flatMap((w) => w.releases.map((r) => ({ ...r, node_id: null, always: false }))),
+      ...batch.releases.map((r) => ({ ...r, node_id: r.node_id ?? null, always: true })),
     ];
     const stampSql = ALL_STAMP_COLUMNS.map(
       (col) => `${col} = case when strpos(w.stamps, ',${col},') > 0 then ?::timestamptz else j.${col} end`,
@@ -285,10 +347,14 @@ export class CoordinatorStore {
     const res: { id: string }[] = await em.execute(
       `with w as (
          select * from jsonb_to_recordset(?::jsonb) as x(id uuid, exp_status text, exp_attempt int, status text,
-           status_reason text, attempt int, node_id text, gpu_indices jsonb, exit_code int, stamps text)
+           status_reason text, attempt int, node_id text, gpu_indices jsonb, placements jsonb, preempted_by uuid,
+           preemptions int, has_placement boolean, placement jsonb, exit_code int, stamps text)
        ), upd as (
          update jobs j set status = w.status, status_reason = w.status_reason, attempt = w.attempt, node_id = w.node_id,
-           gpu_indices = nullif(w.gpu_indices, 'null'::jsonb), exit_code = w.exit_code, updated_at = ?::timestamptz,
+           gpu_indices = nullif(w.gpu_indices, 'null'::jsonb), placements = nullif(w.placements, 'null'::jsonb),
+           preempted_by = w.preempted_by, preemptions = w.preemptions,
+           placement = case when w.has_placement then nullif(w.placement, 'null'::jsonb) else j.placement end,
+           exit_code = w.exit_code, updated_at = ?::timestamptz,
            ${stampSql}
          from w where j.id = w.id and j.status = w.exp_status and j.attempt = w.exp_attempt
          returning j.id
@@ -299,9 +365,21 @@ export class CoordinatorStore {
           where e.job_id in (select id from upd)
        ), rel as (
          update allocations a set released_at = ?::timestamptz
-           from jsonb_to_recordset(?::jsonb) as r(job_id uuid, attempt int, always boolean)
+           from jsonb_to_recordset(?::jsonb) as r(job_id uuid, attempt int, node_id text, always boolean)
           where a.job_id = r.job_id and a.attempt = r.attempt and a.released_at is null
+            and (r.node_id is null or a.node_id = r.node_id)
             and (r.always or r.job_id in (select id from upd))
+          returning a.job_id, a.attempt, a.node_id, a.created_at
+       ), usage as (
+         -- What each released attempt used on each node, priced by the job's tier.
+         insert into usage_records (job_id, attempt, node_id, user_id, tier, gpu_count, gpu_seconds, cost_usd, started_at, ended_at)
+         select r.job_id, r.attempt, r.node_id, j.user_id, j.tier, count(*),
+                sum(greatest(0, extract(epoch from (?::timestamptz - r.created_at)))),
+                sum(greatest(0, extract(epoch from (?::timestamptz - r.created_at)))) / 3600.0
+                  * case when j.tier = 'FAST' then ?::float8 else ?::float8 end,
+                min(r.created_at), ?::timestamptz
+           from rel r join jobs j on j.id = r.job_id
+          group by r.job_id, r.attempt, r.node_id, j.user_id, j.tier
        ), ins as (
          insert into allocations (job_id, attempt, node_id, gpu_index, created_at)
          select a.job_id, a.attempt, a.node_id, a.gpu_index, ?::timestamptz
@@ -318,6 +396,11 @@ export class CoordinatorStore {
         now,
         JSON.stringify(releases),
         now,
+        now,
+        this.prices.FAST,
+        this.prices.FLEX,
+        now,
+        now,
         JSON.stringify(allocs),
       ],
     );
@@ -327,13 +410,13 @@ export class CoordinatorStore {
   private async writeNodes(tx: EntityManager, batch: Batch, now: Date): Promise<void> {
     for (const n of batch.nodeUpserts) {
       await tx.execute(
-        `insert into nodes (id, pool, state, state_reason, runtime, cpu_cores, ram_gb, drain_requested, registered_at, last_heartbeat_at, updated_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `insert into nodes (id, pool, state, state_reason, runtime, cpu_cores, ram_gb, drain_requested, block_id, addr, registered_at, last_heartbeat_at, updated_at)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          on conflict (id) do update set pool = excluded.pool, state = excluded.state, state_reason = excluded.state_reason,
            runtime = excluded.runtime, cpu_cores = excluded.cpu_cores, ram_gb = excluded.ram_gb,
-           drain_requested = excluded.drain_requested, registered_at = excluded.registered_at,
+           drain_requested = excluded.drain_requested, block_id = excluded.block_id, addr = excluded.addr, registered_at = excluded.registered_at,
            last_heartbeat_at = excluded.last_heartbeat_at, updated_at = excluded.updated_at`,
-        [n.id, n.pool, n.state, n.stateReason, n.runtime, n.cpuCores, n.ramGb, n.drainRequested, now, now, now],
+        [n.id, n.pool, n.state, n.stateReason, n.runtime, n.cpuCores, n.ramGb, n.drainRequested, n.blockId, n.addr, now, now, now],
       );
       await tx.execute(`delete from gpus where node_id = ?`, [n.id]);
       if (n.gpus.length > 0) {

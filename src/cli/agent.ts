@@ -29,6 +29,8 @@ export interface AgentCliOptions {
   runtime?: string;
   speed?: string;
   stateDir?: string;
+  block?: string;
+  addr?: string;
 }
 
 /** Invalid command-line input: exit 2. */
@@ -56,6 +58,8 @@ export interface ResolvedAgentOptions {
   runtime: RuntimeKind;
   speed: number;
   stateDir: string;
+  blockId: string | null;
+  addr: string | undefined;
 }
 
 function positive(name: string, raw: string): number {
@@ -99,7 +103,11 @@ export function resolveAgentOptions(opts: AgentCliOptions, cfg: Pick<Config, 'SC
   const cpuCores = opts.cpu !== undefined ? positive('--cpu', opts.cpu) : Math.max(1, cpus().length);
   const ramGb = opts.ramGb !== undefined ? positive('--ram-gb', opts.ramGb) : Math.max(0.1, Math.round((totalmem() / 2 ** 30) * 10) / 10);
   const stateDir = resolve(opts.stateDir ?? join(cfg.SCALAR_DATA_DIR, 'agent', nodeId));
-  return { nodeId, pool, gpus, cpuCores, ramGb, runtime, speed, stateDir };
+  const blockId = opts.block ?? null;
+  if (blockId !== null && !NODE_ID_PATTERN.test(blockId)) throw new AgentOptionError(`--block ${JSON.stringify(blockId)} is invalid: use letters, digits, _ or -`);
+  const addr = opts.addr?.trim();
+  if (addr !== undefined && (addr === '' || addr.length > 255 || /\s/.test(addr))) throw new AgentOptionError(`--addr must be a host name or IP address, not ${JSON.stringify(opts.addr)}`);
+  return { nodeId, pool, gpus, cpuCores, ramGb, runtime, speed, stateDir, blockId, addr };
 }
 
 /** The GPUs: as given, else from nvidia-smi. Throws AgentOptionError when neither is available. */
@@ -152,6 +160,8 @@ async function runAgent(raw: AgentCliOptions): Promise<void> {
     gpus,
     cpuCores: opts.cpuCores,
     ramGb: opts.ramGb,
+    blockId: opts.blockId,
+    addr: opts.addr,
     runtime: createRuntime(opts.runtime, { speed: opts.speed }),
     stateDir: opts.stateDir,
     heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
@@ -229,5 +239,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--runtime <kind>', 'process, docker or simulated', 'process')
     .option('--speed <factor>', 'simulated runtime only: how many times faster than expected_duration_sec jobs run (default 1)')
     .option('--state-dir <dir>', 'where the agent keeps its state and job work directories; default: <SCALAR_DATA_DIR>/agent/<node-id>')
+    .option('--block <id>', 'the capacity block this node belongs to (placement keeps jobs off a block that ends too soon)')
+    .option('--addr <host>', 'where other members of a gang job reach this node (their SCALAR_MASTER_ADDR); default: the host name')
     .action((opts: AgentCliOptions) => runAgent(opts));
 }

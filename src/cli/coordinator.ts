@@ -6,6 +6,7 @@ import { createLogger } from '../log/index.ts';
 import { busOptions, connectBus, type Bus } from '../../actors/bus/connection.ts';
 import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startInspection, type Inspection } from '../../actors/coordinator/inspect.ts';
+import { schedulingFromConfig } from '../../actors/coordinator/settings.ts';
 import { onShutdown } from '../api/server.ts';
 import { fatal, loadConfig } from './common.ts';
 
@@ -31,6 +32,7 @@ export async function launchCoordinator(
     log,
     heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
     killGraceSec: cfg.SCALAR_KILL_GRACE_SEC,
+    scheduling: schedulingFromConfig(cfg),
     inspect: inspection?.inspect,
     onLeadershipLost,
   });

@@ -165,6 +165,8 @@ export const Node = defineEntity({
     drainRequested: p.boolean().default(false),
     /** The capacity block the node belongs to (null: a node outside any block). */
     blockId: p.text().nullable(),
+    /** Where gang members reach the node (SCALAR_MASTER_ADDR), as its agent reported it. */
+    addr: p.text().nullable(),
     registeredAt: p.datetime(),
     lastHeartbeatAt: p.datetime().nullable(),
     updatedAt: p.datetime(),

@@ -11,7 +11,7 @@ export class Migration20261129120000_capacity extends Migration {
     this.addSql(`alter table "jobs" add column "node_count" int not null default 1, add column "placements" jsonb null, add column "placement" jsonb null, add column "preempted_by" uuid null, add column "preemptions" int not null default 0;`);
     this.addSql(`alter table "users" add column "fair_share_weight" double precision not null default 1;`);
     this.addSql(`alter table "users" add constraint "users_fair_share_weight_check" check ("fair_share_weight" > 0);`);
-    this.addSql(`alter table "nodes" add column "block_id" text null;`);
+    this.addSql(`alter table "nodes" add column "block_id" text null, add column "addr" text null;`);
 
     this.addSql(`create table "capacity_blocks" ("id" text not null, "provider" text not null, "external_id" text null, "instance_type" text not null, "tier" varchar(8) not null, "pool" varchar(8) not null, "nodes" int not null, "gpus_per_node" int not null, "vram_per_gpu_gb" double precision not null, "cpu_per_node" double precision not null, "ram_per_node_gb" double precision not null, "starts_at" timestamptz not null, "ends_at" timestamptz null, "cost_per_hour" double precision not null, "status" varchar(16) not null, "status_reason" text null, "created_by" text not null, "created_at" timestamptz not null, "updated_at" timestamptz not null, "released_at" timestamptz null, constraint "capacity_blocks_pkey" primary key ("id"));`);
     this.addSql(`alter table "capacity_blocks" add constraint "capacity_blocks_status_check" check ("status" in ('pending','active','draining','released'));`);
@@ -33,7 +33,7 @@ export class Migration20261129120000_capacity extends Migration {
     this.addSql(`drop table if exists "usage_records" cascade;`);
     this.addSql(`drop table if exists "capacity_events" cascade;`);
     this.addSql(`drop table if exists "capacity_blocks" cascade;`);
-    this.addSql(`alter table "nodes" drop column "block_id";`);
+    this.addSql(`alter table "nodes" drop column "block_id", drop column "addr";`);
     this.addSql(`alter table "users" drop constraint "users_fair_share_weight_check", drop column "fair_share_weight";`);
     this.addSql(`alter table "jobs" drop column "node_count", drop column "placements", drop column "placement", drop column "preempted_by", drop column "preemptions";`);
   }

@@ -1,0 +1,94 @@
+/**
+ * How the members of an attempt end. A single-node job has one member; a
+ * gang has one per node. The job machine hears of the attempt's end only
+ * once every member has ended, so a new attempt is never placed while a
+ * member of the old one still holds GPUs. The first member to fail makes the
+ * others be killed (the gang fails as a whole); each member's GPUs are freed
+ * as soon as that member is gone.
+ */
+import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
+import type { CapacitySnapshot } from '../../src/placement/index.ts';
+import type { Commands } from './commands.ts';
+import type { After } from './fleet.ts';
+import type { LiveJob, MemberEnd } from './live.ts';
+import type { Batch } from './store.ts';
+
+export interface MemberEndInput extends MemberEnd {
+  /** The member's node was lost (the job is requeued rather than failed). */
+  lost?: boolean;
+}
+
+export interface MemberHost {
+  capacity: CapacitySnapshot;
+  commands: Commands;
+}
+
+/** Undo records for a pass that did not commit. */
+export type MemberUndo = Array<() => void>;
+
+/**
+ * Records that the member of `job`'s current attempt on `nodeId` ended, and
+ * adds to the batch what follows: the machine event when it was the last
+ * member, or the release of this member's GPUs (and kills of the others on a
+ * failure) when members remain. Ignores a member that is not part of the
+ * current attempt or already ended (redeliveries).
+ */
+export function memberEnded(
+  h: MemberHost,
+  job: LiveJob,
+  nodeId: string,
+  end: MemberEndInput,
+  batch: Batch,
+  after: After,
+  undo: MemberUndo,
+): void {
+  const nodes = job.nodes();
+  if (!nodes.includes(nodeId)) return;
+  const ended = job.endedMembers();
+  if (ended.has(nodeId)) return;
+  const ref = { job_id: job.rec.id, attempt: job.rec.attempt, node_id: nodeId };
+  const holdsHere = (): boolean => h.capacity.holding(job.rec.id)?.nodes.some((n) => n.nodeId === nodeId) ?? false;
+
+  if (isTerminal(job.status)) {
+    // Cancelled or timed out: this member's kill is confirmed (or its node is gone).
+    ended.set(nodeId, end);
+    undo.push(() => ended.delete(nodeId));
+    if (holdsHere()) batch.releases.push(ref);
+    return;
+  }
+  if (job.status !== 'scheduled' && job.status !== 'running') return;
+
+  ended.set(nodeId, end);
+  undo.push(() => ended.delete(nodeId));
+  const remaining = nodes.filter((n) => !ended.has(n));
+  if (remaining.length === 0) {
+    batch.items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events: [attemptEnd(nodes, ended)] });
+    return;
+  }
+  // Members remain: this one's GPUs are free now.
+  if (holdsHere()) batch.releases.push(ref);
+  // The first failure kills the others (later ones find them being killed already).
+  if (failed(end) && [...ended.values()].filter(failed).length === 1) {
+    const why = end.lost ? `gang member on ${nodeId} lost` : end.code !== null ? `gang member on ${nodeId} exited with code ${end.code}` : `gang member on ${nodeId} failed: ${end.reason}`;
+    after.push(() => h.commands.kill(job, why, remaining));
+  }
+}
+
+const failed = (e: MemberEnd): boolean => e.code !== 0;
+
+/**
+ * The machine event for an attempt all of whose members ended: the first
+ * failure in rank order decides (a lost node requeues; an exit code fails;
+ * a launch failure fails), otherwise every member exited 0 and it completed.
+ */
+function attemptEnd(nodes: string[], ended: Map<string, MemberEnd & { lost?: boolean }>): JobEvent {
+  for (const n of nodes) {
+    const e = ended.get(n)!;
+    if (!failed(e)) continue;
+    const where = nodes.length === 1 ? '' : ` (gang member on ${n})`;
+    if (e.lost) return { type: 'requeue', reason: `${e.reason ?? `node ${n} lost`}` };
+    if (e.code !== null) return { type: 'exit', code: e.code };
+    return { type: 'fail', reason: `${e.reason ?? 'failed'}${where}` };
+  }
+  return { type: 'exit', code: 0 };
+}
