@@ -45,6 +45,11 @@ export interface Topology {
     allLogs: string;
     /** Core NATS request/reply: operator actions the coordinator answers (drain, resume). */
     coordNode(action: NodeAction): string;
+    /**
+     * Core NATS request/reply, api → the coordinator's capacity actor: buy or release a capacity block
+     * (CapacityRequest / CapacityReply in messages.ts).
+     */
+    coordCapacity: string;
   };
   consumers: {
     coordinatorJobs: string;
@@ -77,6 +82,7 @@ export function topology(prefix = 'scalar'): Topology {
       logs: (jobId) => `${p}.logs.${jobId}`,
       allLogs: `${p}.logs.>`,
       coordNode: (action) => `${p}.coord.node.${action}`,
+      coordCapacity: `${p}.coord.capacity`,
     },
     consumers: {
       coordinatorJobs: 'coordinator-jobs',

@@ -9,6 +9,9 @@ import { JobService } from '../jobs/service.ts';
 import { EndpointService } from '../endpoints/service.ts';
 import { LogService, type LogServiceOptions } from '../logs/service.ts';
 import { NodeService, type NodeServiceOptions } from '../nodes/service.ts';
+import { UserService } from '../users/service.ts';
+import { UsageService } from '../usage/service.ts';
+import { CapacityAdminService, type CapacityAdminOptions } from '../capacity-admin/service.ts';
 import type { Bus } from '../../actors/bus/connection.ts';
 import { frameworkErrorHandler, registerErrorHandling } from './plugins/errors.ts';
 import { registerAuth } from './plugins/auth.ts';
@@ -19,6 +22,9 @@ import { jobRoutes } from './routes/jobs.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
 import { logRoutes } from './routes/logs.ts';
 import { nodeRoutes } from './routes/nodes.ts';
+import { userRoutes } from './routes/users.ts';
+import { capacityRoutes } from './routes/capacity.ts';
+import { usageRoutes } from './routes/usage.ts';
 import './types.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -35,14 +41,15 @@ export interface AppDeps {
   log: Logger;
   /**
    * NATS: wakes the coordinator on submit and cancel, serves job logs and
-   * carries node actions. Optional so that tests of the REST surface alone
-   * can skip it; without it logs and node actions answer 503. The caller
+   * carries node and capacity actions. Optional so that tests of the REST surface alone
+   * can skip it; without it logs, node and capacity actions answer 503. The caller
    * owns it: closing the app does not close the bus.
    */
   bus?: Bus;
   /** Tuning for tests. */
   logs?: LogServiceOptions;
   nodes?: NodeServiceOptions;
+  capacity?: CapacityAdminOptions;
 }
 
 /**
@@ -85,6 +92,9 @@ export async function buildApp({ cfg, orm, log, bus, ...opts }: AppDeps): Promis
   const endpoints = new EndpointService(orm, cfg);
   const logs = new LogService(orm, bus, log.child({ component: 'logs' }), opts.logs);
   const nodes = new NodeService(orm, bus, log.child({ component: 'nodes' }), opts.nodes);
+  const users = new UserService(orm, auth);
+  const usage = new UsageService(orm, cfg);
+  const capacityAdmin = new CapacityAdminService(orm, bus, log.child({ component: 'capacity-admin' }), opts.capacity);
   app.decorate('cfg', cfg);
   app.decorate('orm', orm);
   app.decorate('bus', bus);
@@ -93,6 +103,9 @@ export async function buildApp({ cfg, orm, log, bus, ...opts }: AppDeps): Promis
   app.decorate('endpoints', endpoints);
   app.decorate('logs', logs);
   app.decorate('nodes', nodes);
+  app.decorate('users', users);
+  app.decorate('usage', usage);
+  app.decorate('capacityAdmin', capacityAdmin);
 
   // While shutting down, answers close their connection: a keep-alive socket
   // that finishes its last request must not hold the server open until the
@@ -121,6 +134,9 @@ export async function buildApp({ cfg, orm, log, bus, ...opts }: AppDeps): Promis
   await app.register(endpointRoutes);
   await app.register(logRoutes);
   await app.register(nodeRoutes);
+  await app.register(userRoutes);
+  await app.register(capacityRoutes);
+  await app.register(usageRoutes);
   await auth.start();
   await app.ready();
   return app;

@@ -7,6 +7,9 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Bus } from '../../actors/bus/connection.ts';
 import type { LogService } from '../logs/service.ts';
 import type { NodeService } from '../nodes/service.ts';
+import type { UserService } from '../users/service.ts';
+import type { UsageService } from '../usage/service.ts';
+import type { CapacityAdminService } from '../capacity-admin/service.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -29,5 +32,8 @@ declare module 'fastify' {
     endpoints: EndpointService;
     logs: LogService;
     nodes: NodeService;
+    users: UserService;
+    usage: UsageService;
+    capacityAdmin: CapacityAdminService;
   }
 }

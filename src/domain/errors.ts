@@ -11,19 +11,30 @@ export const ErrorCode = {
   forbidden: 403,
   not_found: 404,
   node_not_found: 404,
+  /** GET/release of a capacity block that does not exist (capacity_blocks). */
+  block_not_found: 404,
   route_not_found: 404,
   method_not_allowed: 405,
   job_already_finished: 409,
   conflict: 409,
-  /** The coordinator refused a node action in the node's current state (e.g. resume a node that is not draining). */
+  /**
+   * The coordinator refused an action in the current state of its subject: a node action (e.g. resume a
+   * node that is not draining) or a capacity block action.
+   */
   invalid_state: 409,
+  /** Releasing a capacity block that is already released. */
+  block_released: 409,
+  /** Buying a block of an instance type the provider does not sell. */
+  unknown_instance_type: 400,
   idempotency_key_reused: 422,
   payload_too_large: 413,
   unsupported_media_type: 415,
   internal: 500,
   unavailable: 503,
-  /** A node action needs the coordinator, and none answered in time. */
+  /** A node or capacity action needs the coordinator, and none answered in time. */
   coordinator_unavailable: 503,
+  /** The capacity provider refused or could not be reached; nothing was bought or released. */
+  provider_unavailable: 503,
 } as const;
 export type ErrorCode = keyof typeof ErrorCode;
 export const ERROR_CODES = Object.keys(ErrorCode) as ErrorCode[];

@@ -5,8 +5,31 @@ import type { Tier } from '../api/schemas/jobs.ts';
 
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 
-/** A job row, in the API's snake_case shape. */
-export function toJobResponse(job: Job): JobResponse {
+/**
+ * Where the job runs, node by node in rank order. jobs.placements is written
+ * by the coordinator for every placement; a row placed before it existed (or
+ * a single-node placement written without it) has just node_id/gpu_indices,
+ * which is the one-node placement. Not placed: [].
+ */
+export function placementsOf(job: Pick<Job, 'placements' | 'nodeId' | 'gpuIndices'>): JobResponse['placements'] {
+  if (Array.isArray(job.placements)) {
+    return job.placements.map((p) => ({ node_id: p.node_id, gpu_indices: p.gpu_indices ?? [] }));
+  }
+  return job.nodeId ? [{ node_id: job.nodeId, gpu_indices: job.gpuIndices ?? [] }] : [];
+}
+
+/** The stored diagnosis as is; anything that is not a JSON object reads as none. */
+function diagnosisOf(job: Pick<Job, 'placement'>): JobResponse['placement'] {
+  const d = job.placement;
+  return d && typeof d === 'object' && !Array.isArray(d) ? d : null;
+}
+
+/**
+ * A job row, in the API's snake_case shape. `costUsd` is the job's cost so far
+ * (JobService.costs): it needs usage_records and allocations, which the row
+ * does not carry.
+ */
+export function toJobResponse(job: Job, costUsd: number): JobResponse {
   return {
     id: job.id,
     user_id: typeof job.user === 'string' ? job.user : job.user.id,
@@ -17,6 +40,7 @@ export function toJobResponse(job: Job): JobResponse {
     vram_per_gpu_gb: job.vramPerGpuGb,
     cpu_cores: job.cpuCores,
     ram_gb: job.ramGb,
+    node_count: job.nodeCount ?? 1,
     expected_duration_sec: job.expectedDurationSec,
     priority: job.priority,
     image: job.image,
@@ -25,6 +49,10 @@ export function toJobResponse(job: Job): JobResponse {
     attempt: job.attempt,
     node_id: job.nodeId ?? null,
     gpu_indices: job.gpuIndices ?? null,
+    placements: placementsOf(job),
+    placement: diagnosisOf(job),
+    preemptions: job.preemptions ?? 0,
+    cost_usd: costUsd,
     exit_code: job.exitCode ?? null,
     created_at: job.createdAt.toISOString(),
     updated_at: job.updatedAt.toISOString(),

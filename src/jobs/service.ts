@@ -100,6 +100,7 @@ export class JobService {
       status,
       statusReason: 'waiting for the coordinator to admit it',
       gpuCount: body.gpu_count,
+      nodeCount: body.node_count ?? 1,
       vramPerGpuGb: body.vram_per_gpu_gb ?? this.cfg.SCALAR_DEFAULT_VRAM_PER_GPU_GB,
       cpuCores: body.cpu_cores ?? this.cfg.SCALAR_DEFAULT_CPU_CORES,
       ramGb: body.ram_gb ?? this.cfg.SCALAR_DEFAULT_RAM_GB,
@@ -112,6 +113,10 @@ export class JobService {
       maxAttempts: snap.context.maxAttempts,
       nodeId: null,
       gpuIndices: null,
+      placements: null,
+      placement: null,
+      preemptedBy: null,
+      preemptions: 0,
       exitCode: null,
       createdAt: now,
       updatedAt: now,
@@ -248,11 +253,54 @@ export class JobService {
       );
     }
     const job = await em.findOneOrFail(Job, { id: prior.job_id });
-    return { job: toJobResponse(job), replayed: true };
+    return { job: await this.respond(em, job), replayed: true };
   }
 
+  /** A job that was just inserted: it has held nothing yet, so it has cost nothing. */
   private rowToResponse(row: JobRow): JobResponse {
-    return toJobResponse({ ...row, user: { id: row.user } } as unknown as Job);
+    return toJobResponse({ ...row, user: { id: row.user } } as unknown as Job, 0);
+  }
+
+  private async respond(em: EntityManager, job: Job): Promise<JobResponse> {
+    const costs = await this.costs(em, [job]);
+    return toJobResponse(job, costs.get(job.id) ?? 0);
+  }
+
+  /**
+   * The cost so far of each job, in one query for all of them (a page of
+   * GET /jobs costs one query, not one per job): the usage recorded for its
+   * released GPUs (usage_records.cost_usd, written when an attempt's GPUs are
+   * released), plus the GPU-seconds its active allocations (one row per GPU,
+   * released_at null) have held until now, at the tier's price per GPU-hour.
+   * Rounded to micro-dollars so sums print without float noise.
+   */
+  async costs(em: EntityManager, jobs: Pick<Job, 'id' | 'tier'>[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (jobs.length === 0) return out;
+    const ids = jobs.map((j) => j.id);
+    const rows = await em.execute<{ job_id: string; recorded_usd: number; active_gpu_seconds: number }[]>(
+      `select job_id, sum(recorded_usd)::float8 as recorded_usd, sum(active_gpu_seconds)::float8 as active_gpu_seconds
+         from (select job_id, cost_usd as recorded_usd, 0 as active_gpu_seconds
+                 from usage_records where job_id in (?)
+               union all
+               -- greatest(0, …): an allocation stamped by a clock slightly ahead of the database's has held nothing yet
+               select job_id, 0, greatest(0, extract(epoch from (now() - created_at)))
+                 from allocations where released_at is null and job_id in (?)) as held
+        group by job_id`,
+      [ids, ids],
+    );
+    const byId = new Map(rows.map((r) => [r.job_id, r]));
+    for (const job of jobs) {
+      const r = byId.get(job.id);
+      if (!r) {
+        out.set(job.id, 0);
+        continue;
+      }
+      const pricePerGpuHour = job.tier === 'FAST' ? this.cfg.SCALAR_PRICE_FAST_GPU_HOUR : this.cfg.SCALAR_PRICE_FLEX_GPU_HOUR;
+      const usd = Number(r.recorded_usd) + (Number(r.active_gpu_seconds) * pricePerGpuHour) / 3600;
+      out.set(job.id, Math.round(usd * 1e6) / 1e6);
+    }
+    return out;
   }
 
   /** The row of a job the caller may see (404 otherwise): for routes that need more than its response. */
@@ -268,7 +316,8 @@ export class JobService {
   }
 
   async get(principal: Principal, id: string): Promise<JobResponse> {
-    return toJobResponse(await this.visibleJob(this.em(), principal, id));
+    const em = this.em();
+    return this.respond(em, await this.visibleJob(em, principal, id));
   }
 
   async list(
@@ -281,7 +330,8 @@ export class JobService {
     if (q.tier) where.tier = q.tier;
     const em = this.em();
     const { page, next_cursor } = await seqPage(q, where, (w, o) => em.find(Job, w, o));
-    return { jobs: page.map(toJobResponse), next_cursor };
+    const costs = await this.costs(em, page);
+    return { jobs: page.map((j) => toJobResponse(j, costs.get(j.id) ?? 0)), next_cursor };
   }
 
   async events(principal: Principal, id: string) {
@@ -303,9 +353,9 @@ export class JobService {
       case 'applied':
         // scheduled/running: the machine names a kill for the node's agent.
         for (const e of outcome.effects) if (e.type === 'dispatchKill') await this.dispatchKill(e.params);
-        return toJobResponse(outcome.job);
+        return this.respond(this.em(), outcome.job);
       case 'refused':
-        if (outcome.status === 'cancelled') return toJobResponse(outcome.job);
+        if (outcome.status === 'cancelled') return this.respond(this.em(), outcome.job);
         throw new ApiError('job_already_finished', `job ${id} already ${outcome.status}; it cannot be cancelled`, {
           job_id: id,
           status: outcome.status,

@@ -48,7 +48,7 @@ export const testNatsPrefix = () => `test_${randomBytes(4).toString('hex')}`;
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  opts: Pick<AppDeps, 'logs' | 'nodes'> = {},
+  opts: Pick<AppDeps, 'logs' | 'nodes' | 'capacity'> = {},
 ): Promise<TestApp> {
   const testDb = await createTestDatabase();
   const cfg = parseConfig({

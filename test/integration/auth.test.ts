@@ -61,6 +61,14 @@ describe('requests without a valid key are refused with 401', () => {
     ['POST', '/auth/api-keys'],
     ['DELETE', '/auth/api-keys/3f2b8c1e-9d4a-4b7e-8f00-123456789abc'],
     ['POST', '/users'],
+    ['PATCH', '/users/3f2b8c1e-9d4a-4b7e-8f00-123456789abc'],
+    ['GET', '/capacity'],
+    ['GET', '/capacity/blocks'],
+    ['GET', '/capacity/blocks/blk-1'],
+    ['POST', '/capacity/blocks'],
+    ['POST', '/capacity/blocks/blk-1/release'],
+    ['GET', '/capacity/events'],
+    ['GET', '/usage'],
     ['GET', '/endpoints'],
     ['POST', '/endpoints'],
     ['GET', '/endpoints/3f2b8c1e-9d4a-4b7e-8f00-123456789abc'],
@@ -250,6 +258,7 @@ describe('users', () => {
       id: expect.stringMatching(UUID),
       name: 'carol',
       is_admin: false,
+      fair_share_weight: 1,
       created_at: expect.stringMatching(/Z$/),
       api_key: expect.stringMatching(KEY),
       api_key_id: expect.stringMatching(UUID),
@@ -272,6 +281,51 @@ describe('users', () => {
     const someone = await t.newUser('someone');
     const job = await submit(someone.key);
     expect((await t.call({ method: 'GET', url: `/jobs/${job.id}`, key: res.json().api_key })).statusCode).toBe(200);
+  });
+});
+
+describe('users: fair_share_weight', () => {
+  const weightOf = async (id: string) =>
+    Number((await t.db.orm.em.fork().execute<{ w: number }[]>('select fair_share_weight as w from users where id = ?', [id]))[0]!.w);
+  const patch = (id: string, payload: unknown, key?: string) =>
+    t.call({ method: 'PATCH', url: `/users/${id}`, ...(payload === undefined ? {} : { payload: payload as object }), ...(key ? { key } : {}) });
+
+  it('defaults to 1 and may be given on creation', async () => {
+    const plain = (await t.call({ method: 'POST', url: '/users', payload: { name: 'w-default' } })).json();
+    expect(plain.fair_share_weight).toBe(1);
+    expect(await weightOf(plain.id)).toBe(1);
+    const heavy = await t.call({ method: 'POST', url: '/users', payload: { name: 'w-heavy', fair_share_weight: 2.5 } });
+    expect(heavy.statusCode, heavy.body).toBe(201);
+    expect(heavy.json()).toMatchObject({ name: 'w-heavy', is_admin: false, fair_share_weight: 2.5 });
+    expect(await weightOf(heavy.json().id)).toBe(2.5);
+  });
+
+  it('PATCH /users/{id} sets it and answers the user', async () => {
+    const u = await t.newUser('w-patched');
+    const res = await patch(u.id, { fair_share_weight: 0.25 });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({
+      id: u.id,
+      name: 'w-patched',
+      is_admin: false,
+      fair_share_weight: 0.25,
+      created_at: expect.stringMatching(/Z$/),
+    });
+    expect(await weightOf(u.id)).toBe(0.25);
+    // The upper-case spelling of the id names the same user.
+    expect((await patch(u.id.toUpperCase(), { fair_share_weight: 4 })).json().fair_share_weight).toBe(4);
+    expect(await weightOf(u.id)).toBe(4);
+  });
+
+  it.each(['3f2b8c1e-9d4a-4b7e-8f00-123456789abc', 'abc', 'x'.repeat(90)])('PATCH /users/%s (unknown) → 404 not_found', async (id) => {
+    const err = expectError(await patch(id, { fair_share_weight: 2 }), 404, 'not_found');
+    expect(err.details).toEqual({ user_id: id });
+  });
+
+  it('PATCH /users/{id} as a non-admin → 403 forbidden, even for themselves; nothing changes', async () => {
+    const u = await t.newUser('w-self');
+    expectError(await patch(u.id, { fair_share_weight: 100 }, u.key), 403, 'forbidden');
+    expect(await weightOf(u.id)).toBe(1);
   });
 });
 

@@ -40,6 +40,14 @@ const authenticated: [string, string][] = [
   ['get', '/auth/api-keys'],
   ['delete', '/auth/api-keys/{id}'],
   ['post', '/users'],
+  ['patch', '/users/{id}'],
+  ['get', '/capacity'],
+  ['get', '/capacity/blocks'],
+  ['post', '/capacity/blocks'],
+  ['get', '/capacity/blocks/{id}'],
+  ['post', '/capacity/blocks/{id}/release'],
+  ['get', '/capacity/events'],
+  ['get', '/usage'],
   ['post', '/endpoints'],
   ['get', '/endpoints'],
   ['get', '/endpoints/{id}'],
@@ -50,6 +58,7 @@ const withBody: [string, string[]][] = [
   ['/auth/api-keys', ['name']],
   ['/users', ['name']],
   ['/endpoints', ['name', 'image', 'gpu_count']],
+  ['/capacity/blocks', ['instance_type', 'nodes', 'hours', 'tier']],
 ];
 
 describe('/openapi.json', () => {
@@ -65,6 +74,11 @@ describe('/openapi.json', () => {
       [
         '/auth/api-keys',
         '/auth/api-keys/{id}',
+        '/capacity',
+        '/capacity/blocks',
+        '/capacity/blocks/{id}',
+        '/capacity/blocks/{id}/release',
+        '/capacity/events',
         '/endpoints',
         '/endpoints/{id}',
         '/healthz',
@@ -78,7 +92,9 @@ describe('/openapi.json', () => {
         '/nodes/{id}/drain',
         '/nodes/{id}/resume',
         '/readyz',
+        '/usage',
         '/users',
+        '/users/{id}',
       ].sort(),
     );
     const ops = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item as object).map((m) => `${m} ${path}`));
@@ -121,8 +137,9 @@ describe('/openapi.json', () => {
     const op = doc.paths['/jobs'].post;
     const body = deref(op.requestBody.content['application/json'].schema);
     expect(Object.keys(body.properties).sort()).toEqual(
-      ['command', 'cpu_cores', 'env', 'expected_duration_sec', 'gpu_count', 'image', 'priority', 'ram_gb', 'tier', 'vram_per_gpu_gb'].sort(),
+      ['command', 'cpu_cores', 'env', 'expected_duration_sec', 'gpu_count', 'image', 'node_count', 'priority', 'ram_gb', 'tier', 'vram_per_gpu_gb'].sort(),
     );
+    expect(body.properties.node_count).toMatchObject({ type: 'integer', minimum: 1, maximum: 64 });
     expect(body.properties.tier.enum).toEqual(['FAST', 'FLEX']);
     expect(body.properties.gpu_count).toMatchObject({ type: 'integer', minimum: 1, maximum: 64 });
     expect(body.properties.priority).toMatchObject({ minimum: -1000, maximum: 1000 });
@@ -138,6 +155,32 @@ describe('/openapi.json', () => {
     expect(doc.paths['/users'].post.responses).toHaveProperty('403');
   });
 
+  it('PATCH /users/{id} documents its body: fair_share_weight, required, > 0', () => {
+    const op = doc.paths['/users/{id}'].patch;
+    expect(op.requestBody.required).toBe(true);
+    const body = deref(op.requestBody.content['application/json'].schema);
+    expect(body.additionalProperties).toBe(false);
+    expect(body.required).toEqual(['fair_share_weight']);
+    expect(body.properties.fair_share_weight).toMatchObject({ type: 'number', minimum: 0, exclusiveMinimum: true });
+    const created = deref(doc.paths['/users'].post.requestBody.content['application/json'].schema);
+    expect(created.properties).toHaveProperty('fair_share_weight');
+  });
+
+  it('the capacity routes document their admin-only 403, their query parameters and the release answers', () => {
+    for (const [method, path] of authenticated.filter(([, p]) => p.startsWith('/capacity'))) {
+      expect(doc.paths[path][method].responses, `${method} ${path}`).toHaveProperty('403');
+    }
+    const q = (path: string) => doc.paths[path].get.parameters.filter((p: Json) => p.in === 'query').map((p: Json) => p.name).sort();
+    expect(q('/capacity/blocks')).toEqual(['cursor', 'limit', 'status', 'tier']);
+    expect(q('/capacity/events')).toEqual(['cursor', 'limit', 'since', 'tier']);
+    expect(q('/usage')).toEqual(['from', 'to', 'user_id']);
+    const release = doc.paths['/capacity/blocks/{id}/release'].post.responses;
+    expect(release).toHaveProperty('200');
+    expect(release).toHaveProperty('202');
+    expect(release).toHaveProperty('409');
+    expect(doc.paths['/capacity/blocks'].post.responses).toHaveProperty('201');
+  });
+
   it('GET /jobs documents its query parameters', () => {
     const params = doc.paths['/jobs'].get.parameters.filter((p: Json) => p.in === 'query').map((p: Json) => p.name);
     expect(params.sort()).toEqual(['cursor', 'limit', 'status', 'tier']);
@@ -147,6 +190,10 @@ describe('/openapi.json', () => {
     const job = deref(doc.paths['/jobs/{id}'].get.responses['200'].content['application/json'].schema);
     for (const f of ['id', 'user_id', 'tier', 'status', 'gpu_count', 'vram_per_gpu_gb', 'cpu_cores', 'ram_gb', 'image', 'created_at', 'updated_at', 'node_id', 'gpu_indices']) {
       expect(job.properties, f).toHaveProperty(f);
+    }
+    for (const f of ['node_count', 'placements', 'placement', 'preemptions', 'cost_usd']) {
+      expect(job.properties, f).toHaveProperty(f);
+      expect(job.required, f).toContain(f);
     }
     expect(job.properties.status.enum).toEqual(['pending', 'queued', 'scheduled', 'running', 'completed', 'failed', 'cancelled']);
   });

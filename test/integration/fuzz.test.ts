@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Subscription } from '@nats-io/transport-node';
+import { encodeJson, type CapacityReply } from '../../actors/bus/messages.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 
 /**
@@ -8,11 +10,31 @@ import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
  */
 let t: TestApp;
 let userKey: string;
+let userId: string;
+let capacityActor: Subscription;
 beforeAll(async () => {
   t = await startTestApp();
-  userKey = (await t.newUser('fuzz')).key;
+  ({ key: userKey, id: userId } = await t.newUser('fuzz'));
+  // A block to release, and a stand-in for the capacity actor that refuses
+  // everything: a buy or release that passes validation gets a 4xx from it
+  // rather than the 503 of an absent coordinator (an outage, not a bug).
+  await t.db.orm.em.fork().execute(
+    `insert into capacity_blocks (id, provider, instance_type, tier, pool, nodes, gpus_per_node, vram_per_gpu_gb, cpu_per_node,
+       ram_per_node_gb, starts_at, cost_per_hour, status, created_by, created_at, updated_at)
+     values ('fuzz-blk', 'simulated', 'sim-8xh100', 'fast', 'fast', 1, 8, 80, 96, 1024, now(), 10, 'active', 'autoscaler', now(), now())`,
+  );
+  capacityActor = t.bus.nc.subscribe(t.bus.t.subjects.coordCapacity, {
+    callback: (_err, msg) => {
+      const reply: CapacityReply = { ok: false, code: 'invalid_state', message: 'the fuzz actor refuses everything' };
+      msg.respond(encodeJson(reply));
+    },
+  });
+  await t.bus.nc.flush();
 });
-afterAll(() => t?.close());
+afterAll(async () => {
+  capacityActor?.unsubscribe();
+  await t?.close();
+});
 
 /** encodeURIComponent, except that a lone surrogate becomes its (invalid) UTF-8 bytes instead of throwing. */
 const enc = (v: unknown) => {
@@ -39,14 +61,14 @@ const weird: unknown[] = [
 ];
 
 describe('fuzz: no request gets a 5xx', () => {
-  it('600 mangled requests across every route answer 2xx/4xx in the one error shape', async () => {
+  it('900 mangled requests across every route answer 2xx/4xx in the one error shape', async () => {
     const rand = rng(20261129);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const created = await t.call({ method: 'POST', url: '/jobs', payload: exampleJob() });
     const jobId = created.json().id as string;
-    const ids = [jobId, 'abc', '00000000-0000-0000-0000-000000000000', '%00', '..', 'x'.repeat(300), '-1'];
+    const ids = [jobId, userId, 'fuzz-blk', 'abc', '00000000-0000-0000-0000-000000000000', '%00', '..', 'x'.repeat(300), '-1'];
     const failures: string[] = [];
-    for (let i = 0; i < 600; i++) {
+    for (let i = 0; i < 900; i++) {
       const body: Record<string, unknown> = exampleJob();
       // mangle 1..3 fields, sometimes add unknown ones or drop required ones
       for (let k = 0; k < 1 + Math.floor(rand() * 3); k++) {
@@ -55,7 +77,13 @@ describe('fuzz: no request gets a 5xx', () => {
         else body[field] = pick(weird);
       }
       const id = pick(ids);
-      const route: { method: 'GET' | 'POST' | 'DELETE'; url: string; payload?: unknown } = pick([
+      const buy: Record<string, unknown> = { instance_type: 'sim-8xh100', nodes: 2, hours: 24, tier: 'fast' };
+      for (let k = 0; k < Math.floor(rand() * 3); k++) {
+        const field = pick([...Object.keys(buy), 'extra']);
+        if (rand() < 0.2) delete buy[field];
+        else buy[field] = pick(weird);
+      }
+      const route: { method: 'GET' | 'POST' | 'DELETE' | 'PATCH'; url: string; payload?: unknown } = pick([
         { method: 'POST', url: '/jobs', payload: body },
         { method: 'POST', url: '/jobs', payload: pick(weird) },
         { method: 'GET', url: `/jobs?limit=${enc(pick(weird))}&status=${enc(pick(weird))}` },
@@ -77,6 +105,23 @@ describe('fuzz: no request gets a 5xx', () => {
         { method: 'POST', url: '/auth/api-keys', payload: { name: pick(weird) } },
         { method: 'DELETE', url: `/auth/api-keys/${enc(id)}` },
         { method: 'POST', url: '/users', payload: { name: pick(weird), is_admin: pick(weird) } },
+        { method: 'POST', url: '/users', payload: { name: 'fz', fair_share_weight: pick(weird) } },
+        { method: 'PATCH', url: `/users/${enc(id)}`, payload: { fair_share_weight: pick(weird) } },
+        { method: 'PATCH', url: `/users/${enc(id)}`, payload: pick(weird) },
+        { method: 'GET', url: `/capacity?${enc(pick(weird))}=${enc(pick(weird))}` },
+        {
+          method: 'GET',
+          url: `/capacity/blocks?limit=${enc(pick(weird))}&status=${enc(pick(weird))}&tier=${enc(pick(weird))}`,
+        },
+        { method: 'GET', url: `/capacity/blocks?cursor=${enc(pick(weird))}` },
+        { method: 'GET', url: `/capacity/blocks/${enc(id)}` },
+        { method: 'POST', url: '/capacity/blocks', payload: buy },
+        { method: 'POST', url: '/capacity/blocks', payload: pick(weird) },
+        { method: 'POST', url: `/capacity/blocks/${enc(id)}/release`, payload: pick(weird) },
+        { method: 'GET', url: `/capacity/events?since=${enc(pick(weird))}&tier=${enc(pick(weird))}&limit=${enc(pick(weird))}` },
+        { method: 'GET', url: `/capacity/events?cursor=${enc(pick(weird))}` },
+        { method: 'GET', url: `/usage?from=${enc(pick(weird))}&to=${enc(pick(weird))}` },
+        { method: 'GET', url: `/usage?user_id=${enc(pick([...ids, ...weird]))}` },
         { method: 'POST', url: '/endpoints', payload: { ...body, name: pick(weird) } },
         { method: 'GET', url: `/endpoints?limit=${enc(pick(weird))}` },
         { method: 'DELETE', url: `/endpoints/${enc(id)}` },

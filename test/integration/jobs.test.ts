@@ -54,6 +54,7 @@ describe('POST /jobs', () => {
       status: 'pending',
       status_reason: expect.any(String),
       gpu_count: 1,
+      node_count: 1,
       vram_per_gpu_gb: 40,
       cpu_cores: 4,
       ram_gb: 16,
@@ -65,6 +66,10 @@ describe('POST /jobs', () => {
       attempt: 1,
       node_id: null,
       gpu_indices: null,
+      placements: [],
+      placement: null,
+      preemptions: 0,
+      cost_usd: 0,
       exit_code: null,
       created_at: expect.stringMatching(ISO),
       updated_at: expect.stringMatching(ISO),
@@ -123,6 +128,8 @@ describe('GET /jobs/{id}', () => {
     await applyJobEvent(t.db.orm.em, job.id, { type: 'start' });
     const got = (await t.call({ method: 'GET', url: `/jobs/${job.id}` })).json();
     expect(got).toMatchObject({ status: 'running', node_id: 'node-7', gpu_indices: [2], exit_code: null });
+    // A single-node placement written without jobs.placements reads as that one node.
+    expect(got.placements).toEqual([{ node_id: 'node-7', gpu_indices: [2] }]);
     expect(got.queued_at).toMatch(ISO);
     expect(got.scheduled_at).toMatch(ISO);
     expect(got.started_at).toMatch(ISO);

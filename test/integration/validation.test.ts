@@ -81,6 +81,13 @@ const invalidJobs: [string, Record<string, unknown>, string][] = [
   ['command with NUL', { command: ['python', 'x\u0000'] }, 'command.1'],
   ['env value with NUL', { env: { A: 'x\u0000' } }, 'env.A'],
   // unknown fields are refused, by name
+  // node_count
+  ['node_count 0', { node_count: 0 }, 'node_count'],
+  ['node_count 65', { node_count: 65 }, 'node_count'],
+  ['node_count 2.5', { node_count: 2.5 }, 'node_count'],
+  ['node_count as a string', { node_count: '2' }, 'node_count'],
+  ['node_count null', { node_count: null }, 'node_count'],
+  ['a gang without GPUs', { node_count: 2, gpu_count: 0 }, 'gpu_count'],
   ['unknown field foo', { foo: 'bar' }, 'foo'],
   ['misspelt gpu_cout', { gpu_cout: 1 }, 'gpu_cout'],
 ];
@@ -148,6 +155,9 @@ describe('POST /jobs: invalid bodies', () => {
 describe('POST /jobs: boundary values are accepted', () => {
   it.each([
     ['gpu_count 64', { gpu_count: 64 }],
+    ['node_count 64', { node_count: 64 }],
+    ['node_count 1', { node_count: 1 }],
+    ['a gang of 64 nodes × 64 GPUs', { node_count: 64, gpu_count: 64 }],
     ['gpu_count 1', { gpu_count: 1 }],
     ['vram_per_gpu_gb 1024', { vram_per_gpu_gb: 1024 }],
     ['vram_per_gpu_gb 0.001', { vram_per_gpu_gb: 0.001 }],
@@ -249,6 +259,14 @@ describe('other routes name the offending field', () => {
     ['POST', '/users', { name: '' }, 'name'],
     ['POST', '/users', { name: 'x', is_admin: 'yes' }, 'is_admin'],
     ['POST', '/users', { name: 'x', role: 'admin' }, 'role'],
+    ['POST', '/users', { name: 'x', fair_share_weight: 0 }, 'fair_share_weight'],
+    ['POST', '/users', { name: 'x', fair_share_weight: -1 }, 'fair_share_weight'],
+    ['POST', '/users', { name: 'x', fair_share_weight: '2' }, 'fair_share_weight'],
+    ['POST', '/users', { name: 'x', fair_share_weight: null }, 'fair_share_weight'],
+    ['POST', '/users', { name: 'x', fair_share_weight: 1e7 }, 'fair_share_weight'],
+    ['POST', '/capacity/blocks', { instance_type: 'x', nodes: 1, hours: 1, tier: 'FAST' }, 'tier'],
+    ['POST', '/capacity/blocks', { instance_type: 'x', nodes: 1, hours: 0, tier: 'fast' }, 'hours'],
+    ['POST', '/capacity/blocks', { instance_type: 'x', nodes: 0, hours: 1, tier: 'fast' }, 'nodes'],
     ['POST', '/endpoints', { image: 'i', gpu_count: 1 }, 'name'],
     ['POST', '/endpoints', { name: 'My_Endpoint', image: 'i', gpu_count: 1 }, 'name'],
     ['POST', '/endpoints', { name: '-leading-dash', image: 'i', gpu_count: 1 }, 'name'],
@@ -265,10 +283,26 @@ describe('other routes name the offending field', () => {
   ];
 
   it.each(cases)('%s %s %j → 400 naming %s', async (_method, url, body, field) => {
-    // /users is admin-only: send it with the admin key so validation, not authorization, answers.
-    const res = await t.call({ method: 'POST', url, ...(url === '/users' ? {} : { key }), payload: body as object });
+    // /users and /capacity are admin-only: send them with the admin key so validation, not authorization, answers.
+    const admin = url === '/users' || url.startsWith('/capacity');
+    const res = await t.call({ method: 'POST', url, ...(admin ? {} : { key }), payload: body as object });
     expect(res.statusCode).toBeLessThan(500);
     expect(expectFieldError(res, field).map((f) => f.field)).toContain(field);
+  });
+
+  it.each([
+    [{ fair_share_weight: 0 }, 'fair_share_weight', 'must be a number greater than 0 and at most 1000000'],
+    [{ fair_share_weight: -0.5 }, 'fair_share_weight', 'must be a number greater than 0 and at most 1000000'],
+    [{ fair_share_weight: '2' }, 'fair_share_weight', 'must be a number greater than 0 and at most 1000000'],
+    [{ fair_share_weight: null }, 'fair_share_weight', 'must be a number greater than 0 and at most 1000000'],
+    [{}, 'fair_share_weight', 'is required'],
+    [undefined, 'body', 'is required'],
+    [{ fair_share_weight: 2, name: 'renamed' }, 'name', 'is not a known field'],
+  ])('PATCH /users/{id} %j → 400 naming %s', async (body, field, message) => {
+    const u = await t.newUser('weighed');
+    const res = await t.call({ method: 'PATCH', url: `/users/${u.id}`, ...(body === undefined ? {} : { payload: body }) });
+    const [named] = expectFieldError(res, field);
+    expect(named!.message).toBe(message);
   });
 
   it('missing fields on those routes say "is required"', async () => {

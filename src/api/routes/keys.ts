@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { authErrors, bodyErrors, ErrorResponse, IdParams, existingId } from '../schemas/common.ts';
-import { CreatedKey, CreatedUser, CreateKeyBody, CreateUserBody, KeyList } from '../schemas/auth.ts';
+import { CreatedKey, CreateKeyBody, KeyList } from '../schemas/auth.ts';
 
 export const keyRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
@@ -46,30 +46,6 @@ export const keyRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req, reply) => {
       await app.auth.revokeKey(req.principal, existingId('api_key', req.params.id));
       return reply.status(204).send(null);
-    },
-  );
-
-  app.post(
-    '/users',
-    {
-      config: { admin: true },
-      schema: {
-        tags: ['auth'],
-        summary: 'Create a user and its first API key (admin only)',
-        body: CreateUserBody,
-        response: { 201: CreatedUser, 403: ErrorResponse, ...bodyErrors, ...authErrors },
-      },
-    },
-    async (req, reply) => {
-      const { user, key } = await app.auth.createUser(req.body.name, req.body.is_admin ?? false);
-      return reply.status(201).send({
-        id: user.id,
-        name: user.name,
-        is_admin: user.isAdmin,
-        created_at: user.createdAt.toISOString(),
-        api_key: key.api_key,
-        api_key_id: key.id,
-      });
     },
   );
 };

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { NullableTimestamp, storableString, Timestamp } from './common.ts';
 
-const Name = storableString().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
+/** A display name: of an API key, of a user. */
+export const Name = storableString().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 
 export const CreateKeyBody = z.strictObject({ name: Name.describe('A label for the key') }).meta({ id: 'CreateApiKey' });
 
@@ -21,21 +22,3 @@ export const KeyInfo = z
   .meta({ id: 'ApiKeyInfo' });
 
 export const KeyList = z.object({ api_keys: z.array(KeyInfo) }).meta({ id: 'ApiKeyList' });
-
-export const CreateUserBody = z
-  .strictObject({
-    name: Name.describe('Display name of the user'),
-    is_admin: z.boolean().optional().describe('Admins see and manage every job. Default false'),
-  })
-  .meta({ id: 'CreateUser' });
-
-export const CreatedUser = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    is_admin: z.boolean(),
-    created_at: Timestamp,
-    api_key: z.string().describe("The user's first key, shown only once"),
-    api_key_id: z.string(),
-  })
-  .meta({ id: 'CreatedUser' });

@@ -45,6 +45,34 @@ export function storableString(typeMessage?: string) {
 }
 
 export const Timestamp = z.string().describe('RFC 3339 timestamp (UTC)');
+
+/** A date (UTC midnight) or a date-time with its offset; a time without an offset would depend on the server's zone. */
+const ISO_8601 =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2})))?$/;
+const ISO_MESSAGE = 'must be an ISO 8601 date or date-time with an offset, e.g. 2026-01-31 or 2026-01-31T12:00:00Z';
+
+/** The instant an ISO_8601 string names, or null when a part is out of range (2026-02-30, 25:00). */
+export function parseIsoTime(s: string): Date | null {
+  const m = ISO_8601.exec(s);
+  if (!m) return null;
+  const [y, mo, d, h = '0', mi = '0', sec = '0', oh = '0', om = '0'] = m.slice(1);
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (day.getUTCFullYear() !== Number(y) || day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d)) {
+    return null;
+  }
+  if (Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59 || Number(oh) > 23 || Number(om) > 59) return null;
+  const t = Date.parse(s.length === 10 ? `${s}T00:00:00Z` : s);
+  return Number.isNaN(t) ? null : new Date(t);
+}
+
+/** A query parameter holding an instant: validated here (400 naming it), a Date in the handler. */
+export function isoTimeQuery() {
+  return z
+    .string()
+    .max(64, ISO_MESSAGE)
+    .refine((s) => parseIsoTime(s) !== null, ISO_MESSAGE)
+    .transform((s) => parseIsoTime(s)!);
+}
 export const NullableTimestamp = Timestamp.nullable();
 
 export const PageQuery = {
