@@ -1,4 +1,8 @@
-/** Placement v1: pure capacity bookkeeping and best-fit placement. */
-export type { GpuSlot, JobRequest, NodeCapacity, Placement, PlacementDecision } from './types.ts';
-export { CapacitySnapshot, EPSILON, type FreeGpu, type NodeState, type NodeView } from './snapshot.ts';
-export { compareJobs, placeJob, placeQueue } from './place.ts';
+/** Placement: pure capacity bookkeeping and the filter → score → bind pipeline (see types.ts). */
+export * from './types.ts';
+export { CapacitySnapshot, EPSILON, type NodeView, type ShapeCount } from './snapshot.ts';
+export { compareJobs, expectedHoldTimes, placeJob, searchLimit, visitLimit } from './pipeline.ts';
+export { NODE_FILTERS, type FilterPlugin, type Need } from './filters.ts';
+export { DEFAULT_WEIGHTS, SCORER_PLUGINS, type ScorerPlugin } from './scorers.ts';
+export { POOLS_OF } from './shapes.ts';
+export * from './queue/index.ts';

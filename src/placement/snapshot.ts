@@ -6,177 +6,106 @@
  * a node's shape). To rebuild after a restart, upsert the nodes, then `hold()`
  * every bound job.
  *
- * Index kept per node, so a placement never scans jobs: the free GPUs sorted
- * by VRAM then index, the CPU and RAM held, and how many FAST jobs hold
- * something there (the FLEX rule). Nodes are also kept per pool.
+ * Kept per node, so placement never scans jobs: the free GPUs sorted by VRAM
+ * then index, the CPU and RAM held, how many FAST jobs hold something there
+ * (the FLEX rule), and the holds. Across nodes: the free-GPU index
+ * (free-index.ts), per-pool counters, a census of node shapes (for the
+ * unschedulable check) and the GPUs held per user (fair share), so every
+ * question the pipeline and the queue ask is O(1) or walks only the nodes
+ * that can matter.
  */
 import { Pool, type Tier } from '../domain/cluster.ts';
-import type { GpuSlot, JobRequest, NodeCapacity, Placement } from './types.ts';
+import { FreeIndex, type Filed, type FreeIndexReader } from './free-index.ts';
+import { checkSlice, groupOf, isAmount, NodeEntry, type MutableHold, type NodeView } from './node-entry.ts';
+import type { GpuSlot, HoldTimes, HoldView, JobRequest, NodeCapacity, NodeState, Placement, SnapshotReader } from './types.ts';
 
-/**
- * Slack for float sums of CPU and RAM (fractional GB add up inexactly). A
- * request fits when it exceeds what is free by no more than this.
- */
-export const EPSILON = 1e-9;
+export { EPSILON, type NodeView } from './node-entry.ts';
 
-export interface FreeGpu {
-  readonly index: number;
-  readonly vramGb: number;
-}
+export type { FreeGpu, NodeState } from './types.ts';
 
-/**
- * Read-only live view of one node, for placement. Never mutate it; it
- * changes with the snapshot. Use `node()` / `nodes()` for copies.
- */
-export interface NodeState {
-  readonly nodeId: string;
-  readonly pool: Pool;
-  readonly schedulable: boolean;
-  readonly cpuTotal: number;
-  readonly ramTotal: number;
-  /** Total minus held. Negative only if the node shrank under running jobs. */
-  readonly cpuFree: number;
-  readonly ramFree: number;
-  /** Every GPU, in the order the node reported them. */
-  readonly gpus: readonly Readonly<GpuSlot>[];
-  /** The free GPUs, VRAM ascending, then index ascending. */
-  readonly freeGpus: readonly FreeGpu[];
-  /** How many FAST jobs hold something on this node. */
-  readonly fastJobs: number;
-}
-
-/** A copy of one node with its free resources. */
-export interface NodeView extends NodeCapacity {
-  cpuFree: number;
-  ramFree: number;
-  fastJobs: number;
+/** A distinct node shape of a pool and how many nodes have it (any state). */
+export interface ShapeCount {
+  /** Every GPU's VRAM, descending. */
+  readonly vrams: readonly number[];
+  readonly cpu: number;
+  readonly ram: number;
+  readonly count: number;
 }
 
 interface HoldRecord {
   jobId: string;
   tier: Tier;
-  nodeId: string;
-  /** Ascending. */
-  gpuIndices: number[];
-  cpu: number;
-  ram: number;
+  userId: string;
+  times: HoldTimes;
+  /** Rank order; a slice leaves when released or its node is removed. */
+  slices: { node: NodeEntry; view: MutableHold }[];
 }
 
-class NodeEntry implements NodeState {
-  nodeId: string;
-  pool: Pool;
-  schedulable: boolean;
-  cpuTotal: number;
-  ramTotal: number;
-  cpuHeld = 0;
-  ramHeld = 0;
-  gpus: GpuSlot[];
-  byIndex: Map<number, GpuSlot>;
-  freeGpus: FreeGpu[] = [];
-  fastJobs = 0;
-  /** Jobs holding something here. */
-  readonly jobs = new Set<string>();
-
-  constructor(node: NodeCapacity) {
-    checkShape(node);
-    this.nodeId = node.nodeId;
-    this.pool = node.pool;
-    this.schedulable = node.schedulable;
-    this.cpuTotal = node.cpuTotal;
-    this.ramTotal = node.ramTotal;
-    this.gpus = node.gpus.map((g) => ({ index: g.index, vramGb: g.vramGb, heldBy: null }));
-    this.byIndex = new Map(this.gpus.map((g) => [g.index, g]));
-    this.refreshFree();
-  }
-
-  get cpuFree(): number {
-    return this.cpuTotal - this.cpuHeld;
-  }
-
-  get ramFree(): number {
-    return this.ramTotal - this.ramHeld;
-  }
-
-  refreshFree(): void {
-    this.freeGpus = this.gpus
-      .filter((g) => g.heldBy === null)
-      .map((g) => ({ index: g.index, vramGb: g.vramGb }))
-      .sort((a, b) => a.vramGb - b.vramGb || a.index - b.index);
-  }
-
-  view(): NodeView {
-    return {
-      nodeId: this.nodeId,
-      pool: this.pool,
-      schedulable: this.schedulable,
-      cpuTotal: this.cpuTotal,
-      ramTotal: this.ramTotal,
-      gpus: this.gpus.map((g) => ({ ...g })),
-      cpuFree: this.cpuFree,
-      ramFree: this.ramFree,
-      fastJobs: this.fastJobs,
-    };
-  }
+interface PoolCounters {
+  nodes: number;
+  ready: number;
+  /** GPUs on ready nodes. */
+  readyGpus: number;
 }
 
-const isAmount = (x: number): boolean => Number.isFinite(x) && x >= 0;
-
-function checkShape(node: NodeCapacity): void {
-  const where = `node ${node.nodeId}`;
-  if (node.pool !== Pool.fast && node.pool !== Pool.flex) throw new Error(`${where}: unknown pool ${String(node.pool)}`);
-  if (!isAmount(node.cpuTotal)) throw new Error(`${where}: cpuTotal must be a number ≥ 0`);
-  if (!isAmount(node.ramTotal)) throw new Error(`${where}: ramTotal must be a number ≥ 0`);
-  const seen = new Set<number>();
-  for (const g of node.gpus) {
-    if (!Number.isInteger(g.index) || g.index < 0) throw new Error(`${where}: GPU index ${g.index} is not an integer ≥ 0`);
-    if (seen.has(g.index)) throw new Error(`${where}: GPU index ${g.index} appears twice`);
-    if (!isAmount(g.vramGb)) throw new Error(`${where}: GPU ${g.index} VRAM must be a number ≥ 0`);
-    seen.add(g.index);
-  }
-}
-
-export class CapacitySnapshot {
+export class CapacitySnapshot implements SnapshotReader {
   readonly #nodes = new Map<string, NodeEntry>();
   readonly #byPool: Record<Pool, Map<string, NodeEntry>> = { fast: new Map(), flex: new Map() };
   readonly #holds = new Map<string, HoldRecord>();
+  readonly #userGpus = new Map<string, number>();
+  readonly #pools: Record<Pool, PoolCounters> = { fast: { nodes: 0, ready: 0, readyGpus: 0 }, flex: { nodes: 0, ready: 0, readyGpus: 0 } };
+  readonly #shapes: Record<Pool, Map<string, ShapeCount & { count: number }>> = { fast: new Map(), flex: new Map() };
+  #shapeVersion = 0;
+  readonly #index = new FreeIndex<NodeEntry>();
 
   constructor(nodes: NodeCapacity[] = []) {
     for (const n of nodes) this.upsertNode(n);
   }
 
   /**
-   * Adds a node, or replaces a known node's pool, schedulable flag, totals and
-   * GPUs. Holds on GPUs that still exist (same index) are kept; a hold on a GPU
-   * that is gone is dropped from that job's placement. CPU and RAM held stay
-   * held (free may go negative if the node shrank under its jobs).
+   * Adds a node, or replaces a known node's pool, schedulable flag, totals,
+   * GPUs, block and end. Holds on GPUs that still exist (same index) are kept;
+   * a GPU that is gone leaves its job's slice. CPU and RAM held stay held
+   * (free may go negative if the node shrank under its jobs).
    */
   upsertNode(node: NodeCapacity): void {
     const old = this.#nodes.get(node.nodeId);
     const next = new NodeEntry(node);
+    // A re-registration with the same shape leaves the census (and the shape cache built on it) alone.
+    const sameShape = old !== undefined && old.shapeKey === next.shapeKey && old.pool === next.pool;
     if (old) {
+      // Not #forget: the maps keep the node's place (nodes() lists in order of first registration).
+      this.#index.file(old, null);
+      this.#count(old, -1, !sameShape);
+      if (old.pool !== next.pool) this.#byPool[old.pool].delete(old.nodeId);
       for (const g of next.gpus) g.heldBy = old.byIndex.get(g.index)?.heldBy ?? null;
-      for (const jobId of old.jobs) {
-        const rec = this.#holds.get(jobId);
-        if (rec) rec.gpuIndices = rec.gpuIndices.filter((i) => next.byIndex.get(i)?.heldBy === jobId);
-        next.jobs.add(jobId);
+      for (const h of old.holds) {
+        const kept = h.gpuIndices.filter((i) => next.byIndex.get(i)?.heldBy === h.jobId);
+        this.#addUserGpus(h.userId, kept.length - h.gpuIndices.length);
+        h.gpuIndices = kept;
+        h.preemptible = h.tier === 'FLEX' && next.pool === Pool.fast;
+        const rec = this.#holds.get(h.jobId);
+        for (const s of rec?.slices ?? []) if (s.node === old) s.node = next;
       }
+      next.holds = old.holds;
       next.cpuHeld = old.cpuHeld;
       next.ramHeld = old.ramHeld;
       next.fastJobs = old.fastJobs;
       next.refreshFree();
-      this.#byPool[old.pool].delete(old.nodeId);
     }
     this.#nodes.set(next.nodeId, next);
     this.#byPool[next.pool].set(next.nodeId, next);
+    this.#count(next, +1, !sameShape);
+    if (this.#index.learnLevels(next)) this.#index.rebuild(this.#nodes.values(), groupOf);
+    else this.#index.file(next, groupOf(next));
   }
 
-  /** Forgets a node and every hold on it. False when unknown. */
+  /** Forgets a node and every slice held on it (a gang keeps its other slices). False when unknown. */
   removeNode(nodeId: string): boolean {
     const entry = this.#nodes.get(nodeId);
     if (!entry) return false;
-    for (const jobId of entry.jobs) this.#holds.delete(jobId);
-    this.#nodes.delete(nodeId);
-    this.#byPool[entry.pool].delete(nodeId);
+    for (const h of [...entry.holds]) this.#dropSlice(h.jobId, entry);
+    this.#forget(entry);
     return true;
   }
 
@@ -184,7 +113,19 @@ export class CapacitySnapshot {
   setSchedulable(nodeId: string, schedulable: boolean): boolean {
     const entry = this.#nodes.get(nodeId);
     if (!entry || entry.schedulable === schedulable) return false;
+    this.#count(entry, -1, false);
     entry.schedulable = schedulable;
+    this.#count(entry, +1, false);
+    this.#index.file(entry, groupOf(entry));
+    return true;
+  }
+
+  /** Sets when the node's block ends (null: never). False when the node is unknown. */
+  setEndsAt(nodeId: string, endsAt: number | null): boolean {
+    const entry = this.#nodes.get(nodeId);
+    if (!entry) return false;
+    if (endsAt !== null && !Number.isFinite(endsAt)) throw new Error(`node ${nodeId}: endsAt must be a finite time or null`);
+    entry.endsAt = endsAt;
     return true;
   }
 
@@ -203,87 +144,210 @@ export class CapacitySnapshot {
     return (pool ? this.#byPool[pool] : this.#nodes).values();
   }
 
-  /**
-   * Marks `placement`'s GPUs held by `job.jobId` and subtracts its CPU and RAM.
-   * Throws, changing nothing, when the placement is not for this job, the job
-   * already holds something, the node or a GPU is unknown, a GPU is listed
-   * twice, not free or has less VRAM than asked, the GPU count differs from
-   * the request, or CPU or RAM would be over-committed. It does not check the
-   * pool or schedulable flag: rebuilding holds for jobs already bound to a
-   * draining node must work.
-   */
-  hold(job: JobRequest, placement: Placement): void {
-    const jobId = job.jobId;
-    if (placement.jobId !== jobId) throw new Error(`placement is for job ${placement.jobId}, not ${jobId}`);
-    if (this.#holds.has(jobId)) throw new Error(`job ${jobId} already holds capacity on ${this.#holds.get(jobId)?.nodeId}`);
-    const entry = this.#nodes.get(placement.nodeId);
-    if (!entry) throw new Error(`job ${jobId}: unknown node ${placement.nodeId}`);
-    if (!isAmount(job.cpuCores) || !isAmount(job.ramGb)) throw new Error(`job ${jobId}: CPU and RAM must be numbers ≥ 0`);
-    if (placement.gpuIndices.length !== job.gpuCount) {
-      throw new Error(`job ${jobId} asks for ${job.gpuCount} GPUs, the placement names ${placement.gpuIndices.length}`);
-    }
-    const slots: GpuSlot[] = [];
-    for (const i of placement.gpuIndices) {
-      const slot = entry.byIndex.get(i);
-      if (!slot) throw new Error(`job ${jobId}: node ${entry.nodeId} has no GPU ${i}`);
-      if (slots.includes(slot)) throw new Error(`job ${jobId}: GPU ${i} listed twice`);
-      if (slot.heldBy !== null) throw new Error(`job ${jobId}: GPU ${i} on ${entry.nodeId} is held by ${slot.heldBy}`);
-      if (slot.vramGb < job.vramPerGpuGb) {
-        throw new Error(`job ${jobId}: GPU ${i} on ${entry.nodeId} has ${slot.vramGb} GB, needs ${job.vramPerGpuGb}`);
-      }
-      slots.push(slot);
-    }
-    if (job.cpuCores > entry.cpuFree + EPSILON) {
-      throw new Error(`job ${jobId}: needs ${job.cpuCores} CPU cores, ${entry.nodeId} has ${entry.cpuFree} free`);
-    }
-    if (job.ramGb > entry.ramFree + EPSILON) {
-      throw new Error(`job ${jobId}: needs ${job.ramGb} GB RAM, ${entry.nodeId} has ${entry.ramFree} free`);
-    }
-
-    for (const s of slots) s.heldBy = jobId;
-    entry.cpuHeld += job.cpuCores;
-    entry.ramHeld += job.ramGb;
-    if (job.tier === 'FAST') entry.fastJobs++;
-    entry.jobs.add(jobId);
-    entry.refreshFree();
-    this.#holds.set(jobId, {
-      jobId,
-      tier: job.tier,
-      nodeId: entry.nodeId,
-      gpuIndices: slots.map((s) => s.index).sort((a, b) => a - b),
-      cpu: job.cpuCores,
-      ram: job.ramGb,
-    });
+  state(nodeId: string): NodeState | undefined {
+    return this.#nodes.get(nodeId);
   }
 
-  /** Frees whatever the job holds. False when it held nothing. */
+  /**
+   * Holds `placement` for `job`: on each node, marks the slice's GPUs held and
+   * subtracts the job's CPU and RAM. All or nothing: throws, changing nothing,
+   * when the placement is not for this job, the job already holds something,
+   * the slice count differs from nodeCount, a node appears twice or is
+   * unknown, a GPU is unknown, listed twice, not free or has less VRAM than
+   * asked, a slice's GPU count differs from gpuCount, or CPU or RAM would be
+   * over-committed. Pool and schedulable are not checked: rebuilding holds of
+   * jobs already bound to a draining node must work.
+   */
+  hold(job: JobRequest, placement: Placement, times: HoldTimes): void {
+    const jobId = job.jobId;
+    if (placement.jobId !== jobId) throw new Error(`placement is for job ${placement.jobId}, not ${jobId}`);
+    if (this.#holds.has(jobId)) throw new Error(`job ${jobId} already holds capacity`);
+    if (!isAmount(job.cpuCores) || !isAmount(job.ramGb)) throw new Error(`job ${jobId}: CPU and RAM must be numbers ≥ 0`);
+    if (!Number.isFinite(times.startedAt) || !Number.isFinite(times.endsAt)) throw new Error(`job ${jobId}: hold times must be finite`);
+    if (placement.nodes.length !== job.nodeCount) {
+      throw new Error(`job ${jobId} asks for ${job.nodeCount} nodes, the placement names ${placement.nodes.length}`);
+    }
+    const checked: { entry: NodeEntry; slots: GpuSlot[] }[] = [];
+    for (const slice of placement.nodes) {
+      const entry = this.#nodes.get(slice.nodeId);
+      if (!entry) throw new Error(`job ${jobId}: unknown node ${slice.nodeId}`);
+      if (checked.some((c) => c.entry === entry)) throw new Error(`job ${jobId}: node ${slice.nodeId} listed twice`);
+      checked.push({ entry, slots: checkSlice(job, entry, slice.gpuIndices) });
+    }
+
+    const rec: HoldRecord = { jobId, tier: job.tier, userId: job.userId, times: { ...times }, slices: [] };
+    for (const { entry, slots } of checked) {
+      for (const s of slots) s.heldBy = jobId;
+      entry.cpuHeld += job.cpuCores;
+      entry.ramHeld += job.ramGb;
+      if (job.tier === 'FAST') entry.fastJobs++;
+      const view: MutableHold = {
+        jobId,
+        tier: job.tier,
+        userId: job.userId,
+        priority: job.priority,
+        gpuIndices: slots.map((s) => s.index).sort((a, b) => a - b),
+        cpu: job.cpuCores,
+        ram: job.ramGb,
+        preemptible: job.tier === 'FLEX' && entry.pool === Pool.fast,
+        startedAt: times.startedAt,
+        endsAt: times.endsAt,
+      };
+      entry.holds.push(view);
+      rec.slices.push({ node: entry, view });
+      entry.refreshFree();
+      this.#index.file(entry, groupOf(entry));
+      this.#addUserGpus(job.userId, slots.length);
+    }
+    this.#holds.set(jobId, rec);
+  }
+
+  /** Frees every slice the job holds. False when it held nothing. */
   release(jobId: string): boolean {
     const rec = this.#holds.get(jobId);
     if (!rec) return false;
-    this.#holds.delete(jobId);
-    const entry = this.#nodes.get(rec.nodeId);
-    if (!entry) return true;
-    for (const i of rec.gpuIndices) {
+    for (const s of [...rec.slices]) this.#dropSlice(jobId, s.node);
+    return true;
+  }
+
+  /** Frees one gang member's slice; the hold goes with its last slice. False when the job holds nothing there. */
+  releaseSlice(jobId: string, nodeId: string): boolean {
+    const entry = this.#nodes.get(nodeId);
+    const rec = this.#holds.get(jobId);
+    if (!entry || !rec?.slices.some((s) => s.node === entry)) return false;
+    this.#dropSlice(jobId, entry);
+    return true;
+  }
+
+  /** A copy of the slices the job still holds, rank order, or undefined. */
+  holding(jobId: string): Placement | undefined {
+    const rec = this.#holds.get(jobId);
+    return rec && { jobId, nodes: rec.slices.map((s) => ({ nodeId: s.node.nodeId, gpuIndices: [...s.view.gpuIndices] })) };
+  }
+
+  /** Live read-only views of the job's slices, rank order (empty when it holds nothing). */
+  holdsOf(jobId: string): readonly HoldView[] {
+    return this.#holds.get(jobId)?.slices.map((s) => s.view) ?? [];
+  }
+
+  holdTimes(jobId: string): HoldTimes | undefined {
+    const t = this.#holds.get(jobId)?.times;
+    return t && { ...t };
+  }
+
+  /** Moves the job's expected end (it outlived its estimate). False when it holds nothing. */
+  extendHold(jobId: string, endsAt: number): boolean {
+    const rec = this.#holds.get(jobId);
+    if (!rec) return false;
+    if (!Number.isFinite(endsAt)) throw new Error(`job ${jobId}: endsAt must be finite`);
+    rec.times.endsAt = endsAt;
+    for (const s of rec.slices) s.view.endsAt = endsAt;
+    return true;
+  }
+
+  /** Ids of every job holding something. */
+  heldJobs(): IterableIterator<string> {
+    return this.#holds.keys();
+  }
+
+  userGpus(userId: string): number {
+    return this.#userGpus.get(userId) ?? 0;
+  }
+
+  totalGpus(pool?: Pool): number {
+    return pool ? this.#pools[pool].readyGpus : this.#pools.fast.readyGpus + this.#pools.flex.readyGpus;
+  }
+
+  /** Nodes in a pool (or all), any state. */
+  nodeCount(pool?: Pool): number {
+    return pool ? this.#pools[pool].nodes : this.#pools.fast.nodes + this.#pools.flex.nodes;
+  }
+
+  /** Schedulable nodes in a pool (or all). */
+  readyCount(pool?: Pool): number {
+    return pool ? this.#pools[pool].ready : this.#pools.fast.ready + this.#pools.flex.ready;
+  }
+
+  /** The distinct node shapes of a pool, any state; changes only when `shapeVersion` does. */
+  shapes(pool: Pool): Iterable<ShapeCount> {
+    return this.#shapes[pool].values();
+  }
+
+  /** Bumped whenever a node is added, removed or changes shape or pool. */
+  get shapeVersion(): number {
+    return this.#shapeVersion;
+  }
+
+  /** The free-GPU index, for the pipeline (free-index.ts). */
+  get index(): FreeIndexReader<NodeState & Filed> {
+    return this.#index;
+  }
+
+  /** A node with where the index files it, for the pipeline. */
+  indexed(nodeId: string): (NodeState & Filed) | undefined {
+    return this.#nodes.get(nodeId);
+  }
+
+  // --- internals ------------------------------------------------------------------
+
+  /** Takes a node out of every structure except its holds (upsert moves those, removeNode drops them first). */
+  #forget(entry: NodeEntry): void {
+    this.#index.file(entry, null);
+    this.#count(entry, -1);
+    this.#nodes.delete(entry.nodeId);
+    this.#byPool[entry.pool].delete(entry.nodeId);
+  }
+
+  /** Pool counters; the shape census too unless only the schedulable flag moves (the census counts any state). */
+  #count(entry: NodeEntry, sign: 1 | -1, census = true): void {
+    const c = this.#pools[entry.pool];
+    c.nodes += sign;
+    if (entry.schedulable) {
+      c.ready += sign;
+      c.readyGpus += sign * entry.gpus.length;
+    }
+    if (!census) return;
+    this.#shapeVersion++;
+    const shapes = this.#shapes[entry.pool];
+    const s = shapes.get(entry.shapeKey);
+    if (!s) {
+      const vrams = entry.gpus.map((g) => g.vramGb).sort((a, b) => b - a);
+      shapes.set(entry.shapeKey, { vrams, cpu: entry.cpuTotal, ram: entry.ramTotal, count: 1 });
+    } else if (sign < 0 && s.count === 1) shapes.delete(entry.shapeKey);
+    else s.count += sign;
+  }
+
+  #addUserGpus(userId: string, delta: number): void {
+    if (delta === 0) return;
+    const n = (this.#userGpus.get(userId) ?? 0) + delta;
+    if (n === 0) this.#userGpus.delete(userId);
+    else this.#userGpus.set(userId, n);
+  }
+
+  /** Frees the job's slice on `entry`; drops the hold when it was the last. */
+  #dropSlice(jobId: string, entry: NodeEntry): void {
+    const rec = this.#holds.get(jobId);
+    const at = entry.holds.findIndex((h) => h.jobId === jobId);
+    if (!rec || at < 0) return;
+    const view = entry.holds[at]!;
+    entry.holds.splice(at, 1);
+    for (const i of view.gpuIndices) {
       const slot = entry.byIndex.get(i);
       if (slot?.heldBy === jobId) slot.heldBy = null;
     }
-    entry.jobs.delete(jobId);
-    if (rec.tier === 'FAST') entry.fastJobs--;
-    if (entry.jobs.size === 0) {
+    if (view.tier === 'FAST') entry.fastJobs--;
+    if (entry.holds.length === 0) {
       // Exact zero, so float sums cannot drift over many hold/release rounds.
       entry.cpuHeld = 0;
       entry.ramHeld = 0;
     } else {
-      entry.cpuHeld -= rec.cpu;
-      entry.ramHeld -= rec.ram;
+      entry.cpuHeld -= view.cpu;
+      entry.ramHeld -= view.ram;
     }
+    this.#addUserGpus(view.userId, -view.gpuIndices.length);
     entry.refreshFree();
-    return true;
-  }
-
-  /** A copy of what the job holds, or undefined. */
-  holding(jobId: string): Placement | undefined {
-    const rec = this.#holds.get(jobId);
-    return rec && { jobId: rec.jobId, nodeId: rec.nodeId, gpuIndices: [...rec.gpuIndices] };
+    if (this.#nodes.get(entry.nodeId) === entry) this.#index.file(entry, groupOf(entry));
+    rec.slices = rec.slices.filter((s) => s.node !== entry);
+    if (rec.slices.length === 0) this.#holds.delete(jobId);
   }
 }
