@@ -15,6 +15,7 @@ import type { AnyStateMachine } from 'xstate';
 import { jobMachine } from '../machines/job.machine.ts';
 import { coordinatorMachine } from '../machines/coordinator.machine.ts';
 import { nodeMachine } from '../machines/node.machine.ts';
+import { blockMachine } from '../machines/block.machine.ts';
 import { replaceDiagramBlock, toMermaid } from '../machines/mermaid.ts';
 
 // One line per machine. The README must hold the markers for each name.
@@ -22,6 +23,7 @@ const DIAGRAMS: ReadonlyArray<{ name: string; machine: AnyStateMachine }> = [
   { name: 'job', machine: jobMachine },
   { name: 'node', machine: nodeMachine },
   { name: 'coordinator', machine: coordinatorMachine },
+  { name: 'block', machine: blockMachine },
 ];
 
 // Resolved from this file, not the cwd, so the script works from anywhere.
