@@ -194,6 +194,7 @@ export type CapacityBlockMessage = z.infer<typeof capacityBlockMessageSchema>;
 
 /** Why the capacity actor refused; each maps to the API error code of the same name. */
 export const CAPACITY_REFUSALS = [
+  'validation_failed',
   'unknown_instance_type',
   'block_not_found',
   'block_released',
