@@ -26,6 +26,8 @@ import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordi
 import { Commands } from './commands.ts';
 import { Fleet, type After } from './fleet.ts';
 import { JobTable, LiveJob } from './live.ts';
+import type { DemandView } from '../../src/capacity/autoscaler.ts';
+import { demandView } from './demand.ts';
 import { memberEnded, type MemberEndInput, type MemberUndo } from './members.ts';
 import { overrunItems, type OverrunSettings } from './overrun.ts';
 import { planWrites, type Plan } from './plan.ts';
@@ -305,6 +307,10 @@ export class Coordinator {
     if (pendingIds.size > 0) fresh.push(...(await this.store.loadPending([...pendingIds])));
     if (sweep) {
       this.userWeights = await this.store.loadUserWeights();
+      // Blocks bought, extended or released since: their nodes' end times follow.
+      const ends = await this.store.loadBlockEnds();
+      for (const [id, end] of ends) if (this.blockEnds.get(id) !== end) this.blockChanged(id, end);
+      for (const id of [...this.blockEnds.keys()]) if (!ends.has(id)) this.blockChanged(id, null, true);
       // Catches jobs whose wake-up message was lost (e.g. the API died right after its commit).
       const unknown = (await this.store.pendingIds()).filter((id) => !this.jobs.has(id) && !pendingIds.has(id));
       if (unknown.length > 0) fresh.push(...(await this.store.loadPending(unknown)));
@@ -472,6 +478,16 @@ export class Coordinator {
     else this.blockEnds.set(blockId, endsAt);
     this.fleet.blockChanged(blockId, released ? null : endsAt);
     this.kick();
+  }
+
+  /** What the autoscaler reads. */
+  demand(): DemandView {
+    return demandView(this.jobs, this.capacity, this.o.queue.blockMarginSec);
+  }
+
+  /** Drains the nodes of a block being released (runs in a pass, like an operator's drain). */
+  drainNodes(nodeIds: string[], reason: string): void {
+    this.push({ kind: 'call', run: () => this.fleet.drainAll(nodeIds, reason) });
   }
 
   /** True while any job holds GPUs on a node of the block. */

@@ -9,6 +9,7 @@ import { nanos, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/connection.ts';
 import {
+  capacityRequestSchema,
   encodeJson,
   heartbeatSchema,
   jobsCancelSchema,
@@ -23,6 +24,11 @@ import { Coordinator } from './coordinator.ts';
 import { electLeader } from './leader.ts';
 import type { Inspect } from './live.ts';
 import { DEFAULT_SCHEDULING, type SchedulingSettings } from './settings.ts';
+import { CapacityActor } from '../capacity/actor.ts';
+import { SimulatedLauncher } from '../capacity/launcher.ts';
+import { simulatedMarketplaceFromConfig } from '../../src/capacity/marketplace.ts';
+import type { Config } from '../../src/config/index.ts';
+import { ApiError } from '../../src/domain/errors.ts';
 
 export interface CoordinatorRuntimeOptions {
   orm: MikroORM;
@@ -38,6 +44,12 @@ export interface CoordinatorRuntimeOptions {
   onLeadershipLost: (err: Error) => void;
   /** How often standbys try the lock (default 1 s). */
   leaderPollMs?: number;
+  /**
+   * Capacity blocks and the autoscaler (the capacity actor), run by the
+   * leader. Absent, or SCALAR_PROVIDER=none: no blocks are bought and
+   * POST /capacity/blocks answers provider_unavailable.
+   */
+  capacity?: { config: Config; simulatedSpeed?: number };
 }
 
 export interface RunningCoordinator {
@@ -122,6 +134,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     });
     coordinator = c;
     await c.rehydrate();
+    await startCapacity(c);
 
     await consume(t.streams.JOBS, t.consumers.coordinatorJobs, (m) => {
       try {
@@ -172,6 +185,19 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
         }),
       );
     }
+    subs.push(
+      o.bus.nc.subscribe(t.subjects.coordCapacity, {
+        callback: (err, m) => {
+          if (err) return;
+          const req = capacityRequestSchema.safeParse(safeJson(m.data));
+          if (!req.success) {
+            m.respond(encodeJson({ ok: false, code: 'validation_failed', message: 'malformed capacity request' }));
+            return;
+          }
+          void answerCapacity(req.data).then((reply) => m.respond(encodeJson(reply)));
+        },
+      }),
+    );
     timers.push(setInterval(() => c.tick(), o.heartbeatIntervalMs));
     timers.push(setInterval(() => c.push({ kind: 'sweep' }), 2000));
     timers.push(setInterval(() => c.resendKills(), 10_000));
@@ -181,12 +207,59 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
   })();
   leading.catch(() => undefined);
 
+  let capacityActor: CapacityActor | undefined;
+
+  /** The capacity actor, with this coordinator's view of demand and its nodes. */
+  async function startCapacity(c: Coordinator): Promise<void> {
+    const cfg = o.capacity?.config;
+    if (!cfg || cfg.SCALAR_PROVIDER === 'none') return;
+    const provider = simulatedMarketplaceFromConfig(cfg);
+    c.offers = (['fast', 'flex'] as const).flatMap((pool) =>
+      provider.instanceTypes().map((it) => ({ pool, gpus: it.gpus, vramPerGpuGb: it.vramPerGpuGb, cpu: it.cpu, ram: it.ramGb, maxNodes: it.maxNodes })),
+    );
+    const actor = new CapacityActor({
+      orm: o.orm,
+      log,
+      provider,
+      launcher: new SimulatedLauncher({
+        bus: o.bus,
+        log,
+        stateRoot: SimulatedLauncher.stateRootFor(cfg.SCALAR_DATA_DIR),
+        heartbeatIntervalMs: o.heartbeatIntervalMs,
+        speed: o.capacity?.simulatedSpeed,
+      }),
+      config: cfg,
+      demand: () => c.demand(),
+      drainNodes: async (nodeIds) => c.drainNodes(nodeIds, 'its capacity block is being released'),
+      blockBusy: (blockId) => c.blockBusy(blockId),
+    });
+    await actor.start();
+    capacityActor = actor;
+  }
+
+  async function answerCapacity(req: import('../bus/messages.ts').CapacityRequest): Promise<import('../bus/messages.ts').CapacityReply> {
+    const actor = capacityActor;
+    if (!actor) return { ok: false, code: 'provider_unavailable', message: 'no capacity provider is configured (SCALAR_PROVIDER=none)' };
+    try {
+      const block =
+        req.action === 'buy'
+          ? await actor.buy({ instanceType: req.instance_type, nodes: req.nodes, hours: req.hours, tier: req.tier }, req.by)
+          : await actor.release(req.block_id, req.by);
+      return { ok: true, block: block as never };
+    } catch (err) {
+      if (err instanceof ApiError) return { ok: false, code: err.code as never, message: err.message };
+      log.error({ err, action: req.action }, 'capacity request failed');
+      return { ok: false, code: 'provider_unavailable', message: (err as Error).message };
+    }
+  }
+
   async function stop(): Promise<void> {
     if (stopping) return;
     stopping = true;
     for (const t of timers) clearInterval(t);
     for (const s of subs) s.unsubscribe();
     for (const f of feeds) f.stop();
+    await capacityActor?.stop();
     await coordinator?.stop();
     await leadership.release();
     root.send({ type: 'stop' });

@@ -23,6 +23,7 @@ export async function launchCoordinator(
   bus: Bus,
   log: Logger,
   onLeadershipLost: (err: Error) => void,
+  opts: { simulatedSpeed?: number } = {},
 ): Promise<CoordinatorProcess> {
   const inspection = cfg.SCALAR_INSPECT ? await startInspection(cfg.SCALAR_INSPECT_PORT, log) : undefined;
   const running = startCoordinator({
@@ -33,6 +34,7 @@ export async function launchCoordinator(
     heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
     killGraceSec: cfg.SCALAR_KILL_GRACE_SEC,
     scheduling: schedulingFromConfig(cfg),
+    capacity: { config: cfg, simulatedSpeed: opts.simulatedSpeed },
     inspect: inspection?.inspect,
     onLeadershipLost,
   });

@@ -37,7 +37,9 @@ async function waitForNodes(db: Database, ids: string[]): Promise<void> {
 }
 
 export async function runDev(opts: { speed: number }): Promise<void> {
-  const cfg = loadConfig();
+  const loaded = loadConfig();
+  // The whole product on one machine: the autoscaler buys from the simulated marketplace unless told otherwise.
+  const cfg = process.env.SCALAR_AUTOSCALE === undefined || process.env.SCALAR_AUTOSCALE === '' ? Object.freeze({ ...loaded, SCALAR_AUTOSCALE: true }) : loaded;
   const log: Logger = createLogger(cfg, { pretty: true });
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async () => {
@@ -57,7 +59,7 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     const coordinator = await launchCoordinator(cfg, db, bus, log.child({ component: 'coordinator' }), (err) => {
       log.fatal({ err }, 'the coordinator lost its leader lock; stopping');
       void cleanup().finally(() => process.exit(1));
-    });
+    }, { simulatedSpeed: opts.speed });
     cleanups.push(() => coordinator.stop());
     await coordinator.running.leading;
 
@@ -90,6 +92,7 @@ export async function runDev(opts: { speed: number }): Promise<void> {
       `  NATS         ${cfg.NATS_URL}${nats.started ? ` (started here; store in ${cfg.SCALAR_DATA_DIR}/nats)` : ''}`,
       `  Nodes        ${DEV_NODES.map((n) => `${n.id} (${n.pool}, ${n.gpus})`).join(', ')}: simulated${opts.speed !== 1 ? `, ${opts.speed}× speed` : ''}`,
       key ? `  Admin key    ${key}   (${access.note})` : `  Admin key    ${access.note}`,
+      `  Capacity     ${cfg.SCALAR_PROVIDER === 'simulated' ? `simulated marketplace; autoscaler ${cfg.SCALAR_AUTOSCALE ? 'on' : 'off'} (GET /capacity, /capacity/blocks, /capacity/events)` : 'no provider'}`,
       ...(coordinator.inspection ? [`  Inspector    ${coordinator.inspection.url}`] : []),
       '',
       '  Submit a job:',
