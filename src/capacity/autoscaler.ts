@@ -375,7 +375,7 @@ function decideFlex(input: AutoscalerInput, blocks: readonly BlockView[], state:
   const sinceChange = since(now, state.lastChangeAt.flex);
   const withIdle = { ...inputs, idle_blocks: idle.length, since_last_change_sec: sinceChange, release_cooldown_sec: c.releaseCooldownSec };
   if (sinceChange !== null && sinceChange < c.releaseCooldownSec) {
-    return [hold('flex', DecisionRule.flexReleaseCooldown, `${idle.length} FLEX blocks are idle and no FLEX job waits, but the last FLEX buy or release was ${round(sinceChange, 1)} s ago (cooldown ${c.releaseCooldownSec} s)`, withIdle)];
+    return [hold('flex', DecisionRule.flexReleaseCooldown, `${idle.length} FLEX ${idle.length === 1 ? 'block is' : 'blocks are'} idle and no FLEX job waits, but the last FLEX buy or release was ${round(sinceChange, 1)} s ago (cooldown ${c.releaseCooldownSec} s)`, withIdle)];
   }
   return idle.map((b) => ({
     action: 'release' as const,

@@ -106,7 +106,12 @@ export function describeUnschedulable(need: Need, largest: Largest, capable: num
   const parts: string[] = [];
   if (largest.fitGpus < need.gpus) {
     const asked = `needs ${gpuPhrase(need.gpus, need.vram)}`;
-    if (largest.fitGpus > 0) parts.push(`${asked}, the largest has ${largest.fitGpus}`);
+    if (largest.fitGpus > 0) {
+      // A single-node request wider than any node: say how to ask for a gang instead.
+      const per = largest.fitGpus;
+      const hint = need.nodeCount === 1 && need.gpus % per === 0 ? ` (for a gang, ask node_count ${need.gpus / per} with gpu_count ${per})` : '';
+      parts.push(`${asked}, the largest has ${largest.fitGpus}${hint}`);
+    }
     else if (largest.gpuVram > 0) parts.push(`${asked}, the largest has ${largest.gpusAtVram} with ${largest.gpuVram} GB`);
     else parts.push(`${asked}, none has a GPU`);
   }

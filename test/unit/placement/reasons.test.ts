@@ -101,13 +101,13 @@ describe('unschedulable: no node shape or offer could ever hold it', () => {
       name: 'too many GPUs (a flex node does not count for FAST)',
       nodes: [aNode('a'), aNode('b').gpus(2, 80), aNode('x').flex().gpus(16, 80)],
       job: aJob('j').gpus(16, 80),
-      reason: 'no fast node is large enough: needs 16 GPUs with ≥ 80 GB, the largest has 8',
+      reason: 'no fast node is large enough: needs 16 GPUs with ≥ 80 GB, the largest has 8 (for a gang, ask node_count 2 with gpu_count 8)',
     },
     {
       name: 'counts only GPUs with enough VRAM',
       nodes: [aNode('a').gpuVrams([40, 40, 40, 80])],
       job: aJob('j').gpus(2, 80),
-      reason: 'no fast node is large enough: needs 2 GPUs with ≥ 80 GB, the largest has 1',
+      reason: 'no fast node is large enough: needs 2 GPUs with ≥ 80 GB, the largest has 1 (for a gang, ask node_count 2 with gpu_count 1)',
     },
     {
       name: 'GPUs too small',
@@ -132,7 +132,7 @@ describe('unschedulable: no node shape or offer could ever hold it', () => {
       name: 'FLEX looks at both pools',
       nodes: [aNode('f').gpus(4, 80), aNode('x').flex().gpus(2, 80)],
       job: aJob('j').flex().gpus(8, 80),
-      reason: 'no flex or fast node is large enough: needs 8 GPUs with ≥ 80 GB, the largest has 4',
+      reason: 'no flex or fast node is large enough: needs 8 GPUs with ≥ 80 GB, the largest has 4 (for a gang, ask node_count 2 with gpu_count 4)',
     },
     {
       name: 'nor any offer',
