@@ -1,16 +1,15 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { errors as natsErrors } from '@nats-io/transport-node';
 import type { Bus } from '../../actors/bus/connection.ts';
 import {
   capacityReplySchema,
-  encodeJson,
   type CapacityBlockMessage,
   type CapacityReply,
   type CapacityRequest,
 } from '../../actors/bus/messages.ts';
 import { CapacityEvent } from '../db/entities.ts';
 import { ApiError } from '../domain/errors.ts';
+import { askCoordinator } from '../coordination/ask.ts';
 import type { Principal } from '../auth/principal.ts';
 import { decodeCursor, encodeCursor } from '../api/cursor.ts';
 import type {
@@ -341,39 +340,16 @@ export class CapacityAdminService {
   }
 
   /** A core NATS request to the coordinator's capacity actor, with its failures as 503s. */
-  private async ask(req: CapacityRequest): Promise<CapacityReply> {
-    const bus = this.bus;
-    if (!bus) throw unavailable('this API process has no NATS connection');
-    let data: unknown;
-    try {
-      const msg = await bus.nc.request(bus.t.subjects.coordCapacity, encodeJson(req), { timeout: this.requestTimeoutMs });
-      data = msg.json();
-    } catch (err) {
-      if (err instanceof natsErrors.RequestError && err.isNoResponders()) {
-        throw unavailable('no coordinator answered; is `scalar coordinator` running?');
-      }
-      if (err instanceof natsErrors.TimeoutError || (err as Error)?.name === 'TimeoutError') {
-        throw unavailable(
-          `no coordinator answered within ${this.requestTimeoutMs / 1000} s; is \`scalar coordinator\` running?`,
-        );
-      }
-      if (err instanceof SyntaxError) {
-        this.log.error({ err, action: req.action }, 'the coordinator sent a capacity reply that is not JSON');
-        throw unavailable('the coordinator sent a reply this API does not understand');
-      }
-      this.log.warn({ err, action: req.action }, 'capacity request failed');
-      throw unavailable('NATS is unreachable, so the coordinator cannot be asked; retry shortly');
-    }
-    const reply = capacityReplySchema.safeParse(data);
-    if (!reply.success) {
-      this.log.error({ reply: data, action: req.action }, 'the coordinator sent a malformed capacity reply');
-      throw unavailable('the coordinator sent a reply this API does not understand');
-    }
-    return reply.data;
+  private ask(req: CapacityRequest): Promise<CapacityReply> {
+    return askCoordinator(this.bus, (b) => b.t.subjects.coordCapacity, req, capacityReplySchema, {
+      timeoutMs: this.requestTimeoutMs,
+      log: this.log,
+      what: 'capacity',
+      context: { action: req.action },
+    });
   }
 }
 
-const unavailable = (message: string) => new ApiError('coordinator_unavailable', message, {});
 
 function fromMessage(b: CapacityBlockMessage): CapacityBlockResponse {
   return { ...b, node_ids: [] };

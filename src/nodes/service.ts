@@ -1,12 +1,12 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { errors as natsErrors } from '@nats-io/transport-node';
 import type { Bus } from '../../actors/bus/connection.ts';
-import { encodeJson, type NodeActionReply, type NodeActionRequest } from '../../actors/bus/messages.ts';
+import { type NodeActionReply, type NodeActionRequest } from '../../actors/bus/messages.ts';
 import { NODE_ID_PATTERN, type NodeAction } from '../../actors/bus/subjects.ts';
 import { Node } from '../db/entities.ts';
 import { ApiError } from '../domain/errors.ts';
+import { askCoordinator } from '../coordination/ask.ts';
 import type { NodeListQuery, NodeResponse } from '../api/schemas/nodes.ts';
 
 /** What the coordinator answers on `<prefix>.coord.node.<action>` (NodeActionReply in actors/bus/messages.ts). */
@@ -184,44 +184,17 @@ export class NodeService {
     const exists = await this.orm.em.fork().count(Node, { id });
     if (!exists) throw nodeNotFound(id);
     const bus = this.bus;
-    if (!bus) throw this.unavailable('this API process has no NATS connection');
     const req: NodeActionRequest = reason === undefined ? { node_id: id } : { node_id: id, reason };
-    let data: unknown;
-    try {
-      const msg = await bus.nc.request(bus.t.subjects.coordNode(action), encodeJson(req), {
-        timeout: this.requestTimeoutMs,
-      });
-      data = msg.json();
-    } catch (err) {
-      if (err instanceof natsErrors.RequestError && err.isNoResponders()) {
-        throw this.unavailable('no coordinator answered; is `scalar coordinator` running?');
-      }
-      if (err instanceof natsErrors.TimeoutError || (err as Error)?.name === 'TimeoutError') {
-        throw this.unavailable(
-          `no coordinator answered within ${this.requestTimeoutMs / 1000} s; is \`scalar coordinator\` running?`,
-        );
-      }
-      if (err instanceof SyntaxError) {
-        this.log.error({ err, action, node_id: id }, 'the coordinator sent a reply that is not JSON');
-        throw this.unavailable('the coordinator sent a reply this API does not understand');
-      }
-      this.log.warn({ err, action, node_id: id }, 'node action request failed');
-      throw this.unavailable('NATS is unreachable, so the coordinator cannot be asked; retry shortly');
-    }
-    const reply = nodeActionReplySchema.safeParse(data);
-    if (!reply.success) {
-      this.log.error({ reply: data, action, node_id: id }, 'the coordinator sent a malformed node action reply');
-      throw this.unavailable('the coordinator sent a reply this API does not understand');
-    }
-    const r = reply.data;
+    const r = await askCoordinator(bus, (b) => b.t.subjects.coordNode(action), req, nodeActionReplySchema, {
+      timeoutMs: this.requestTimeoutMs,
+      log: this.log,
+      what: 'node action',
+      context: { action, node_id: id },
+    });
     if (!r.ok) {
       if (r.error === 'node_not_found') throw new ApiError('node_not_found', r.message, { node_id: id });
       throw new ApiError('invalid_state', r.message, { node_id: id, action });
     }
     return this.get(id);
-  }
-
-  private unavailable(message: string): ApiError {
-    return new ApiError('coordinator_unavailable', message, {});
   }
 }
