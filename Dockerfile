@@ -2,7 +2,7 @@
 # `scalar agent` and `scalar migrate`.
 FROM node:20-bookworm-slim
 WORKDIR /app
-RUN mkdir -p /state && chown node:node /state
+RUN mkdir -p /state /data && chown node:node /state /data
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
