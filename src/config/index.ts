@@ -183,6 +183,13 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const names = parsed.error.issues.map((i) => String(i.path[0]));
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`, names);
   }
+  // FLEX is the cheaper tier by definition: a price list that says otherwise is a typo.
+  if (parsed.data.SCALAR_PRICE_FLEX_GPU_HOUR >= parsed.data.SCALAR_PRICE_FAST_GPU_HOUR) {
+    throw new ConfigError(
+      `invalid configuration:\n  SCALAR_PRICE_FLEX_GPU_HOUR: must be below SCALAR_PRICE_FAST_GPU_HOUR (${parsed.data.SCALAR_PRICE_FLEX_GPU_HOUR} ≥ ${parsed.data.SCALAR_PRICE_FAST_GPU_HOUR})`,
+      ['SCALAR_PRICE_FLEX_GPU_HOUR'],
+    );
+  }
   return Object.freeze(parsed.data);
 }
 

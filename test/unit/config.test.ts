@@ -31,6 +31,11 @@ describe('config', () => {
     ['SCALAR_BOOTSTRAP_KEY', 'sk_short'],
     ['SCALAR_DEFAULT_VRAM_PER_GPU_GB', '2048'],
     ['SCALAR_MAX_ATTEMPTS', '0'],
+    ['SCALAR_OVERRUN_POLICY', 'ignore'],
+    ['SCALAR_SCHEDULER_POLICY', 'random'],
+    ['SCALAR_PREEMPT_GRACE_SEC', '-1'],
+    // FLEX must be the cheaper tier: 3 ≥ the FAST default 2.5.
+    ['SCALAR_PRICE_FLEX_GPU_HOUR', '3'],
   ])('refuses %s=%s and names the variable', (name, value) => {
     let err: unknown;
     try {
