@@ -214,9 +214,14 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     const cfg = o.capacity?.config;
     if (!cfg || cfg.SCALAR_PROVIDER === 'none') return;
     const provider = simulatedMarketplaceFromConfig(cfg);
-    c.offers = (['fast', 'flex'] as const).flatMap((pool) =>
-      provider.instanceTypes().map((it) => ({ pool, gpus: it.gpus, vramPerGpuGb: it.vramPerGpuGb, cpu: it.cpu, ram: it.ramGb, maxNodes: it.maxNodes })),
-    );
+    // What could be bought counts for "could this job ever run?" only when
+    // the autoscaler will buy it: without it, a job no node can hold would
+    // wait for an admin forever, so it fails fast instead.
+    c.offers = cfg.SCALAR_AUTOSCALE
+      ? (['fast', 'flex'] as const).flatMap((pool) =>
+          provider.instanceTypes().map((it) => ({ pool, gpus: it.gpus, vramPerGpuGb: it.vramPerGpuGb, cpu: it.cpu, ram: it.ramGb, maxNodes: it.maxNodes })),
+        )
+      : [];
     const actor = new CapacityActor({
       orm: o.orm,
       log,

@@ -37,6 +37,8 @@ export class LiveJob {
   killSentAt = 0;
   /** When status_reason was last written (ms). */
   reasonAt = 0;
+  /** This (FAST) job had FLEX jobs preempted to make room: its placement's step is 'preempt'. */
+  preempted = false;
   /**
    * Members of the current attempt that ended, by node: a gang's attempt
    * ends for the machine only once every member has (see members.ts).

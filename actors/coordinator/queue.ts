@@ -111,7 +111,9 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
       gpu_indices: first!.gpuIndices,
       ...(rest.length > 0 ? { placements: p.placement.nodes.map((n) => ({ node_id: n.nodeId, gpu_indices: n.gpuIndices })) } : {}),
     });
-    items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events, placement: placementJson(p.diagnosis, { at: now }) });
+    // A FAST job placed on GPUs its preemption freed says so (the pass that places it sees only free GPUs).
+    const diagnosis = job.preempted ? { ...p.diagnosis, step: 'preempt' as const } : p.diagnosis;
+    items.push({ jobId: job.rec.id, attempt: job.rec.attempt, events, placement: placementJson(diagnosis, { at: now }) });
   }
 
   for (const [id, u] of out.unschedulable) {
@@ -121,6 +123,8 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
   }
 
   for (const p of out.preemptions) {
+    const forJob = byId.get(p.forJobId);
+    if (forJob) forJob.preempted = true;
     for (const victimId of p.victims) {
       const victim = jobs.get(victimId);
       if (!victim) continue;

@@ -106,7 +106,7 @@ export const configSchema = z.object({
     .number()
     .min(1)
     .default(2)
-    .describe('A job running longer than expected_duration_sec × this factor is overrunning (see SCALAR_OVERRUN_POLICY)'),
+    .describe('fail: the time limit is expected_duration_sec × this factor. extend: each extension of an overrunning job\'s hold is expected_duration_sec × (factor − 1), at least 60 s'),
   SCALAR_OVERRUN_POLICY: z
     .enum(['fail', 'extend'])
     .default('extend')
