@@ -12,6 +12,11 @@
  *   demand  = FAST GPUs in use + FAST GPUs queued, smoothed by a time-weighted
  *             EWMA with half-life FAST_EWMA_HALF_LIFE_SEC (600)
  *   target  = max(FAST_MIN_GPUS (8), ceil(FAST_SAFETY_FACTOR (1.25) × EWMA))
+ *   buying looks at max(EWMA, demand now) instead: the EWMA is slow by design
+ *             (it keeps a passing dip from releasing warm capacity), and a
+ *             burst of queued FAST jobs must not wait for it to catch up.
+ *             Releasing looks at the EWMA only, so the fleet grows fast and
+ *             shrinks slowly (the same asymmetry as Kubernetes' HPA).
  *   supply  = warm FAST GPUs outside blocks + GPUs of active and pending FAST
  *             blocks (pending ones are coming, so they are not bought twice)
  *   supply < target: buy whole nodes covering the deficit, unless a FAST buy
@@ -245,6 +250,8 @@ function decideFast(input: AutoscalerInput, blocks: readonly BlockView[], state:
   state.ewmaAt = now;
   // The epsilon keeps 1.25 × 6.4 = 8.000000001 from asking for a 9th GPU.
   const target = Math.max(c.fastMinGpus, Math.ceil(c.fastSafetyFactor * ewma - 1e-9));
+  // Scale up on a burst at once; scale down on the smoothed demand only.
+  const buyTarget = Math.max(target, Math.ceil(c.fastSafetyFactor * demandNow - 1e-9));
   const fast = blocks.filter((b) => b.tier === 'fast');
   const activeGpus = sum(fast.filter((b) => b.status === 'active').map(blockGpus));
   const pendingGpus = sum(fast.filter((b) => b.status === 'pending').map(blockGpus));
@@ -258,18 +265,19 @@ function decideFast(input: AutoscalerInput, blocks: readonly BlockView[], state:
     safety_factor: c.fastSafetyFactor,
     min_gpus: c.fastMinGpus,
     target_gpus: target,
+    buy_target_gpus: buyTarget,
     warm_gpus_outside_blocks: demand.fast.warmGpusOutsideBlocks,
     active_block_gpus: activeGpus,
     pending_block_gpus: pendingGpus,
     supply_gpus: supply,
   };
 
-  if (supply < target) {
-    const deficit = target - supply;
+  if (supply < buyTarget) {
+    const deficit = buyTarget - supply;
     const sinceBuy = since(now, state.lastBuyAt.fast);
     const withDeficit = { ...inputs, deficit_gpus: deficit, since_last_buy_sec: sinceBuy, buy_cooldown_sec: c.buyCooldownSec };
     if (sinceBuy !== null && sinceBuy < c.buyCooldownSec) {
-      return [hold('fast', DecisionRule.fastBuyCooldown, `${deficit} more FAST GPUs needed (target ${target}, have ${supply}), but the last FAST buy was ${round(sinceBuy, 1)} s ago (cooldown ${c.buyCooldownSec} s)`, withDeficit)];
+      return [hold('fast', DecisionRule.fastBuyCooldown, `${deficit} more FAST GPUs needed (target ${buyTarget}, have ${supply}), but the last FAST buy was ${round(sinceBuy, 1)} s ago (cooldown ${c.buyCooldownSec} s)`, withDeficit)];
     }
     // FAST promises any shape a quick start, so with no queued job to size
     // for it buys the most capable nodes: the largest GPUs, then the cheapest
@@ -281,7 +289,7 @@ function decideFast(input: AutoscalerInput, blocks: readonly BlockView[], state:
     if (!best) {
       return [hold('fast', DecisionRule.fastNoInstanceType, `${deficit} more FAST GPUs needed, but no instance type has ${demand.fast.maxGpusPerNode ?? 0} GPUs of ${demand.fast.maxVramPerGpuGb ?? 0} GB`, withDeficit)];
     }
-    return [buy('fast', DecisionRule.fastDeficit, best.quote, `FAST target ${target} GPUs (max(min ${c.fastMinGpus}, ${c.fastSafetyFactor} × EWMA ${round(ewma, 2)})) exceeds supply ${supply}: buying ${best.quote.nodes} × ${best.type.name} (${best.quote.gpus} GPUs at ${best.quote.pricePerGpuHour}/GPU-hour)`, { ...withDeficit, ...quoteInputs(best.quote) })];
+    return [buy('fast', DecisionRule.fastDeficit, best.quote, `FAST target ${buyTarget} GPUs (max(min ${c.fastMinGpus}, ${c.fastSafetyFactor} × max(EWMA ${round(ewma, 2)}, demand now ${demandNow}))) exceeds supply ${supply}: buying ${best.quote.nodes} × ${best.type.name} (${best.quote.gpus} GPUs at ${best.quote.pricePerGpuHour}/GPU-hour)`, { ...withDeficit, ...quoteInputs(best.quote) })];
   }
 
   if (supply > target) {

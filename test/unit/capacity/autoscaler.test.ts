@@ -134,14 +134,29 @@ describe('decide: FAST', () => {
     expect(decisions[0]!.inputs).toMatchObject({ gpus_used: 12, gpus_queued: 8, demand_ewma: 20, target_gpus: 25, supply_gpus: 16, deficit_gpus: 9 });
   });
 
-  it('smooths a spike: 40 queued GPUs 10 s after a quiet EWMA of 0 barely move the target', () => {
-    // keep = 2^(−10/600) = 0.98851; EWMA = 40 × (1 − 0.98851) = 0.4596 → target max(8, ceil(0.574)) = 8
+  it('buys for a burst at once: 40 queued GPUs 10 s after a quiet EWMA of 0', () => {
+    // keep = 2^(−10/600) = 0.98851; EWMA = 40 × (1 − 0.98851) = 0.4596, so the
+    // smoothed target stays max(8, ceil(0.574)) = 8; but buying looks at
+    // max(EWMA, demand now): buy target = ceil(1.25 × 40) = 50, supply 8 →
+    // deficit 42 → 6 × 8-GPU nodes (48 GPUs).
     const { decisions, state } = run(MIDNIGHT, {
       demand: aDemand({ fast: { gpusQueued: 40, warmGpusOutsideBlocks: 8 } }),
       state: aState(MIDNIGHT, { ewma: 0 }),
     });
-    expect(decisions).toEqual([]);
+    expect(decisions.map(brief)).toEqual(['buy fast fast_deficit 8xA100-80 6']);
+    expect(decisions[0]!.inputs).toMatchObject({ target_gpus: 8, buy_target_gpus: 50, deficit_gpus: 42 });
     expect(state.fastDemandEwma).toBeCloseTo(40 * (1 - Math.pow(2, -10 / 600)), 10);
+  });
+
+  it('shrinks slowly: once the burst is gone, the EWMA (not demand now) decides what is excess', () => {
+    // EWMA 40 a tick ago, demand now 0: EWMA = 40 × 0.98851 = 39.54 → target
+    // ceil(1.25 × 39.54) = 50; supply 8 + 48 = 56 → excess 6 < the 48-GPU block: kept.
+    const { decisions } = run(MIDNIGHT, {
+      demand: aDemand({ fast: { gpusQueued: 0, warmGpusOutsideBlocks: 8 } }),
+      blocks: [aBlock('blk_burst', { nodes: 6 })],
+      state: aState(MIDNIGHT, { ewma: 40 }),
+    });
+    expect(decisions.map(brief)).toEqual(['hold fast fast_excess_below_block']);
   });
 
   it('sizes to the queued jobs: no instance type with 8 GPUs of 96 GB → hold, with the reason', () => {
