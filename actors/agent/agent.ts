@@ -140,6 +140,7 @@ export class Agent {
       window: opts.logWindow,
       maxQueuedBytes: opts.maxQueuedLogBytes,
       isClosed: () => this.bus.nc.isClosed(),
+      nodeId: opts.nodeId,
     });
     this.attempts = new AttemptTable(this.stateDir, this.nodeId, this.shipper, this.lifecycle, this.log);
     this.reporter = new Reporter(this.bus, this.nodeId, this.attempts, this.shipper, this.lifecycle, this.log);

@@ -28,6 +28,13 @@ export interface LogShipperOptions {
   maxQueuedBytes?: number;
   /** True once the connection is closed for good: publishing stops. */
   isClosed?: () => boolean;
+  /**
+   * This agent's node. Every line says which node printed it, and the
+   * JetStream de-duplication id starts with it: the members of a gang write
+   * the same (job, attempt, stream, offset), and without the node in the id
+   * JetStream would keep only the first member's line.
+   */
+  nodeId?: string;
 }
 
 interface Item {
@@ -89,6 +96,7 @@ export class LogShipper {
       line: line.line,
       time: line.time.toISOString(),
       offset: line.offset,
+      ...(this.opts.nodeId ? { node_id: this.opts.nodeId } : {}),
     };
     const data = encodeJson(msg);
     if (this.queuedBytes + data.length > this.maxQueuedBytes) {
@@ -106,7 +114,7 @@ export class LogShipper {
       key,
       subject: this.subjectOf(jobId),
       data,
-      msgID: `${jobId}:${attempt}:${line.stream}:${line.offset}`,
+      msgID: `${this.opts.nodeId ? `${this.opts.nodeId}:` : ''}${jobId}:${attempt}:${line.stream}:${line.offset}`,
       stream: line.stream,
       offset: line.offset,
     });

@@ -128,6 +128,8 @@ export const logLineSchema = z.object({
   line: z.string(),
   time,
   offset: z.number().int().min(0),
+  /** The node that printed it: a gang's members share one job's log. Absent from agents older than gangs. */
+  node_id: nodeId.optional(),
 });
 export type LogLineMessage = z.infer<typeof logLineSchema>;
 

@@ -67,6 +67,12 @@ export class Coordinator {
   private userWeights = new Map<string, number>();
   /** Instance shapes providers sell (set by the capacity actor), for the unschedulable check. */
   offers: QueueSettings['offers'] = [];
+  /**
+   * When a block ends, as the capacity actor knows it (set with the actor):
+   * it knows a block from its purchase, and the block's nodes can register
+   * before the next sweep reads capacity_blocks. Undefined: not a block it knows.
+   */
+  blockEndLookup?: (blockId: string) => number | null | undefined;
   private inbox: Input[] = [];
   private placementDirty = true;
   private passRunning = false;
@@ -97,7 +103,7 @@ export class Coordinator {
       commands: this.commands,
       nodeLost: (nodeId) => this.push({ kind: 'node-lost', nodeId }),
       memberEnded: (job, nodeId, end, batch, after) => this.memberEnded(job, nodeId, end, batch, after),
-      blockEnd: (blockId) => this.blockEnds.get(blockId),
+      blockEnd: (blockId) => this.blockEnd(blockId),
       placementChanged: () => {
         this.placementDirty = true;
       },
@@ -246,7 +252,14 @@ export class Coordinator {
     try {
       await this.loadInputs(inputs);
       for (const input of inputs) this.handle(input, batch, replies, after);
-      if (inputs.some((i) => i.kind === 'sweep')) batch.items.push(...overrunItems(this.jobs, this.capacity, this.o.overrun, Date.now()));
+      if (inputs.some((i) => i.kind === 'sweep')) {
+        batch.items.push(...overrunItems(this.jobs, this.capacity, this.o.overrun, Date.now()));
+        // The queue is re-run on every sweep even when no event changed the
+        // capacity: a waiting job's diagnosis skipped by the rate limit
+        // (REASON_REFRESH_MS) is only written by a later run, and time alone
+        // moves decisions (holds extended above, reservations, block ends).
+        this.placementDirty = true;
+      }
       const placed = this.admitAndPlace(batch);
       this.fleet.flush(batch);
       if (batchIsEmpty(batch)) {
@@ -471,6 +484,19 @@ export class Coordinator {
   }
 
   // ---------------------------------------------------------------- capacity
+
+  /**
+   * When a block ends (ms; null: never), for a node of it that registers.
+   * A block bought since the last sweep is not in blockEnds yet: without the
+   * capacity actor's answer its nodes would look never-ending, and a job
+   * longer than the block could be placed there until the sweep.
+   */
+  private blockEnd(blockId: string): number | null | undefined {
+    if (this.blockEnds.has(blockId)) return this.blockEnds.get(blockId);
+    const end = this.blockEndLookup?.(blockId);
+    if (end !== undefined) this.blockEnds.set(blockId, end);
+    return end;
+  }
 
   /** A block was bought, changed or released: nodes of it get its end time. */
   blockChanged(blockId: string, endsAt: number | null, released = false): void {

@@ -238,6 +238,8 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       drainNodes: async (nodeIds) => c.drainNodes(nodeIds, 'its capacity block is being released'),
       blockBusy: (blockId) => c.blockBusy(blockId),
     });
+    // A block's nodes may register before the next sweep reads its end: ask the actor.
+    c.blockEndLookup = (blockId) => actor.blockEndsAt(blockId) ?? undefined;
     await actor.start();
     capacityActor = actor;
   }

@@ -78,12 +78,14 @@ const failed = (e: MemberEnd): boolean => e.code !== 0;
 
 /**
  * The machine event for an attempt all of whose members ended: the first
- * failure in rank order decides (a lost node requeues; an exit code fails;
- * a launch failure fails), otherwise every member exited 0 and it completed.
+ * member to fail, in the order they ended, decides (a lost node requeues; an
+ * exit code fails; a launch failure fails), otherwise every member exited 0
+ * and it completed. Order of ending, not rank: the first failure has the
+ * others killed, and their exits (143 after SIGTERM) are its consequence,
+ * not the job's cause. `ended` keeps insertion order, which is that order.
  */
 function attemptEnd(nodes: string[], ended: Map<string, MemberEnd & { lost?: boolean }>): JobEvent {
-  for (const n of nodes) {
-    const e = ended.get(n)!;
+  for (const [n, e] of ended) {
     if (!failed(e)) continue;
     const where = nodes.length === 1 ? '' : ` (gang member on ${n})`;
     if (e.lost) return { type: 'requeue', reason: `${e.reason ?? `node ${n} lost`}` };

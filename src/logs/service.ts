@@ -128,7 +128,7 @@ export class LogService {
       this.log.debug({ seq: m.seq, subject: m.subject }, 'skipping a malformed log message');
       return null;
     }
-    return { attempt: p.data.attempt, stream: p.data.stream, line: p.data.line, time: p.data.time };
+    return { attempt: p.data.attempt, node_id: p.data.node_id ?? null, stream: p.data.stream, line: p.data.line, time: p.data.time };
   }
 
   private static matches(l: LogLine, f: LogFilter): boolean {

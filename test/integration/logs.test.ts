@@ -49,6 +49,7 @@ async function publish(jobId: string, lines: (string | Partial<LogLineMessage>)[
       line: '',
       time: new Date().toISOString(),
       offset,
+      node_id: 'node-a',
       ...defaults,
       ...(typeof l === 'string' ? { line: l } : l),
     };
@@ -88,9 +89,9 @@ describe('GET /jobs/{id}/logs', () => {
     const body = res.json();
     expect(body).toEqual({
       data: [
-        { attempt: 1, stream: 'stdout', line: 'one', time: expect.any(String) },
-        { attempt: 1, stream: 'stderr', line: 'two', time: expect.any(String) },
-        { attempt: 1, stream: 'stdout', line: 'three', time: expect.any(String) },
+        { attempt: 1, node_id: 'node-a', stream: 'stdout', line: 'one', time: expect.any(String) },
+        { attempt: 1, node_id: 'node-a', stream: 'stderr', line: 'two', time: expect.any(String) },
+        { attempt: 1, node_id: 'node-a', stream: 'stdout', line: 'three', time: expect.any(String) },
       ],
       next_cursor: null,
     });
@@ -292,7 +293,7 @@ describe('GET /jobs/{id}/logs?follow=true', () => {
     await f.until(() => f.logLines().length === 3, 'the stored lines');
     expect(f.logLines()).toEqual(['first', 'warning', 'second']);
     const first = f.events[0]!;
-    expect(JSON.parse(first.data!)).toEqual({ attempt: 1, stream: 'stdout', line: 'first', time: expect.any(String) });
+    expect(JSON.parse(first.data!)).toEqual({ attempt: 1, node_id: 'node-a', stream: 'stdout', line: 'first', time: expect.any(String) });
     const ids = f.events.filter((e) => e.event === 'log').map((e) => Number(e.id));
     expect(ids.every((n) => Number.isInteger(n) && n > 0)).toBe(true);
     expect([...ids].sort((a, b) => a - b)).toEqual(ids);

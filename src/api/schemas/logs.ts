@@ -49,6 +49,7 @@ export const LogHeaders = z.object({
 export const LogLine = z
   .object({
     attempt: z.number().describe('The attempt that printed it'),
+    node_id: z.string().nullable().describe('The node that printed it (a gang has one per member); null for lines from agents older than gangs'),
     stream: z.enum(LOG_STREAMS),
     line: z.string().describe('One line, without its newline'),
     time: Timestamp.describe('When the agent read it'),
