@@ -80,7 +80,7 @@ export function stepJob(state: JobState, event: JobEvent, from?: JobSnapshot): S
 
 export function jobStateOf(
   job: Pick<Job, 'id' | 'status' | 'attempt' | 'maxAttempts' | 'nodeId' | 'gpuIndices' | 'exitCode' | 'statusReason'> &
-    Partial<Pick<Job, 'placements' | 'preemptedBy' | 'preemptions'>>,
+    Partial<Pick<Job, 'placements' | 'preemptedBy' | 'preemptions' | 'memberFailure'>>,
 ): JobState {
   return {
     status: job.status as JobStatus,
@@ -95,6 +95,7 @@ export function jobStateOf(
       statusReason: job.statusReason ?? null,
       preemptedBy: job.preemptedBy ?? null,
       preemptions: job.preemptions ?? 0,
+      memberFailure: job.memberFailure ?? null,
     },
   };
 }
@@ -134,6 +135,7 @@ export async function applyJobEvent(
     job.placements = ctx.placements.length > 0 ? ctx.placements : null;
     job.preemptedBy = ctx.preemptedBy;
     job.preemptions = ctx.preemptions;
+    job.memberFailure = ctx.memberFailure;
     job.exitCode = ctx.exitCode;
     job.updatedAt = now;
     if (step.changedStatus) {

@@ -62,6 +62,21 @@ export interface JobContext {
   preemptedBy: string | null;
   /** Attempts that ended by preemption: they do not count against maxAttempts. */
   preemptions: number;
+  /**
+   * The first member of a gang's attempt to fail, while the others are being
+   * killed. Kept in the row so a restarted coordinator still knows the gang
+   * failed (and why) when the surviving members' exits arrive.
+   */
+  memberFailure: MemberFailure | null;
+}
+
+export interface MemberFailure {
+  node_id: string;
+  /** The member's exit code; null for a launch failure or a lost node. */
+  code: number | null;
+  reason: string;
+  /** Its node was lost: once every member has ended, the attempt is requeued rather than failed. */
+  lost?: boolean;
 }
 
 /** One member's node and GPUs. snake_case: it is stored and served as is. */
@@ -96,6 +111,8 @@ export type JobEvent =
   | { type: 'preempt'; by: string }
   /** scheduled|running -> failed: it outlived its time limit. The process is killed; GPUs are freed once the kill is confirmed. */
   | { type: 'timeout'; reason: string }
+  /** scheduled|running -> (same): one gang member failed while others still run; they are being killed. */
+  | ({ type: 'member_failed' } & MemberFailure)
   /** queued -> queued: the coordinator's latest answer to "why does it wait?" (no status change). */
   | { type: 'diagnose'; reason: string };
 export type JobEventType = JobEvent['type'];
@@ -113,6 +130,7 @@ const jobEventTypes: Record<JobEventType, true> = {
   diagnose: true,
   preempt: true,
   timeout: true,
+  member_failed: true,
 };
 export const JOB_EVENT_TYPES: readonly JobEventType[] = Object.freeze(
   Object.keys(jobEventTypes) as JobEventType[],
@@ -177,6 +195,8 @@ const attemptEnds = {
   preempt: { guard: 'notBeingPreempted', actions: ['recordPreemption', dispatchKill] },
   // Like cancel: the GPUs stay held until the agent confirms the kill.
   timeout: { target: 'failed', actions: ['recordTimeout', dispatchKill] },
+  // Targetless: the attempt ends once every member has (the coordinator kills the others).
+  member_failed: { guard: 'noMemberFailure', actions: 'recordMemberFailure' },
   // No releaseGpus here: the process may still hold the GPUs until the agent
   // confirms the kill, and freeing them now could place another job on a
   // busy GPU. The allocation is freed when that confirmation arrives,
@@ -216,6 +236,7 @@ export const jobMachine = setup({
         nodeId: event.node_id,
         gpuIndices: [...event.gpu_indices],
         placements: placements.map((p) => ({ node_id: p.node_id, gpu_indices: [...p.gpu_indices] })),
+        memberFailure: null,
         statusReason:
           placements.length > 1
             ? `starting on ${placements.length} nodes (${placements.map((p) => p.node_id).join(', ')})`
@@ -244,6 +265,7 @@ export const jobMachine = setup({
         gpuIndices: [],
         placements: [],
         exitCode: null,
+        memberFailure: null,
         statusReason: event.reason,
       };
     }),
@@ -259,8 +281,16 @@ export const jobMachine = setup({
       placements: [],
       exitCode: null,
       preemptedBy: null,
+      memberFailure: null,
       statusReason: `preempted by FAST job ${context.preemptedBy}`,
     })),
+    recordMemberFailure: assign(({ event }) => {
+      assertEvent(event, 'member_failed');
+      return {
+        memberFailure: { node_id: event.node_id, code: event.code, reason: event.reason },
+        statusReason: `${event.reason}; stopping the other members`,
+      };
+    }),
     recordTimeout: assign(({ event }) => {
       assertEvent(event, 'timeout');
       return { statusReason: event.reason };
@@ -286,6 +316,7 @@ export const jobMachine = setup({
     canRetry: ({ context }) => context.attempt - context.preemptions < context.maxAttempts,
     beingPreempted: ({ context }) => context.preemptedBy !== null,
     notBeingPreempted: ({ context }) => context.preemptedBy === null,
+    noMemberFailure: ({ context }) => context.memberFailure === null,
   },
 }).createMachine({
   id: 'job',
@@ -300,6 +331,7 @@ export const jobMachine = setup({
     statusReason: null,
     preemptedBy: null,
     preemptions: 0,
+    memberFailure: null,
   }),
   initial: 'pending',
   // Each state lists only the events it accepts; xstate ignores any other

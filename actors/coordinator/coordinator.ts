@@ -139,8 +139,14 @@ export class Coordinator {
     for (const [id, { job, slices }] of byJob) {
       const order = job.nodes().filter((n) => slices.has(n));
       for (const n of slices.keys()) if (!order.includes(n)) order.push(n);
-      // Members whose allocations were already released ended before this start.
-      for (const n of job.nodes()) if (!slices.has(n)) job.endedMembers().set(n, { code: 0, reason: null });
+      // Members whose allocations were already released ended before this
+      // start: the recorded failure first (it decides the attempt's end),
+      // the others as clean exits.
+      const failure = job.rec.memberFailure;
+      if (failure && !isTerminal(job.status)) {
+        job.endedMembers().set(failure.node_id, { code: failure.code, reason: failure.reason, ...(failure.lost ? { lost: true } : {}) });
+      }
+      for (const n of job.nodes()) if (!slices.has(n) && !job.endedMembers().has(n)) job.endedMembers().set(n, { code: 0, reason: null });
       const startedAt = job.rec.scheduledAt ?? Date.now();
       try {
         this.capacity.hold(
@@ -158,6 +164,7 @@ export class Coordinator {
     for (const job of this.jobs.values()) {
       if (job.status === 'scheduled') resend.push(this.commands.run(job));
       else if (job.rec.preemptedBy && job.status === 'running') resend.push(this.commands.kill(job, `preempted by FAST job ${job.rec.preemptedBy}`));
+      else if (job.rec.memberFailure && job.status === 'running') resend.push(this.commands.kill(job, job.rec.memberFailure.reason));
       else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)) resend.push(this.commands.kill(job, 'job finished'));
     }
     await Promise.all(resend);

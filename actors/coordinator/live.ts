@@ -116,6 +116,7 @@ export class LiveJob {
       placements: c.placements.length > 0 ? c.placements.map((p) => ({ ...p, gpu_indices: [...p.gpu_indices] })) : null,
       preemptedBy: c.preemptedBy,
       preemptions: c.preemptions,
+      memberFailure: c.memberFailure,
       exitCode: c.exitCode,
       scheduledAt: placedNow ? Date.now() : this.rec.scheduledAt,
     });

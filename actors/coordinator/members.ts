@@ -67,9 +67,16 @@ export function memberEnded(
   }
   // Members remain: this one's GPUs are free now.
   if (holdsHere()) batch.releases.push(ref);
-  // The first failure kills the others (later ones find them being killed already).
+  // The first failure kills the others (later ones find them being killed
+  // already), and is written to the row first, so a coordinator that
+  // restarts before the others end still fails the gang for the right reason.
   if (failed(end) && [...ended.values()].filter(failed).length === 1) {
     const why = end.lost ? `gang member on ${nodeId} lost` : end.code !== null ? `gang member on ${nodeId} exited with code ${end.code}` : `gang member on ${nodeId} failed: ${end.reason}`;
+    batch.items.push({
+      jobId: job.rec.id,
+      attempt: job.rec.attempt,
+      events: [{ type: 'member_failed', node_id: nodeId, code: end.code, reason: why, ...(end.lost ? { lost: true } : {}) }],
+    });
     after.push(() => h.commands.kill(job, why, remaining));
   }
 }

@@ -8,7 +8,7 @@
  * of 1,000 transitions is a handful of statements, not 1,000 round trips.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import type { JobEvent, JobStatus, NodeSlice } from '../../machines/job.machine.ts';
+import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
 import { STAMP_COLUMNS, type JobState } from '../job-transitions.ts';
@@ -41,6 +41,8 @@ export interface JobRecord {
   placements: NodeSlice[] | null;
   preemptedBy: string | null;
   preemptions: number;
+  /** The first gang member of this attempt to fail, while the others are killed. */
+  memberFailure: MemberFailure | null;
   /** ms since the epoch. */
   createdAt: number;
   /** When the current attempt was placed (ms); null before. */
@@ -49,7 +51,7 @@ export interface JobRecord {
 
 const JOB_COLUMNS = `id, seq, user_id, tier, status, status_reason, priority, gpu_count, vram_per_gpu_gb, cpu_cores, ram_gb,
   expected_duration_sec, image, command, env, attempt, max_attempts, node_id, gpu_indices, exit_code,
-  node_count, placements, preempted_by, preemptions, created_at, scheduled_at`;
+  node_count, placements, preempted_by, preemptions, member_failure, created_at, scheduled_at`;
 
 const ms = (v: unknown): number | null => (v === null || v === undefined ? null : new Date(v as string).getTime());
 
@@ -79,6 +81,7 @@ function toJobRecord(r: Record<string, unknown>): JobRecord {
     placements: (r.placements as NodeSlice[] | null) ?? null,
     preemptedBy: (r.preempted_by as string | null) ?? null,
     preemptions: Number(r.preemptions ?? 0),
+    memberFailure: (r.member_failure as MemberFailure | null) ?? null,
     createdAt: ms(r.created_at) ?? 0,
     scheduledAt: ms(r.scheduled_at),
   };
@@ -326,6 +329,7 @@ export class CoordinatorStore {
         placements: c.placements.length > 0 ? c.placements : null,
         preempted_by: c.preemptedBy,
         preemptions: c.preemptions,
+        member_failure: c.memberFailure,
         has_placement: w.placement !== undefined,
         placement: w.placement ?? null,
         exit_code: c.exitCode,
@@ -348,11 +352,11 @@ export class CoordinatorStore {
       `with w as (
          select * from jsonb_to_recordset(?::jsonb) as x(id uuid, exp_status text, exp_attempt int, status text,
            status_reason text, attempt int, node_id text, gpu_indices jsonb, placements jsonb, preempted_by uuid,
-           preemptions int, has_placement boolean, placement jsonb, exit_code int, stamps text)
+           preemptions int, member_failure jsonb, has_placement boolean, placement jsonb, exit_code int, stamps text)
        ), upd as (
          update jobs j set status = w.status, status_reason = w.status_reason, attempt = w.attempt, node_id = w.node_id,
            gpu_indices = nullif(w.gpu_indices, 'null'::jsonb), placements = nullif(w.placements, 'null'::jsonb),
-           preempted_by = w.preempted_by, preemptions = w.preemptions,
+           preempted_by = w.preempted_by, preemptions = w.preemptions, member_failure = nullif(w.member_failure, 'null'::jsonb),
            placement = case when w.has_placement then nullif(w.placement, 'null'::jsonb) else j.placement end,
            exit_code = w.exit_code, updated_at = ?::timestamptz,
            ${stampSql}

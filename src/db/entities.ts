@@ -76,6 +76,8 @@ export const Job = defineEntity({
     preemptedBy: p.uuid().nullable(),
     /** Attempts ended by preemption: they do not count against max_attempts. */
     preemptions: p.integer().default(0),
+    /** The first gang member of this attempt to fail, while the others are killed: {node_id, code, reason}. */
+    memberFailure: p.json<{ node_id: string; code: number | null; reason: string }>().nullable(),
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
     queuedAt: p.datetime().nullable(),

@@ -117,6 +117,7 @@ export class JobService {
       placement: null,
       preemptedBy: null,
       preemptions: 0,
+      memberFailure: null,
       exitCode: null,
       createdAt: now,
       updatedAt: now,

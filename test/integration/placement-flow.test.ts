@@ -463,6 +463,41 @@ describe('gang failure', () => {
   });
 });
 
+describe('gang failure across a coordinator restart', () => {
+  it('the recorded first failure still decides after a new coordinator takes over: the surviving member is killed again, and its exit 0 does not complete the job', async () => {
+    const first = await coordinator();
+    const a = await node('fast');
+    const b = await node('fast');
+    const id = await submit({ tier: 'FAST', node_count: 2, gpu_count: 8 });
+    const scheduled = await until(statusIs(id, 'scheduled'));
+    const [rank0, rank1] = scheduled.placements.map((p) => (p.node_id === a.nodeId ? a : b));
+    for (const n of [rank0!, rank1!]) {
+      await n.expect('run');
+      await n.started({ job_id: id, attempt: 1 });
+    }
+    await until(statusIs(id, 'running'));
+
+    // Rank 1 fails; the failure is in the row (the user sees it) before rank 0 is gone.
+    await rank1!.exited({ job_id: id, attempt: 1 }, 3);
+    await rank0!.expect('kill');
+    const failing = await until(async () => {
+      const j = await job(id);
+      return j.status_reason === `gang member on ${rank1!.nodeId} exited with code 3; stopping the other members` ? j : false;
+    });
+    expect(failing.status).toBe('running');
+
+    // The coordinator goes away; its successor rebuilds from Postgres and kills rank 0 again.
+    await first.stop();
+    await coordinator();
+    expect(await rank0!.expect('kill')).toMatchObject({ job_id: id, attempt: 1, reason: `gang member on ${rank1!.nodeId} exited with code 3` });
+
+    // Rank 0 ends cleanly (it caught SIGTERM and exited 0): the gang still failed, with rank 1's code.
+    await rank0!.exited({ job_id: id, attempt: 1 }, 0);
+    const failed = await until(statusIs(id, 'failed'));
+    expect(failed.exit_code).toBe(3);
+  });
+});
+
 describe('usage and cost', () => {
   it('a finished job shows in GET /usage with its GPU-seconds and cost, and its cost_usd matches', async () => {
     const u = await t.newUser('usage-flow');

@@ -41,6 +41,7 @@ describe('toMermaid(jobMachine)', () => {
       'scheduled --> failed : requeue [else]',
       'scheduled --> scheduled : preempt [notBeingPreempted]',
       'scheduled --> failed : timeout',
+      'scheduled --> scheduled : member_failed [noMemberFailure]',
       'scheduled --> cancelled : cancel',
       'running --> queued : exit [beingPreempted]',
       'running --> completed : exit [exitedCleanly]',
@@ -52,6 +53,7 @@ describe('toMermaid(jobMachine)', () => {
       'running --> failed : requeue [else]',
       'running --> running : preempt [notBeingPreempted]',
       'running --> failed : timeout',
+      'running --> running : member_failed [noMemberFailure]',
       'running --> cancelled : cancel',
     ]);
   });

@@ -27,6 +27,7 @@ function aJob(status: JobStatus, overrides: Partial<JobContext> = {}): JobContex
     statusReason: null,
     preemptedBy: null,
     preemptions: 0,
+    memberFailure: null,
   };
   const onA = { nodeId: 'node-a', gpuIndices: [0, 1], placements: [{ node_id: 'node-a', gpu_indices: [0, 1] }] };
   const byStatus: Record<JobStatus, Partial<JobContext>> = {
@@ -53,6 +54,11 @@ const sample: Record<JobEventType, JobEvent> = {
   diagnose: { type: 'diagnose', reason: '0 of 2 ready fast nodes can hold it' },
   preempt: { type: 'preempt', by: 'fast-job-9' },
   timeout: { type: 'timeout', reason: 'ran 7200 s, over its 3600 s × 2 limit' },
+  member_failed: { type: 'member_failed', node_id: 'node-c', code: 3, reason: 'gang member on node-c exited with code 3' },
+};
+const memberFailed = {
+  memberFailure: { node_id: 'node-c', code: 3, reason: 'gang member on node-c exited with code 3' },
+  statusReason: 'gang member on node-c exited with code 3; stopping the other members',
 };
 
 interface Allowed {
@@ -189,6 +195,8 @@ const allowed: Allowed[] = [
     changes: { statusReason: 'ran 7200 s, over its 3600 s × 2 limit' },
     actions: ['dispatchKill'],
   },
+  // member_failed is targetless: the attempt ends once every member has.
+  { from: 'scheduled', event: sample.member_failed, to: 'scheduled', changes: memberFailed, actions: [] },
   // Being preempted, the launch failed: still requeued uncounted.
   { from: 'scheduled', given: { preemptedBy: 'fast-job-9' }, event: sample.fail, to: 'queued', changes: preempted(2), actions: ['releaseGpus'] },
 
@@ -249,6 +257,16 @@ const allowed: Allowed[] = [
     changes: { preemptedBy: 'fast-job-9', statusReason: 'preempted by FAST job fast-job-9; stopping' },
     actions: ['dispatchKill'],
   },
+  { from: 'running', event: sample.member_failed, to: 'running', changes: memberFailed, actions: [] },
+  // A requeue (the last member's node lost) clears the failure with the attempt.
+  {
+    from: 'running',
+    given: { memberFailure: memberFailed.memberFailure },
+    event: sample.requeue,
+    to: 'queued',
+    changes: { attempt: 2, ...requeued, memberFailure: null },
+    actions: ['releaseGpus'],
+  },
   // The SIGTERM exit of a preempted attempt: requeued, attempt 2, and it does not count.
   { from: 'running', given: { preemptedBy: 'fast-job-9' }, event: { type: 'exit', code: 143 }, to: 'queued', changes: preempted(2), actions: ['releaseGpus'] },
   // Even on its last attempt: 3 - 0 preemptions = 3 would give up, but a preemption never does.
@@ -275,13 +293,13 @@ const allowed: Allowed[] = [
 // Written out in full rather than derived, so that accepting a new event in a
 // state is a deliberate edit here too.
 const refused: Record<JobStatus, JobEventType[]> = {
-  pending: ['place', 'start', 'exit', 'requeue', 'diagnose', 'preempt', 'timeout'],
-  queued: ['admit', 'start', 'exit', 'requeue', 'preempt', 'timeout'],
+  pending: ['place', 'start', 'exit', 'requeue', 'diagnose', 'preempt', 'timeout', 'member_failed'],
+  queued: ['admit', 'start', 'exit', 'requeue', 'preempt', 'timeout', 'member_failed'],
   scheduled: ['admit', 'place', 'diagnose'],
   running: ['admit', 'place', 'start', 'diagnose'],
-  completed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout'],
-  failed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout'],
-  cancelled: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout'],
+  completed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout', 'member_failed'],
+  failed: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout', 'member_failed'],
+  cancelled: ['admit', 'place', 'start', 'exit', 'fail', 'requeue', 'cancel', 'diagnose', 'preempt', 'timeout', 'member_failed'],
 };
 
 function label(row: Allowed): string {
@@ -308,7 +326,7 @@ describe('job machine: shape', () => {
   });
 
   it('lists every event type once', () => {
-    expect([...JOB_EVENT_TYPES].sort()).toEqual(['admit', 'cancel', 'diagnose', 'exit', 'fail', 'place', 'preempt', 'requeue', 'start', 'timeout']);
+    expect([...JOB_EVENT_TYPES].sort()).toEqual(['admit', 'cancel', 'diagnose', 'exit', 'fail', 'member_failed', 'place', 'preempt', 'requeue', 'start', 'timeout']);
   });
 });
 

@@ -8,7 +8,7 @@ export class Migration20261129120000_capacity extends Migration {
 
   override async up(): Promise<void> {
     // Jobs: gangs, the placement of every member, the latest diagnosis, preemption.
-    this.addSql(`alter table "jobs" add column "node_count" int not null default 1, add column "placements" jsonb null, add column "placement" jsonb null, add column "preempted_by" uuid null, add column "preemptions" int not null default 0;`);
+    this.addSql(`alter table "jobs" add column "node_count" int not null default 1, add column "placements" jsonb null, add column "placement" jsonb null, add column "preempted_by" uuid null, add column "preemptions" int not null default 0, add column "member_failure" jsonb null;`);
     this.addSql(`alter table "users" add column "fair_share_weight" double precision not null default 1;`);
     this.addSql(`alter table "users" add constraint "users_fair_share_weight_check" check ("fair_share_weight" > 0);`);
     this.addSql(`alter table "nodes" add column "block_id" text null, add column "addr" text null;`);
@@ -35,7 +35,7 @@ export class Migration20261129120000_capacity extends Migration {
     this.addSql(`drop table if exists "capacity_blocks" cascade;`);
     this.addSql(`alter table "nodes" drop column "block_id", drop column "addr";`);
     this.addSql(`alter table "users" drop constraint "users_fair_share_weight_check", drop column "fair_share_weight";`);
-    this.addSql(`alter table "jobs" drop column "node_count", drop column "placements", drop column "placement", drop column "preempted_by", drop column "preemptions";`);
+    this.addSql(`alter table "jobs" drop column "node_count", drop column "placements", drop column "placement", drop column "preempted_by", drop column "preemptions", drop column "member_failure";`);
   }
 
 }

@@ -18,7 +18,7 @@ function setup(status: 'running' | 'scheduled' = 'running', expectedSec = 600) {
     gpuCount: 1, vramPerGpuGb: 40, cpuCores: 1, ramGb: 1, expectedDurationSec: expectedSec,
     image: 'x', command: ['x'], env: {}, attempt: 1, maxAttempts: 3, nodeId: 'n1', gpuIndices: [0],
     exitCode: null, nodeCount: 1, placements: [{ node_id: 'n1', gpu_indices: [0] }], preemptedBy: null,
-    preemptions: 0, createdAt: T0, scheduledAt: T0,
+    preemptions: 0, memberFailure: null, createdAt: T0, scheduledAt: T0,
   };
   const jobs = new JobTable();
   const job = new LiveJob(rec);
