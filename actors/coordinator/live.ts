@@ -149,6 +149,8 @@ export class JobTable {
   readonly waiting = new Map<string, LiveJob>();
   /** Ids of the pending jobs (admission is due). */
   readonly pending = new Set<string>();
+  /** Jobs whose attempt is being preempted (kill in flight). */
+  private readonly beingPreempted = new Set<LiveJob>();
   /** The jobs whose current attempt is on each node, and the nodes each job is indexed under. */
   private readonly byNode = new Map<string, Set<LiveJob>>();
   private readonly nodeOf = new Map<LiveJob, string[]>();
@@ -173,13 +175,17 @@ export class JobTable {
     const job = this.all.get(id);
     this.all.delete(id);
     this.pending.delete(id);
-    if (job) this.index(job, []);
+    if (job) {
+      this.index(job, []);
+      this.beingPreempted.delete(job);
+    }
     this.waiting.delete(id);
   }
   clear(): void {
     this.all.clear();
     this.waiting.clear();
     this.pending.clear();
+    this.beingPreempted.clear();
     this.byNode.clear();
     this.nodeOf.clear();
   }
@@ -216,13 +222,13 @@ export class JobTable {
     else this.pending.delete(id);
     if (job.status === 'pending' || job.status === 'queued') this.waiting.set(id, job);
     else this.waiting.delete(id);
+    if (job.rec.preemptedBy && (job.status === 'scheduled' || job.status === 'running')) this.beingPreempted.add(job);
+    else this.beingPreempted.delete(job);
   }
 
   /** Live jobs whose attempt is being preempted (kill in flight). */
-  preempting(): LiveJob[] {
-    const out: LiveJob[] = [];
-    for (const j of this.all.values()) if (j.rec.preemptedBy && (j.status === 'scheduled' || j.status === 'running')) out.push(j);
-    return out;
+  preempting(): Iterable<LiveJob> {
+    return this.beingPreempted;
   }
 
 }

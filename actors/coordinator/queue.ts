@@ -12,6 +12,7 @@ import {
   type NodeShape,
   type PlacementDiagnosis,
   type QueuePolicy,
+  type WaitingJob,
 } from '../../src/placement/index.ts';
 import type { JobTable, LiveJob } from './live.ts';
 import type { BatchItem } from './store.ts';
@@ -56,6 +57,9 @@ export function placementJson(
     at: new Date(extra.at).toISOString(),
   };
 }
+
+const waitingJson = (w: WaitingJob, at: number): Record<string, unknown> =>
+  placementJson(w.diagnosis, { position: w.position, reason: w.reason, at });
 
 const round = (x: number): number => Math.round(x * 100) / 100;
 const mapValues = <K extends string>(o: Record<K, number>, f: (x: number) => number): Record<K, number> =>
@@ -135,9 +139,10 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
   let diagnosed = 0;
   for (const [id, w] of out.waiting) {
     const job = byId.get(id)!;
-    const placement = placementJson(w.diagnosis, { position: w.position, reason: w.reason, at: now });
+    // The placement object is built only for the rows written: thousands of
+    // waiting jobs are skipped by the refresh limit below.
     if (job.status === 'pending') {
-      items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'admit', reason: w.reason }], placement });
+      items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'admit', reason: w.reason }], placement: waitingJson(w, now) });
       job.reasonAt = now;
       continue;
     }
@@ -152,7 +157,7 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
     }
     if (now - job.reasonAt < REASON_REFRESH_MS) continue;
     if (!changed && now - job.reasonAt < 6 * REASON_REFRESH_MS) continue;
-    items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'diagnose', reason: w.reason }], placement });
+    items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'diagnose', reason: w.reason }], placement: waitingJson(w, now) });
     job.reasonAt = now;
     diagnosed++;
   }

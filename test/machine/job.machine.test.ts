@@ -11,6 +11,7 @@ import {
   restoreJobSnapshot,
 } from '../../machines/job.machine.ts';
 import type { JobContext, JobEvent, JobEventType } from '../../machines/job.machine.ts';
+import { pureTransition } from '../../actors/job-transitions.ts';
 
 // A context that is plausible for each status, as a job row would hold it.
 // Placed statuses carry node-a/[0,1]; the `place` sample below uses node-b/[2,3]
@@ -365,6 +366,26 @@ describe('job machine: allowed transitions', () => {
         const tabled = allowed.some((row) => row.from === status && row.event.type === type);
         expect(tabled, `${status} + ${type}`).toBe(accepts);
       }
+    }
+  });
+});
+
+describe('pureTransition (the coordinator\'s cached-scope transition)', () => {
+  it('gives exactly what xstate\'s transition() gives, for every allowed and refused (state, event)', () => {
+    const cases = [
+      ...allowed.map((row) => [row.from, aJob(row.from, row.given), row.event] as const),
+      ...JOB_STATUSES.flatMap((status) => refused[status].map((type) => [status, aJob(status), sample[type]] as const)),
+    ];
+    for (const [status, ctx, event] of cases) {
+      const snapshot = restoreJobSnapshot(status, ctx);
+      const [want, wantActions] = transition(jobMachine, snapshot, event);
+      const [got, gotActions] = pureTransition(snapshot, event);
+      expect(got.value, `${status} + ${event.type}`).toEqual(want.value);
+      expect(got.context).toEqual(want.context);
+      expect(got.status).toBe(want.status);
+      expect(gotActions.map((a) => [a.type, a.params])).toEqual(wantActions.map((a) => [a.type, a.params]));
+      // A refused event returns the very same snapshot, as transition() does.
+      expect(got === snapshot).toBe(want === snapshot);
     }
   });
 });
