@@ -135,7 +135,7 @@ export const configSchema = z.object({
     .number()
     .min(1)
     .default(1.25)
-    .describe('Warm FAST GPUs kept ≥ this factor × the EWMA of FAST demand (used + queued GPUs)'),
+    .describe('Warm FAST GPUs kept ≥ this factor × the EWMA of FAST demand (used + queued GPUs); a burst is bought for at once (this factor × demand now)'),
   SCALAR_FAST_EWMA_HALF_LIFE_SEC: positiveNumber.default(600).describe('Half-life of the EWMA of FAST demand'),
   SCALAR_AUTOSCALE_INTERVAL_SEC: positiveNumber.default(10).describe('How often the autoscaler decides'),
   SCALAR_AUTOSCALE_BUY_COOLDOWN_SEC: z.coerce.number().min(0).default(60).describe('Least time between two buys of one tier'),
