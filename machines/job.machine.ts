@@ -287,7 +287,7 @@ export const jobMachine = setup({
     recordMemberFailure: assign(({ event }) => {
       assertEvent(event, 'member_failed');
       return {
-        memberFailure: { node_id: event.node_id, code: event.code, reason: event.reason },
+        memberFailure: { node_id: event.node_id, code: event.code, reason: event.reason, ...(event.lost ? { lost: true } : {}) },
         statusReason: `${event.reason}; stopping the other members`,
       };
     }),

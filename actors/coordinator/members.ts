@@ -45,17 +45,22 @@ export function memberEnded(
   const nodes = job.nodes();
   if (!nodes.includes(nodeId)) return;
   const ended = job.endedMembers();
-  if (ended.has(nodeId)) return;
   const ref = { job_id: job.rec.id, attempt: job.rec.attempt, node_id: nodeId };
   const holdsHere = (): boolean => h.capacity.holding(job.rec.id)?.nodes.some((n) => n.nodeId === nodeId) ?? false;
 
   if (isTerminal(job.status)) {
-    // Cancelled or timed out: this member's kill is confirmed (or its node is gone).
-    ended.set(nodeId, end);
-    undo.push(() => ended.delete(nodeId));
+    // Cancelled or timed out: this member's kill is confirmed (or its node is
+    // gone). Checked before the duplicate test: a member whose exit was taken
+    // while the API's cancel won the row race was marked ended, and the
+    // agent's answer to the cancel's kill (its exit again) must still free it.
+    if (!ended.has(nodeId)) {
+      ended.set(nodeId, end);
+      undo.push(() => ended.delete(nodeId));
+    }
     if (holdsHere()) batch.releases.push(ref);
     return;
   }
+  if (ended.has(nodeId)) return;
   if (job.status !== 'scheduled' && job.status !== 'running') return;
 
   ended.set(nodeId, end);

@@ -77,7 +77,7 @@ export const Job = defineEntity({
     /** Attempts ended by preemption: they do not count against max_attempts. */
     preemptions: p.integer().default(0),
     /** The first gang member of this attempt to fail, while the others are killed: {node_id, code, reason}. */
-    memberFailure: p.json<{ node_id: string; code: number | null; reason: string }>().nullable(),
+    memberFailure: p.json<{ node_id: string; code: number | null; reason: string; lost?: boolean }>().nullable(),
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
     queuedAt: p.datetime().nullable(),

@@ -259,6 +259,17 @@ const allowed: Allowed[] = [
     actions: ['dispatchKill'],
   },
   { from: 'running', event: sample.member_failed, to: 'running', changes: memberFailed, actions: [] },
+  // A lost member is remembered as lost: after a restart the attempt is still requeued, not failed.
+  {
+    from: 'running',
+    event: { type: 'member_failed', node_id: 'node-c', code: null, reason: 'gang member on node-c lost', lost: true },
+    to: 'running',
+    changes: {
+      memberFailure: { node_id: 'node-c', code: null, reason: 'gang member on node-c lost', lost: true },
+      statusReason: 'gang member on node-c lost; stopping the other members',
+    },
+    actions: [],
+  },
   // A requeue (the last member's node lost) clears the failure with the attempt.
   {
     from: 'running',
