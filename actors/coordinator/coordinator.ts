@@ -162,9 +162,10 @@ export class Coordinator {
     // (agents recognise an attempt they already have).
     const resend: Promise<void>[] = [];
     for (const job of this.jobs.values()) {
-      if (job.status === 'scheduled') resend.push(this.commands.run(job));
-      else if (job.rec.preemptedBy && job.status === 'running') resend.push(this.commands.kill(job, `preempted by FAST job ${job.rec.preemptedBy}`));
-      else if (job.rec.memberFailure && job.status === 'running') resend.push(this.commands.kill(job, job.rec.memberFailure.reason));
+      // A kill in flight comes first: a victim or a failing gang must stop, not start.
+      const stopping = this.stoppingReason(job);
+      if (stopping) resend.push(this.commands.kill(job, stopping));
+      else if (job.status === 'scheduled') resend.push(this.commands.run(job));
       else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)) resend.push(this.commands.kill(job, 'job finished'));
     }
     await Promise.all(resend);
@@ -534,9 +535,24 @@ export class Coordinator {
   /** Periodic safety net: re-send kills for finished jobs whose GPUs are still held. */
   resendKills(): void {
     const now = Date.now();
+    const due = (job: LiveJob, graceSec: number) => now - job.killSentAt > Math.max(30_000, graceSec * 2000);
     for (const job of this.jobs.values()) {
-      if (isTerminal(job.status) && now - job.killSentAt > Math.max(30_000, this.o.killGraceSec * 2000)) void this.commands.kill(job, 'job finished');
+      if (isTerminal(job.status)) {
+        if (due(job, this.o.killGraceSec)) void this.commands.kill(job, 'job finished');
+        continue;
+      }
+      // A preemption or a failing gang's kill that was lost (a failed publish) would leave work running.
+      const stopping = this.stoppingReason(job);
+      if (stopping && due(job, job.rec.preemptedBy ? this.o.preemptGraceSec : this.o.killGraceSec)) void this.commands.kill(job, stopping);
     }
+  }
+
+  /** Why a live attempt is being killed (preempted, or a gang member failed), if it is. */
+  private stoppingReason(job: LiveJob): string | null {
+    if (job.status !== 'scheduled' && job.status !== 'running') return null;
+    if (job.rec.preemptedBy) return `preempted by FAST job ${job.rec.preemptedBy}`;
+    if (job.rec.memberFailure) return job.rec.memberFailure.reason;
+    return null;
   }
 
   private updateStats(): void {

@@ -260,7 +260,12 @@ export class Fleet {
     }
     const now = Date.now();
     for (const job of this.h.jobs.onNode(node.id)) {
-      if (job.status !== 'scheduled') continue;
+      // Scheduled, or a running gang whose member on this node never started
+      // (its run was lost while another member's arrived): the member would
+      // otherwise never start and the others would wait for it forever.
+      const gangMember = job.status === 'running' && job.nodes().length > 1;
+      if (job.status !== 'scheduled' && !gangMember) continue;
+      if (job.rec.preemptedBy || job.rec.memberFailure || job.endedMembers().has(node.id)) continue;
       if (theirs.has(attemptKey({ job_id: job.rec.id, attempt: job.rec.attempt }))) continue;
       if (registering || now - job.dispatchedAt > 3 * this.h.heartbeatIntervalMs) void this.h.commands.run(job, node.id);
     }

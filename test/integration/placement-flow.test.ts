@@ -463,6 +463,27 @@ describe('gang failure', () => {
   });
 });
 
+describe('a gang member whose run was lost', () => {
+  it('is sent its run again once the node\'s heartbeats show it never started, even though the other member runs', async () => {
+    await coordinator();
+    const a = await node('fast');
+    const b = await node('fast');
+    const id = await submit({ tier: 'FAST', node_count: 2, gpu_count: 8 });
+    const scheduled = await until(statusIs(id, 'scheduled'));
+    const [rank0, rank1] = scheduled.placements.map((p) => (p.node_id === a.nodeId ? a : b));
+    await rank0!.expect('run');
+    await rank0!.started({ job_id: id, attempt: 1 });
+    await until(statusIs(id, 'running'));
+    // Rank 1's run is taken off its queue and dropped (as if lost): its heartbeats say it runs nothing.
+    const lost = await rank1!.expect('run');
+    expect(lost.env.SCALAR_NODE_RANK).toBe('1');
+    // After three heartbeat intervals the coordinator sends it again, to rank 1 only.
+    const again = await rank1!.expect('run', 5000);
+    expect(again).toMatchObject({ job_id: id, attempt: 1, env: expect.objectContaining({ SCALAR_NODE_RANK: '1', SCALAR_NODE_COUNT: '2' }) });
+    expect(await rank0!.nextCommand(300)).toBeNull();
+  });
+});
+
 describe('gang failure across a coordinator restart', () => {
   it('the recorded first failure still decides after a new coordinator takes over: the surviving member is killed again, and its exit 0 does not complete the job', async () => {
     const first = await coordinator();
