@@ -60,6 +60,13 @@ export interface CapacityActorOptions {
   drainNodes(nodeIds: string[]): Promise<void>;
   /** Does any node of the block hold a job now? */
   blockBusy(blockId: string): boolean;
+  /**
+   * Before a block is released or expires: stop placing on its nodes (drain
+   * them), then say whether any job still holds them, in one step with
+   * placement, so no job lands on a node between the check and the release.
+   * Absent: `blockBusy` alone (a job placed in between would be stranded).
+   */
+  closeNodes?(blockId: string, nodeIds: string[]): Promise<boolean>;
 }
 
 export interface BuyRequest {
@@ -212,7 +219,7 @@ export class CapacityActor {
       const { status, endsAt, startsAt } = b.row;
       if (status === 'pending' && startsAt.getTime() <= now && !b.provisioning) return this.provision(b);
       if (endsAt !== null && endsAt.getTime() <= now) {
-        return this.enqueue(b, () => this.step(b, { type: 'expire', busy: this.busy(b) }, { action: 'expire' }));
+        return this.enqueue(b, async () => this.step(b, { type: 'expire', busy: await this.closeAndCheck(b) }, { action: 'expire' }));
       }
       if (status === 'draining' && !this.busy(b)) return this.enqueue(b, () => this.step(b, { type: 'idle' }, { action: 'idle' }));
       return undefined;
@@ -295,7 +302,8 @@ export class CapacityActor {
     return this.enqueue(b, async () => {
       if (b.row.status === 'released') throw CapacityError.blockReleased(blockId, b.row.releasedAt);
       const now = this.now();
-      const changed = await this.step(b, { type: 'release', busy: this.busy(b), reason: event.reason }, { action: event.action ?? 'release', inputs: event.inputs });
+      const busy = await this.closeAndCheck(b);
+      const changed = await this.step(b, { type: 'release', busy, reason: event.reason }, { action: event.action ?? 'release', inputs: event.inputs });
       if (changed) {
         this.policyState.lastChangeAt[b.row.tier] = now;
       }
@@ -389,6 +397,13 @@ export class CapacityActor {
       const row = { action: 'effect_failed', tier: b.row.tier, blockId: b.row.id, reason: `${fx.type} failed: ${msg}`, inputs };
       await this.store.appendEvents([row], new Date(this.now())).catch(() => undefined);
     }
+  }
+
+  /** Busy, after closing the nodes to new jobs (see CapacityActorOptions.closeNodes). */
+  private async closeAndCheck(b: LiveBlock): Promise<boolean> {
+    if (b.row.status === 'pending' || b.row.status === 'released') return false;
+    if (!this.o.closeNodes) return this.busy(b);
+    return this.o.closeNodes(b.row.id, blockNodeIds(b.row));
   }
 
   private busy(b: LiveBlock): boolean {

@@ -262,6 +262,7 @@ export class Coordinator {
       for (const input of inputs) this.handle(input, batch, replies, after);
       if (inputs.some((i) => i.kind === 'sweep')) {
         batch.items.push(...overrunItems(this.jobs, this.capacity, this.o.overrun, Date.now()));
+        this.fleet.retireReleased(batch, (blockId) => this.blockEnds.has(blockId));
         // The queue is re-run on every sweep even when no event changed the
         // capacity: a waiting job's diagnosis skipped by the rate limit
         // (REASON_REFRESH_MS) is only written by a later run, and time alone
@@ -522,6 +523,25 @@ export class Coordinator {
   /** Drains the nodes of a block being released (runs in a pass, like an operator's drain). */
   drainNodes(nodeIds: string[], reason: string): void {
     this.push({ kind: 'call', run: () => this.fleet.drainAll(nodeIds, reason) });
+  }
+
+  /**
+   * Drains the block's nodes and answers whether any job holds them, inside
+   * a pass: placement runs in passes too, so once this answers, no job can
+   * land on them any more (see CapacityActorOptions.closeNodes).
+   */
+  closeNodes(blockId: string, nodeIds: string[], timeoutMs = 10_000): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the coordinator did not close the block\'s nodes in time')), timeoutMs);
+      this.push({
+        kind: 'call',
+        run: () => {
+          this.fleet.drainAll(nodeIds, `its capacity block ${blockId} is being released`);
+          clearTimeout(timer);
+          resolve(nodeIds.some((n) => (this.capacity.state(n)?.holds.length ?? 0) > 0));
+        },
+      });
+    });
   }
 
   /** True while any job holds GPUs on a node of the block. */

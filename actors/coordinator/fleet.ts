@@ -241,6 +241,27 @@ export class Fleet {
     }
   }
 
+  /**
+   * Forgets the lost nodes of released blocks that hold nothing any more:
+   * their agents were stopped with the block, and a released block's nodes
+   * never come back. Without this, GET /nodes and every pass would carry
+   * them forever.
+   */
+  retireReleased(batch: Batch, blockLive: (blockId: string) => boolean): void {
+    for (const node of [...this.nodes.values()]) {
+      const blockId = node.info.blockId;
+      if (!blockId || blockLive(blockId) || node.state !== 'lost') continue;
+      if ((this.h.capacity.state(node.id)?.holds.length ?? 0) > 0) continue;
+      node.stop();
+      this.nodes.delete(node.id);
+      this.dirty.delete(node.id);
+      this.heartbeatTimes.delete(node.id);
+      this.h.capacity.removeNode(node.id);
+      batch.nodeDeletes.push(node.id);
+      this.h.log.info({ node_id: node.id, block_id: blockId }, 'forgot a node of a released capacity block');
+    }
+  }
+
   /** Node ids that belong to a block. */
   nodesOfBlock(blockId: string): string[] {
     return [...this.nodes.values()].filter((n) => n.info.blockId === blockId).map((n) => n.id);

@@ -237,6 +237,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       demand: () => c.demand(),
       drainNodes: async (nodeIds) => c.drainNodes(nodeIds, 'its capacity block is being released'),
       blockBusy: (blockId) => c.blockBusy(blockId),
+      closeNodes: (blockId, nodeIds) => c.closeNodes(blockId, nodeIds),
     });
     // A block's nodes may register before the next sweep reads its end: ask the actor.
     c.blockEndLookup = (blockId) => actor.blockEndsAt(blockId) ?? undefined;

@@ -172,12 +172,22 @@ export interface Batch {
   nodeStates: NodeStateWrite[];
   /** node id → time of its latest heartbeat. */
   heartbeats: Map<string, Date>;
+  /** Nodes to forget: lost nodes of released capacity blocks. */
+  nodeDeletes: string[];
 }
 
-export const emptyBatch = (): Batch => ({ items: [], writes: [], releases: [], nodeUpserts: [], nodeStates: [], heartbeats: new Map() });
+export const emptyBatch = (): Batch => ({ items: [], writes: [], releases: [], nodeUpserts: [], nodeStates: [], heartbeats: new Map(), nodeDeletes: [] });
 
 export function batchIsEmpty(b: Batch): boolean {
-  return b.items.length === 0 && b.writes.length === 0 && b.releases.length === 0 && b.nodeUpserts.length === 0 && b.nodeStates.length === 0 && b.heartbeats.size === 0;
+  return (
+    b.items.length === 0 &&
+    b.writes.length === 0 &&
+    b.releases.length === 0 &&
+    b.nodeUpserts.length === 0 &&
+    b.nodeStates.length === 0 &&
+    b.heartbeats.size === 0 &&
+    b.nodeDeletes.length === 0
+  );
 }
 
 /** Every timestamp column a transition can stamp. */
@@ -304,7 +314,7 @@ export class CoordinatorStore {
    * Node rows, when there are any, join it in one transaction.
    */
   async commit(batch: Batch, now = new Date()): Promise<Set<string>> {
-    const hasNodes = batch.nodeUpserts.length > 0 || batch.nodeStates.length > 0 || batch.heartbeats.size > 0;
+    const hasNodes = batch.nodeUpserts.length > 0 || batch.nodeStates.length > 0 || batch.heartbeats.size > 0 || batch.nodeDeletes.length > 0;
     const hasJobs = batch.writes.length > 0 || batch.releases.length > 0;
     if (!hasNodes) return hasJobs ? this.writeJobs(this.em(), batch, now) : new Set();
     return this.em().transactional(async (tx) => {
@@ -438,6 +448,10 @@ export class CoordinatorStore {
           where n.id = s.id`,
         [now, JSON.stringify(batch.nodeStates.map((s) => ({ id: s.id, state: s.state, state_reason: s.stateReason, drain_requested: s.drainRequested })))],
       );
+    }
+    if (batch.nodeDeletes.length > 0) {
+      // Their GPUs go with them (cascade); allocations and usage keep the node id as history.
+      await tx.execute(`delete from nodes where id in (select value from jsonb_array_elements_text(?::jsonb))`, [JSON.stringify(batch.nodeDeletes)]);
     }
     if (batch.heartbeats.size > 0) {
       await tx.execute(

@@ -277,8 +277,16 @@ describe('releasing a block', () => {
   it('an idle block is released at once: 200 released', async () => {
     await coordinator();
     const b = await active((await buy({ instance_type: '8xA100-40', nodes: 1, hours: 1, tier: 'flex' })).id);
+    const [nodeId] = b.node_ids;
     const res = await t.call({ method: 'POST', url: `/capacity/blocks/${b.id}/release` });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json()).toMatchObject({ id: b.id, status: 'released' });
+    // Its node was closed to new jobs before the release (a job submitted now must not land on it)...
+    const node = await t.call({ method: 'GET', url: `/nodes/${nodeId}` });
+    expect(node.statusCode === 404 || node.json().state !== 'ready', node.body).toBe(true);
+    const late = await submit({ expected_duration_sec: 1 });
+    // ...and once its agent is gone, the node is forgotten: GET /nodes no longer lists it.
+    await until(async () => (await t.call({ method: 'GET', url: `/nodes/${nodeId}` })).statusCode === 404, 10_000);
+    expect((await t.call({ method: 'GET', url: `/jobs/${late}` })).json()).toMatchObject({ status: 'queued', node_id: null });
   });
 });
