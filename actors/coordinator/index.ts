@@ -26,6 +26,7 @@ import type { Inspect } from './live.ts';
 import { DEFAULT_SCHEDULING, type SchedulingSettings } from './settings.ts';
 import { CapacityActor } from '../capacity/actor.ts';
 import { SimulatedLauncher } from '../capacity/launcher.ts';
+import { StaleBlockWriteError } from '../capacity/store.ts';
 import { simulatedMarketplaceFromConfig } from '../../src/capacity/marketplace.ts';
 import type { Config } from '../../src/config/index.ts';
 import { ApiError } from '../../src/domain/errors.ts';
@@ -256,8 +257,12 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       return { ok: true, block: block as never };
     } catch (err) {
       if (err instanceof ApiError) return { ok: false, code: err.code as never, message: err.message };
+      if (err instanceof StaleBlockWriteError) {
+        return { ok: false, code: 'invalid_state', message: 'the block changed while this request was handled; look at it again and retry' };
+      }
+      // Anything else (the database, a bug) is logged here; the caller gets a 503 without internals.
       log.error({ err, action: req.action }, 'capacity request failed');
-      return { ok: false, code: 'provider_unavailable', message: (err as Error).message };
+      return { ok: false, code: 'provider_unavailable', message: 'the capacity request failed on the coordinator; retry shortly (the coordinator log has the cause)' };
     }
   }
 

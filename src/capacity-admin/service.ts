@@ -76,7 +76,9 @@ const encodeBlockCursor = (r: BlockRow) => Buffer.from(`b1:${r.created_us}|${r.i
 function decodeBlockCursor(cursor: string | undefined): { at: string; id: string } | undefined {
   if (cursor === undefined) return undefined;
   const m = BLOCK_CURSOR.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!m || !BLOCK_ID_PATTERN.test(m[2]!)) {
+  // The shape alone lets through impossible dates (month 13, hour 25): PostgreSQL would refuse the cast with a 500.
+  const at = m ? new Date(m[1]!) : undefined;
+  if (!m || !BLOCK_ID_PATTERN.test(m[2]!) || !at || Number.isNaN(at.getTime()) || at.toISOString().slice(0, 19) !== m[1]!.slice(0, 19)) {
     throw new ApiError('validation_failed', 'cursor: is not a cursor this API returned', {
       fields: [{ field: 'cursor', location: 'querystring', message: 'is not a cursor this API returned' }],
     });

@@ -281,6 +281,8 @@ describe('GET /capacity/blocks and /capacity/blocks/{id}', () => {
     ['limit=1001', 'limit'],
     ['cursor=garbage', 'cursor'],
     ['cursor=djE6MTA', 'cursor'], // a GET /jobs cursor
+    // The right shape with an impossible date (month 13, hour 25): PostgreSQL would refuse the cast.
+    [`cursor=${Buffer.from('b1:2024-13-45T25:61:61.000000Z|blk_0123456789abcdef').toString('base64url')}`, 'cursor'],
     ['sort=id', 'sort'],
   ])('?%s → 400 naming %s', async (q, field) => {
     expectFieldError(await get(`/capacity/blocks?${q}`), field);
