@@ -9,6 +9,7 @@ import {
 } from '../../actors/bus/messages.ts';
 import { CapacityEvent } from '../db/entities.ts';
 import { ApiError } from '../domain/errors.ts';
+import { groupBy } from '../domain/collections.ts';
 import { askCoordinator } from '../coordination/ask.ts';
 import type { Principal } from '../auth/principal.ts';
 import { decodeCursor, encodeCursor } from '../api/cursor.ts';
@@ -125,17 +126,6 @@ function toEventResponse(e: CapacityEvent): CapacityEventResponse {
   };
 }
 
-/** Map.groupBy, which Node 20 lacks. */
-function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const x of xs) {
-    const k = key(x);
-    const list = out.get(k);
-    if (list) list.push(x);
-    else out.set(k, [x]);
-  }
-  return out;
-}
 
 /**
  * Capacity for operators. Reads come straight from Postgres (the capacity

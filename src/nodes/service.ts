@@ -6,6 +6,7 @@ import { type NodeActionReply, type NodeActionRequest } from '../../actors/bus/m
 import { NODE_ID_PATTERN, type NodeAction } from '../../actors/bus/subjects.ts';
 import { Node } from '../db/entities.ts';
 import { ApiError } from '../domain/errors.ts';
+import { groupBy } from '../domain/collections.ts';
 import { askCoordinator } from '../coordination/ask.ts';
 import type { NodeListQuery, NodeResponse } from '../api/schemas/nodes.ts';
 
@@ -60,17 +61,6 @@ interface HolderRow {
 /** Sums of fractional cores and GB, without float noise like 0.30000000000000004. */
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
-/** Map.groupBy, which Node 20 lacks. */
-function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const x of xs) {
-    const k = key(x);
-    const list = out.get(k);
-    if (list) list.push(x);
-    else out.set(k, [x]);
-  }
-  return out;
-}
 
 /**
  * Nodes as the coordinator recorded them (it writes nodes, gpus and
