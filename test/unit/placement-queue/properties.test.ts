@@ -140,7 +140,7 @@ function build(sc: Scenario): { snap: CapacitySnapshot; ctx: QueueContext } {
   return { snap, ctx: { now: T0, blockMarginSec: 60, preemptGraceSec: 30, policy: SCALAR_POLICY, preempting } };
 }
 
-const RUNS = { numRuns: Number(process.env.PQ_RUNS ?? 300) };
+const RUNS = { numRuns: Number(process.env.PROPERTY_RUNS ?? 300) };
 
 describe('scheduleQueue properties', () => {
   it('(a) backfill never delays a reservation made ahead of it', () => {
@@ -228,7 +228,7 @@ describe('scheduleQueue properties', () => {
           expect(plan!.lostGpuSeconds).toBeCloseTo(brute, 6);
         }
       }),
-      { numRuns: Number(process.env.PQ_RUNS ?? 500) },
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 500) },
     );
   });
 

@@ -192,7 +192,7 @@ describe('placement properties', () => {
         for (const j of held) snap.release(j.jobId);
         expect(snap.nodes()).toEqual(new CapacitySnapshot(fleet).nodes());
       }),
-      { numRuns: 300 },
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 300) },
     );
   });
 
@@ -209,7 +209,7 @@ describe('placement properties', () => {
           else expect(h).toBeUndefined();
         }
       }),
-      { numRuns: 200 },
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 200) },
     );
   });
 });
