@@ -89,7 +89,7 @@ const PlacementDiagnosisShape = z
         }),
       )
       .describe('The best candidates, best first (at most 3)'),
-    step: z.enum(['fit', 'backfill', 'preempt']).nullable().describe('Which step placed it; null while it waits'),
+    step: z.enum(['fit', 'backfill', 'preempt']).nullable().describe('How it was placed: fit, backfill (ahead of a reserved job), or preempt (on GPUs freed by preempting FLEX jobs; also while they are being stopped); null while it simply waits'),
     reason: z.string().nullable().describe('Plain-words summary, e.g. why it waits'),
     at: Timestamp.describe('When the diagnosis was made'),
   })
