@@ -269,7 +269,7 @@ export class Coordinator {
         // moves decisions (holds extended above, reservations, block ends).
         this.placementDirty = true;
       }
-      const placed = this.admitAndPlace(batch);
+      const placed = this.admitAndPlace(batch, inputs.some((i) => i.kind === 'sweep'));
       this.fleet.flush(batch);
       if (batchIsEmpty(batch)) {
         for (const r of replies) r();
@@ -400,10 +400,22 @@ export class Coordinator {
   }
 
   /** Admission (pending → queued) and placement (queued → scheduled) for every waiting job. */
-  private admitAndPlace(batch: Batch): string[] {
+  /**
+   * `fullPass`: explain every waiting job (the 2 s sweep). Other passes stop
+   * once nothing more can be placed (QueueContext.stopWhenFull): with
+   * thousands of jobs waiting on a full fleet, each GPU freed would otherwise
+   * cost a walk over the whole queue. A pass that admits new jobs is always
+   * full, so every job gets its first reason (or fails as unschedulable) at once.
+   */
+  private admitAndPlace(batch: Batch, fullPass: boolean): string[] {
     if (this.jobs.waiting.size === 0 || (!this.placementDirty && this.jobs.pending.size === 0)) return [];
     this.placementDirty = false;
-    const decision = admitAndPlace(this.jobs, this.capacity, { ...this.o.queue, userWeights: this.userWeights, offers: this.offers });
+    const decision = admitAndPlace(this.jobs, this.capacity, {
+      ...this.o.queue,
+      userWeights: this.userWeights,
+      offers: this.offers,
+      stopWhenFull: !fullPass && this.jobs.pending.size === 0,
+    });
     batch.items.push(...decision.items);
     if (decision.more) this.placementDirty = true;
     return decision.placed;

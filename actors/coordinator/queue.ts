@@ -31,6 +31,8 @@ export interface QueueSettings {
   /** Shapes providers sell: a job no node or offer could ever hold fails as unschedulable. */
   offers: readonly NodeShape[];
   userWeights: ReadonlyMap<string, number>;
+  /** Stop once nothing more can be placed (QueueContext.stopWhenFull); the jobs left out are explained by a later full pass. */
+  stopWhenFull?: boolean;
 }
 
 export interface QueueDecision {
@@ -96,10 +98,12 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
       userWeights: s.userWeights,
       preempting,
       preemptGraceSec: s.preemptGraceSec,
+      stopWhenFull: s.stopWhenFull,
     },
   );
 
   const items: BatchItem[] = [];
+  const placedIds = new Set(out.placed.map((p) => p.placement.jobId));
   const admit = (job: LiveJob, reason: string, list: JobEvent[]) => {
     if (job.status === 'pending') list.unshift({ type: 'admit', reason });
   };
@@ -161,5 +165,5 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
     job.reasonAt = now;
     diagnosed++;
   }
-  return { items, placed: out.placed.map((p) => p.placement.jobId), more };
+  return { items, placed: [...placedIds], more };
 }

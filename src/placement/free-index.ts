@@ -103,6 +103,18 @@ export class FreeIndex<T extends Indexable> implements FreeIndexReader<T> {
     return this.#sizes[group]!;
   }
 
+  /** Whether any ready node has a free GPU: a walk over the level-0 buckets (a few dozen), never over nodes. */
+  anyFree(): boolean {
+    for (const g of GROUPS) {
+      const byCount = this.#buckets[g]![0];
+      if (!byCount) continue;
+      for (let count = 1; count < byCount.length; count++) {
+        for (const nodes of byCount[count] ?? []) if (nodes && nodes.length > 0) return true;
+      }
+    }
+    return false;
+  }
+
   /** Adds the node's VRAMs to the levels. True when a level is new: the caller must `rebuild`. */
   learnLevels(node: Indexable): boolean {
     let added = false;

@@ -278,6 +278,11 @@ export class CapacitySnapshot implements SnapshotReader {
     return this.#shapeVersion;
   }
 
+  /** Whether any schedulable node has a free GPU (from the index; no node is visited). */
+  anyFreeGpu(): boolean {
+    return this.#index.anyFree();
+  }
+
   /** The free-GPU index, for the pipeline (free-index.ts). */
   get index(): FreeIndexReader<NodeState & Filed> {
     return this.#index;

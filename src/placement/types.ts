@@ -127,6 +127,8 @@ export interface SnapshotReader {
   userGpus(userId: string): number;
   /** GPUs on schedulable nodes of a pool, or of all pools. */
   totalGpus(pool?: Pool): number;
+  /** Whether any schedulable node has a free GPU. */
+  anyFreeGpu(): boolean;
 }
 
 // --- filters, scorers, diagnosis ----------------------------------------------
@@ -233,6 +235,16 @@ export interface QueueContext extends Omit<PlacementContext, 'reservations' | 'f
   preempting?: ReadonlyMap<string, string>;
   /** Seconds a preempted job gets between SIGTERM and SIGKILL: when its GPUs are expected free. */
   preemptGraceSec: number;
+  /**
+   * Stop the pass once nothing more can be placed: no schedulable node has a
+   * free GPU, and no later job could preempt (none is FAST, preemption is off,
+   * or no FLEX job sits on a fast node). The jobs after that point are left
+   * out of the outcome (no reason, no position, not judged unschedulable): a
+   * caller that passes this must run full passes too, to explain every job.
+   * Placements, reservations that matter and preemptions are the same as a
+   * full pass's. Only when every job asks for GPUs.
+   */
+  stopWhenFull?: boolean;
 }
 
 export interface Preemption {

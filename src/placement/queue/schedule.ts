@@ -89,8 +89,33 @@ export function runQueue<S extends QueueSnapshot>(
   }
   const pass = new Pass(snapshot, ctx, place, opts.cache ?? true);
   const order = queueOrder(jobs, snapshot, ctx.policy, ctx.userWeights);
-  for (let job = order.next(); job; job = order.next()) if (pass.consider(job)) order.placed(job);
+  // Early stop (QueueContext.stopWhenFull): with every GPU held, a job can
+  // only wait, unless a FAST job can still preempt. Capacity only shrinks
+  // within a pass, so once full it stays full; what could preempt is checked
+  // when the pass first finds the fleet full.
+  const canStop = ctx.stopWhenFull === true && jobs.every((j) => j.gpuCount > 0);
+  let full = canStop && !snapshot.anyFreeGpu();
+  let preemptible: boolean | undefined;
+  for (let job = order.next(); job; job = order.next()) {
+    if (full) {
+      preemptible ??= ctx.policy.preemption && hasPreemptible(snapshot, ctx.preempting);
+      if (!(preemptible && job.tier === 'FAST')) break;
+    }
+    if (pass.consider(job)) {
+      order.placed(job);
+      if (canStop) full = !snapshot.anyFreeGpu();
+    }
+  }
   return pass.out;
+}
+
+/** Any FLEX hold on a schedulable fast node that is not already being killed. */
+function hasPreemptible(snapshot: SnapshotReader, preempting: ReadonlyMap<string, string> | undefined): boolean {
+  for (const n of snapshot.states('fast')) {
+    if (!n.schedulable) continue;
+    for (const h of n.holds) if (h.preemptible && !preempting?.has(h.jobId)) return true;
+  }
+  return false;
 }
 
 /** The state of one pass: what it decided so far, and what it learnt about the fleet. */

@@ -276,6 +276,29 @@ describe('scheduleQueue properties', () => {
       RUNS,
     );
   });
+
+  it('stopping once the fleet is full (stopWhenFull) places and preempts exactly as a full pass; the jobs it decided get the same answers', () => {
+    fc.assert(
+      fc.property(scenarioArb, (sc) => {
+        const a = build(sc);
+        const b = build(sc);
+        const full = scheduleQueue(a.snap, sc.jobs, a.ctx);
+        const early = scheduleQueue(b.snap, sc.jobs, { ...b.ctx, stopWhenFull: true });
+        expect(early.placed.map((p) => p.placement)).toEqual(full.placed.map((p) => p.placement));
+        expect(early.preemptions).toEqual(full.preemptions);
+        // Every job the early pass decided, it decided as the full pass did, in the same order.
+        for (const [id, w] of early.waiting) {
+          expect(full.waiting.get(id)?.reason).toBe(w.reason);
+          expect(full.waiting.get(id)?.position).toBe(w.position);
+        }
+        for (const id of early.unschedulable.keys()) expect(full.unschedulable.has(id)).toBe(true);
+        // The ones it left out could not have been placed.
+        const decided = new Set([...early.placed.map((p) => p.placement.jobId), ...early.waiting.keys(), ...early.unschedulable.keys()]);
+        for (const j of sc.jobs) if (!decided.has(j.jobId)) expect(full.placed.some((p) => p.placement.jobId === j.jobId)).toBe(false);
+      }),
+      RUNS,
+    );
+  });
 });
 
 function summary(o: QueueOutcome) {

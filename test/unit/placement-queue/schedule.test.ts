@@ -210,3 +210,26 @@ describe('scheduleQueue: the failure cache', () => {
     expect(cached.waiting.get('j7')!.reason).toMatch(/^0 of 2 ready fast nodes can hold it: .*fewer than 4 free GPUs with ≥ 40 GB/);
   });
 });
+
+describe('scheduleQueue: stopWhenFull', () => {
+  it('stops at the first job once no GPU is free and nothing can be preempted: the rest are left for a full pass', () => {
+    // fast-1 has 8 GPUs; the queue's first job takes all 8, so the fleet is full.
+    const snap = fleet(aNode('fast-1'));
+    const jobs = [aJob('a').seq(1).gpus(8).build(), aJob('b').seq(2).build(), aJob('c').seq(3).build()];
+    const out = scheduleQueue(snap, jobs, ctxOf({ stopWhenFull: true }));
+    expect(placedIds(out)).toEqual(['a']);
+    expect(waitingIds(out)).toEqual([]);
+    // A full pass explains every job.
+    const again = scheduleQueue(fleet(aNode('fast-1')), jobs, ctxOf());
+    expect(waitingIds(again)).toEqual(['b', 'c']);
+  });
+
+  it('goes on for FAST jobs while a FLEX job on a fast node could be preempted, and not past them', () => {
+    // fast-1 is full with a FLEX job (preemptible there); the FAST job preempts it; the FLEX job after it is left out.
+    const snap = fleet(aNode('fast-1'));
+    holdOn(snap, aJob('flex-running').flex().gpus(8).build(), 'fast-1', { ends: 3600 });
+    const out = scheduleQueue(snap, [aJob('fast').seq(1).gpus(8).build(), aJob('flex-later').flex().seq(2).build()], ctxOf({ stopWhenFull: true }));
+    expect(out.preemptions).toEqual([expect.objectContaining({ forJobId: 'fast', victims: ['flex-running'] })]);
+    expect(waitingIds(out)).toEqual(['fast']);
+  });
+});
