@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { Cluster, GiveUp, pidGone, until, type AgentProcess, type ScalarProcess } from './helpers/cluster.ts';
+import { Jobs, type E2eJob } from './helpers/jobs.ts';
 
 const HEARTBEAT_MS = 300;
 const KILL_GRACE_SEC = 2;
@@ -28,68 +29,14 @@ let coordinator: ScalarProcess;
 const agents = new Map<string, AgentProcess>();
 const runId = cluster.prefix.slice(5); // test_<8 hex>: node ids unique per run
 
-interface Job {
-  id: string;
-  status: string;
-  status_reason: string | null;
-  attempt: number;
-  node_id: string | null;
-  gpu_indices: number[] | null;
-  exit_code: number | null;
-}
-interface LogLine {
-  attempt: number;
-  stream: 'stdout' | 'stderr';
-  line: string;
-}
-
-const TERMINAL = ['completed', 'failed', 'cancelled'];
+type Job = E2eJob;
 
 /** A FAST job with small CPU and RAM needs, so GPUs are what limits placement. */
-async function submit(command: string[], over: Record<string, unknown> = {}): Promise<Job> {
-  const res = await cluster.http<Job>('POST', '/jobs', {
-    tier: 'FAST',
-    gpu_count: 1,
-    cpu_cores: 1,
-    ram_gb: 1,
-    expected_duration_sec: 60,
-    image: 'none',
-    command,
-    ...over,
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
-async function job(id: string): Promise<Job> {
-  const res = await cluster.http<Job>('GET', `/jobs/${id}`);
-  expect(res.status).toBe(200);
-  return res.body;
-}
-
-/** Polls until the job is in `status` (fails fast when it ends in another terminal status). */
-function waitStatus(id: string, status: string, timeoutMs = 15_000): Promise<Job> {
-  return until(
-    async () => {
-      const j = await job(id);
-      if (j.status !== status && TERMINAL.includes(j.status)) {
-        throw new GiveUp(`job ${id} ended ${j.status} (${j.status_reason}), not ${status}`);
-      }
-      return j.status === status ? j : false;
-    },
-    timeoutMs,
-    `job ${id} ${status}`,
-  ).catch(async (err: Error) => {
-    const j = await job(id).catch(() => null);
-    throw new Error(`${err.message}; job is now ${JSON.stringify(j)}`);
-  });
-}
-
-async function logs(id: string): Promise<LogLine[]> {
-  const res = await cluster.http<{ data: LogLine[]; next_cursor: string | null }>('GET', `/jobs/${id}/logs`);
-  expect(res.status).toBe(200);
-  return res.body.data;
-}
+const jobs = new Jobs(cluster, { tier: 'FAST', gpu_count: 1, cpu_cores: 1, ram_gb: 1, expected_duration_sec: 60, image: 'none' });
+const submit = (command: string[], over: Record<string, unknown> = {}): Promise<Job> => jobs.submit({ command, ...over });
+const job = (id: string): Promise<Job> => jobs.get(id);
+const waitStatus = (id: string, status: string, timeoutMs = 15_000): Promise<Job> => jobs.waitStatus(id, status, timeoutMs);
+const logs = (id: string) => jobs.logs(id);
 
 async function nodeState(id: string): Promise<{ state: string; gpus: { index: number; job_id: string | null }[]; jobs: string[] }> {
   const res = await cluster.http('GET', `/nodes/${id}`);

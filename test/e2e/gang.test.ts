@@ -11,7 +11,8 @@
  */
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { Cluster, GiveUp, until } from './helpers/cluster.ts';
+import { Cluster, until } from './helpers/cluster.ts';
+import { Jobs } from './helpers/jobs.ts';
 
 const KILL_GRACE_SEC = 2;
 const cluster = new Cluster({
@@ -21,26 +22,6 @@ const cluster = new Cluster({
 const runId = cluster.prefix.slice(5);
 const NODES = [`e2e-${runId}-a`, `e2e-${runId}-b`];
 
-interface Job {
-  id: string;
-  status: string;
-  status_reason: string | null;
-  attempt: number;
-  node_id: string | null;
-  gpu_indices: number[] | null;
-  placements: { node_id: string; gpu_indices: number[] }[];
-  exit_code: number | null;
-  finished_at: string | null;
-}
-
-interface LogLine {
-  attempt: number;
-  node_id: string | null;
-  stream: string;
-  line: string;
-  time: string;
-}
-
 interface NodeView {
   id: string;
   state: string;
@@ -49,35 +30,11 @@ interface NodeView {
   jobs: string[];
 }
 
-const TERMINAL = ['completed', 'failed', 'cancelled'];
-
-async function submit(body: Record<string, unknown>): Promise<Job> {
-  const res = await cluster.http<Job>('POST', '/jobs', { tier: 'FAST', cpu_cores: 1, ram_gb: 1, image: 'none', expected_duration_sec: 30, ...body });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
-async function job(id: string): Promise<Job> {
-  const res = await cluster.http<Job>('GET', `/jobs/${id}`);
-  expect(res.status).toBe(200);
-  return res.body;
-}
-
+const jobs = new Jobs(cluster, { tier: 'FAST', cpu_cores: 1, ram_gb: 1, image: 'none', expected_duration_sec: 30 });
+const submit = (body: Record<string, unknown>) => jobs.submit(body);
 /** Waits until the job ends; `status` is the one expected. */
-function ends(id: string, status: string, timeoutMs = 20_000): Promise<Job> {
-  return until(
-    async () => {
-      const j = await job(id);
-      if (!TERMINAL.includes(j.status)) return false;
-      if (j.status !== status) throw new GiveUp(`job ${id} ended ${j.status} (${j.status_reason}), not ${status}`);
-      return j;
-    },
-    timeoutMs,
-    `${id} ${status}`,
-  );
-}
-
-const logs = async (id: string): Promise<LogLine[]> => (await cluster.http<{ data: LogLine[] }>('GET', `/jobs/${id}/logs`)).body.data;
+const ends = (id: string, status: string, timeoutMs = 20_000) => jobs.waitStatus(id, status, timeoutMs);
+const logs = (id: string) => jobs.logs(id);
 const nodeView = async (id: string): Promise<NodeView> => (await cluster.http<NodeView>('GET', `/nodes/${id}`)).body;
 
 beforeAll(async () => {

@@ -12,7 +12,8 @@
  *  5. Once the FAST job is done, both FLEX jobs run again and complete.
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { Cluster, GiveUp, until } from './helpers/cluster.ts';
+import { Cluster, until } from './helpers/cluster.ts';
+import { Jobs, type E2eJob } from './helpers/jobs.ts';
 
 const cluster = new Cluster({
   SCALAR_HEARTBEAT_INTERVAL_MS: '300',
@@ -21,42 +22,9 @@ const cluster = new Cluster({
 const runId = cluster.prefix.slice(5);
 const NODE = `e2e-${runId}-fast`;
 
-interface Job {
-  id: string;
-  status: string;
-  status_reason: string | null;
-  attempt: number;
-  node_id: string | null;
-  exit_code: number | null;
-  preemptions: number;
-}
-
-const TERMINAL = ['completed', 'failed', 'cancelled'];
-
-async function submit(body: Record<string, unknown>): Promise<Job> {
-  const res = await cluster.http<Job>('POST', '/jobs', { cpu_cores: 1, ram_gb: 1, image: 'none', ...body });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
-
-async function job(id: string): Promise<Job> {
-  const res = await cluster.http<Job>('GET', `/jobs/${id}`);
-  expect(res.status).toBe(200);
-  return res.body;
-}
-
-function waitFor(id: string, test: (j: Job) => boolean, what: string, timeoutMs = 20_000): Promise<Job> {
-  return until(
-    async () => {
-      const j = await job(id);
-      if (test(j)) return j;
-      if (TERMINAL.includes(j.status)) throw new GiveUp(`job ${id} ended ${j.status} (${j.status_reason}) before: ${what}`);
-      return false;
-    },
-    timeoutMs,
-    `${id}: ${what}`,
-  );
-}
+const jobs = new Jobs(cluster, { cpu_cores: 1, ram_gb: 1, image: 'none' });
+const submit = (body: Record<string, unknown>) => jobs.submit(body);
+const waitFor = (id: string, test: (j: E2eJob) => boolean, what: string, timeoutMs?: number) => jobs.waitFor(id, test, what, timeoutMs);
 
 // A FLEX process that says when it starts and when it gets SIGTERM. The
 // short sleeps let the shell run its trap promptly.
