@@ -18,6 +18,7 @@ import { startCoordinator, type RunningCoordinator } from '../../actors/coordina
 import { schedulingFromConfig } from '../../actors/coordinator/settings.ts';
 import { parseConfig, type Config } from '../../src/config/index.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
+import { resetCluster, until } from '../helpers/coordinator.ts';
 import { expectError } from '../helpers/expect.ts';
 
 const HB = 200;
@@ -76,11 +77,8 @@ beforeAll(async () => {
 afterEach(async () => {
   await running?.stop();
   running = undefined;
-  await t.db.orm.em.fork().execute('truncate jobs, nodes, allocations, capacity_blocks, capacity_events cascade');
-  for (const s of [t.bus.t.streams.JOBS, t.bus.t.streams.NODE_CMDS, t.bus.t.streams.NODE_EVENTS]) await t.bus.jsm.streams.purge(s);
-  for (const name of await t.bus.jsm.consumers.list(t.bus.t.streams.NODE_CMDS).next().then((l) => l.map((c) => c.name))) {
-    await t.bus.jsm.consumers.delete(t.bus.t.streams.NODE_CMDS, name);
-  }
+  // Each test starts from an empty cluster: no jobs, nodes or undelivered messages.
+  await resetCluster(t, ['capacity_blocks', 'capacity_events']);
 });
 
 afterAll(async () => {
@@ -103,16 +101,6 @@ async function coordinator(): Promise<void> {
     onLeadershipLost: () => undefined,
   });
   await running.leading;
-}
-
-async function until<T>(fn: () => Promise<T | false | undefined | null>, timeoutMs = 10_000, what?: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${what ?? fn.toString().slice(0, 200)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 const get = (url: string) => t.call({ method: 'GET', url });

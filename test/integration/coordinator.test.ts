@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startTestApp, exampleJob, type TestApp } from '../helpers/app.ts';
+import { resetCluster, until } from '../helpers/coordinator.ts';
 import { ScriptedAgent } from '../helpers/scripted-agent.ts';
 
 const HB = 200; // heartbeat interval (ms): a node is lost after 3 missed
@@ -43,16 +44,6 @@ async function node(pool: 'fast' | 'flex', gpus = 8, vramGb = 80): Promise<Scrip
   return a;
 }
 
-async function until<T>(fn: () => Promise<T | false | undefined | null>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${fn.toString().slice(0, 200)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 async function submit(over: Record<string, unknown> = {}): Promise<string> {
   const res = await t.call({ method: 'POST', url: '/jobs', payload: { ...exampleJob(), gpu_count: 1, vram_per_gpu_gb: 40, ...over } });
   expect(res.statusCode, res.body).toBe(201);
@@ -78,11 +69,7 @@ afterEach(async () => {
   for (const a of agents.splice(0)) a.stop();
   for (const c of coordinators.splice(0)) await c.stop();
   // Each test starts from an empty cluster: no jobs, nodes or undelivered messages.
-  await t.db.orm.em.fork().execute('truncate jobs, nodes, allocations cascade');
-  for (const s of [t.bus.t.streams.JOBS, t.bus.t.streams.NODE_CMDS, t.bus.t.streams.NODE_EVENTS]) await t.bus.jsm.streams.purge(s);
-  for (const name of await t.bus.jsm.consumers.list(t.bus.t.streams.NODE_CMDS).next().then((l) => l.map((c) => c.name))) {
-    await t.bus.jsm.consumers.delete(t.bus.t.streams.NODE_CMDS, name);
-  }
+  await resetCluster(t);
 });
 
 afterAll(async () => {

@@ -1,0 +1,29 @@
+/**
+ * Helpers for integration tests that run a real coordinator against the
+ * test app's Postgres and NATS: polling, and a clean cluster between tests.
+ */
+import type { TestApp } from './app.ts';
+
+/** Polls `fn` every 25 ms until it returns something truthy (errors count as "not yet"); throws after `timeoutMs`. */
+export async function until<T>(fn: () => Promise<T | false | undefined | null>, timeoutMs = 10_000, what?: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${what ?? fn.toString().slice(0, 200)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * An empty cluster for the next test: no jobs, nodes, allocations (and the
+ * `extraTables`), no undelivered job or node messages, and no node command
+ * consumers left from nodes of earlier tests.
+ */
+export async function resetCluster(t: TestApp, extraTables: string[] = []): Promise<void> {
+  await t.db.orm.em.fork().execute(`truncate ${['jobs', 'nodes', 'allocations', ...extraTables].join(', ')} cascade`);
+  for (const s of [t.bus.t.streams.JOBS, t.bus.t.streams.NODE_CMDS, t.bus.t.streams.NODE_EVENTS]) await t.bus.jsm.streams.purge(s);
+  for (const name of await t.bus.jsm.consumers.list(t.bus.t.streams.NODE_CMDS).next().then((l) => l.map((c) => c.name))) {
+    await t.bus.jsm.consumers.delete(t.bus.t.streams.NODE_CMDS, name);
+  }
+}
