@@ -4,6 +4,7 @@
  * stays as committed, and reconciliation with the node's heartbeats re-sends.
  */
 import type { Logger } from 'pino';
+import { isTerminal } from '../../machines/job.machine.ts';
 import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
 import type { Bus } from '../bus/connection.ts';
 import { encodeJson, type KillCommand, type RunCommand } from '../bus/messages.ts';
@@ -83,6 +84,23 @@ export class Commands {
     return Promise.all(
       targets.map((n) => this.publish(n, { type: 'kill', job_id: job.rec.id, attempt: job.rec.attempt, grace_sec: grace, reason })),
     ).then(() => undefined);
+  }
+
+  /**
+   * Re-sends kills that got no answer within twice their grace (at least
+   * 30 s): a finished job whose GPUs are still held, a preemption, or a
+   * failing gang's members. A lost publish would otherwise leave work running.
+   */
+  resendKills(jobs: Iterable<LiveJob>, now = Date.now()): void {
+    const due = (job: LiveJob, graceSec: number) => now - job.killSentAt > Math.max(30_000, graceSec * 2000);
+    for (const job of jobs) {
+      if (isTerminal(job.status)) {
+        if (due(job, this.grace.killSec)) void this.kill(job, 'job finished');
+        continue;
+      }
+      const stopping = job.stopping();
+      if (stopping && due(job, job.rec.preemptedBy ? this.grace.preemptSec : this.grace.killSec)) void this.kill(job, stopping);
+    }
   }
 
   /** Kills an attempt an agent runs that is no longer current (at most once per 10 s per attempt). */

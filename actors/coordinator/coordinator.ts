@@ -16,7 +16,6 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
-import type { AttemptRef } from '../../src/domain/cluster.ts';
 import { CapacitySnapshot } from '../../src/placement/index.ts';
 import type { Bus } from '../bus/connection.ts';
 import type { Heartbeat, NodeActionReply, NodeBusEvent } from '../bus/messages.ts';
@@ -26,8 +25,8 @@ import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordi
 import { Commands } from './commands.ts';
 import { Fleet, type After } from './fleet.ts';
 import { JobTable, LiveJob } from './live.ts';
-import type { DemandView } from '../../src/capacity/autoscaler.ts';
-import { demandView } from './demand.ts';
+import { BlockLink } from './blocks.ts';
+import { restoreHolds } from './rebuild.ts';
 import { memberEnded, type MemberEndInput, type MemberUndo } from './members.ts';
 import { overrunItems, type OverrunSettings } from './overrun.ts';
 import { planWrites, type Plan } from './plan.ts';
@@ -40,7 +39,6 @@ export interface CoordinatorOptions {
   log: Logger;
   heartbeatIntervalMs: number;
   killGraceSec: number;
-  preemptGraceSec: number;
   /** Queue discipline and placement (user weights are loaded from Postgres). */
   queue: Omit<QueueSettings, 'userWeights' | 'offers'>;
   overrun: OverrunSettings;
@@ -63,16 +61,11 @@ export class Coordinator {
   private readonly store: CoordinatorStore;
   readonly jobs = new JobTable();
   readonly capacity = new CapacitySnapshot();
-  private blockEnds = new Map<string, number | null>();
   private userWeights = new Map<string, number>();
   /** Instance shapes providers sell (set by the capacity actor), for the unschedulable check. */
   offers: QueueSettings['offers'] = [];
-  /**
-   * When a block ends, as the capacity actor knows it (set with the actor):
-   * it knows a block from its purchase, and the block's nodes can register
-   * before the next sweep reads capacity_blocks. Undefined: not a block it knows.
-   */
-  blockEndLookup?: (blockId: string) => number | null | undefined;
+  /** Capacity blocks: their end times, and what the capacity actor asks of the coordinator. */
+  readonly blocks: BlockLink;
   private inbox: Input[] = [];
   private placementDirty = true;
   private passRunning = false;
@@ -89,7 +82,7 @@ export class Coordinator {
     this.commands = new Commands(
       o.bus,
       o.log,
-      { killSec: o.killGraceSec, preemptSec: o.preemptGraceSec },
+      { killSec: o.killGraceSec, preemptSec: o.queue.preemptGraceSec },
       (id) => this.capacity.holding(id)?.nodes.map((n) => n.nodeId) ?? [],
       (nodeId) => this.fleet.addrOf(nodeId),
     );
@@ -103,10 +96,18 @@ export class Coordinator {
       commands: this.commands,
       nodeLost: (nodeId) => this.push({ kind: 'node-lost', nodeId }),
       memberEnded: (job, nodeId, end, batch, after) => this.memberEnded(job, nodeId, end, batch, after),
-      blockEnd: (blockId) => this.blockEnd(blockId),
+      blockEnd: (blockId) => this.blocks.end(blockId),
       placementChanged: () => {
         this.placementDirty = true;
       },
+      kick: () => this.kick(),
+    });
+    this.blocks = new BlockLink({
+      jobs: this.jobs,
+      capacity: this.capacity,
+      fleet: () => this.fleet,
+      blockMarginSec: o.queue.blockMarginSec,
+      push: (input) => this.push(input),
       kick: () => this.kick(),
     });
   }
@@ -115,55 +116,17 @@ export class Coordinator {
 
   /** Rebuilds every actor and the capacity snapshot from Postgres. */
   async rehydrate(): Promise<void> {
-    this.blockEnds = await this.store.loadBlockEnds();
+    this.blocks.sync(await this.store.loadBlockEnds(), true);
     this.userWeights = await this.store.loadUserWeights();
     for (const n of await this.store.loadNodes()) this.fleet.restore(n);
     for (const rec of await this.store.loadLiveJobs()) this.jobs.set(rec.id, new LiveJob(rec, this.o.root));
-    // One hold per job, with every member's slice that is still active.
-    const byJob = new Map<string, { job: LiveJob; slices: Map<string, number[]> }>();
-    for (const a of await this.store.loadActiveAllocations()) {
-      let job = this.jobs.get(a.job_id);
-      if (!job) {
-        // A finished job whose GPUs wait for the agent's kill confirmation.
-        job = new LiveJob(a.job, this.o.root);
-        this.jobs.set(a.job_id, job);
-      }
-      if (!this.capacity.node(a.nodeId)) {
-        this.o.log.error({ job_id: a.job_id, node_id: a.nodeId }, 'allocation on an unknown node; ignoring it');
-        continue;
-      }
-      const entry = byJob.get(a.job_id) ?? { job, slices: new Map() };
-      entry.slices.set(a.nodeId, a.gpuIndices);
-      byJob.set(a.job_id, entry);
-    }
-    for (const [id, { job, slices }] of byJob) {
-      const order = job.nodes().filter((n) => slices.has(n));
-      for (const n of slices.keys()) if (!order.includes(n)) order.push(n);
-      // Members whose allocations were already released ended before this
-      // start: the recorded failure first (it decides the attempt's end),
-      // the others as clean exits.
-      const failure = job.rec.memberFailure;
-      if (failure && !isTerminal(job.status)) {
-        job.endedMembers().set(failure.node_id, { code: failure.code, reason: failure.reason, ...(failure.lost ? { lost: true } : {}) });
-      }
-      for (const n of job.nodes()) if (!slices.has(n) && !job.endedMembers().has(n)) job.endedMembers().set(n, { code: 0, reason: null });
-      const startedAt = job.rec.scheduledAt ?? Date.now();
-      try {
-        this.capacity.hold(
-          { ...job.request(), nodeCount: order.length },
-          { jobId: id, nodes: order.map((n) => ({ nodeId: n, gpuIndices: slices.get(n)! })) },
-          { startedAt, endsAt: startedAt + job.rec.expectedDurationSec * 1000 },
-        );
-      } catch (err) {
-        this.o.log.error({ err, job_id: id }, 'stored allocations over-commit a node; ignoring them');
-      }
-    }
+    restoreHolds(await this.store.loadActiveAllocations(), { jobs: this.jobs, capacity: this.capacity, root: this.o.root, log: this.o.log });
     // Commands sent just before a crash may never have left: send them again
     // (agents recognise an attempt they already have).
     const resend: Promise<void>[] = [];
     for (const job of this.jobs.values()) {
       // A kill in flight comes first: a victim or a failing gang must stop, not start.
-      const stopping = this.stoppingReason(job);
+      const stopping = job.stopping();
       if (stopping) resend.push(this.commands.kill(job, stopping));
       else if (job.status === 'scheduled') resend.push(this.commands.run(job));
       else if (isTerminal(job.status) && this.capacity.holding(job.rec.id)) resend.push(this.commands.kill(job, 'job finished'));
@@ -262,7 +225,7 @@ export class Coordinator {
       for (const input of inputs) this.handle(input, batch, replies, after);
       if (inputs.some((i) => i.kind === 'sweep')) {
         batch.items.push(...overrunItems(this.jobs, this.capacity, this.o.overrun, Date.now()));
-        this.fleet.retireReleased(batch, (blockId) => this.blockEnds.has(blockId));
+        this.fleet.retireReleased(batch, (blockId) => this.blocks.live(blockId));
         // The queue is re-run on every sweep even when no event changed the
         // capacity: a waiting job's diagnosis skipped by the rate limit
         // (REASON_REFRESH_MS) is only written by a later run, and time alone
@@ -330,9 +293,7 @@ export class Coordinator {
     if (sweep) {
       this.userWeights = await this.store.loadUserWeights();
       // Blocks bought, extended or released since: their nodes' end times follow.
-      const ends = await this.store.loadBlockEnds();
-      for (const [id, end] of ends) if (this.blockEnds.get(id) !== end) this.blockChanged(id, end);
-      for (const id of [...this.blockEnds.keys()]) if (!ends.has(id)) this.blockChanged(id, null, true);
+      this.blocks.sync(await this.store.loadBlockEnds());
       // Catches jobs whose wake-up message was lost (e.g. the API died right after its commit).
       const unknown = (await this.store.pendingIds()).filter((id) => !this.jobs.has(id) && !pendingIds.has(id));
       if (unknown.length > 0) fresh.push(...(await this.store.loadPending(unknown)));
@@ -421,8 +382,6 @@ export class Coordinator {
     return decision.placed;
   }
 
-
-
   /** After the commit: actors follow the database, and commands go out. */
   private mirror(plans: Map<string, Plan>, applied: Set<string>, placedNow: Set<string>): Promise<void>[] {
     const commands: Promise<void>[] = [];
@@ -504,94 +463,15 @@ export class Coordinator {
     this.jobs.delete(job.rec.id);
   }
 
-  // ---------------------------------------------------------------- capacity
-
-  /**
-   * When a block ends (ms; null: never), for a node of it that registers.
-   * A block bought since the last sweep is not in blockEnds yet: without the
-   * capacity actor's answer its nodes would look never-ending, and a job
-   * longer than the block could be placed there until the sweep.
-   */
-  private blockEnd(blockId: string): number | null | undefined {
-    if (this.blockEnds.has(blockId)) return this.blockEnds.get(blockId);
-    const end = this.blockEndLookup?.(blockId);
-    if (end !== undefined) this.blockEnds.set(blockId, end);
-    return end;
-  }
-
-  /** A block was bought, changed or released: nodes of it get its end time. */
-  blockChanged(blockId: string, endsAt: number | null, released = false): void {
-    if (released) this.blockEnds.delete(blockId);
-    else this.blockEnds.set(blockId, endsAt);
-    this.fleet.blockChanged(blockId, released ? null : endsAt);
-    this.kick();
-  }
-
-  /** What the autoscaler reads. */
-  demand(): DemandView {
-    return demandView(this.jobs, this.capacity, this.o.queue.blockMarginSec);
-  }
-
-  /** Drains the nodes of a block being released (runs in a pass, like an operator's drain). */
-  drainNodes(nodeIds: string[], reason: string): void {
-    this.push({ kind: 'call', run: () => this.fleet.drainAll(nodeIds, reason) });
-  }
-
-  /**
-   * Drains the block's nodes and answers whether any job holds them, inside
-   * a pass: placement runs in passes too, so once this answers, no job can
-   * land on them any more (see CapacityActorOptions.closeNodes).
-   */
-  closeNodes(blockId: string, nodeIds: string[], timeoutMs = 10_000): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the coordinator did not close the block\'s nodes in time')), timeoutMs);
-      this.push({
-        kind: 'call',
-        run: () => {
-          this.fleet.drainAll(nodeIds, `its capacity block ${blockId} is being released`);
-          clearTimeout(timer);
-          resolve(nodeIds.some((n) => (this.capacity.state(n)?.holds.length ?? 0) > 0));
-        },
-      });
-    });
-  }
-
-  /** True while any job holds GPUs on a node of the block. */
-  blockBusy(blockId: string): boolean {
-    for (const nodeId of this.fleet.nodesOfBlock(blockId)) {
-      if (this.capacity.state(nodeId)?.holds.length) return true;
-    }
-    return false;
-  }
-
-  /** Periodic safety net: re-send kills for finished jobs whose GPUs are still held. */
+  /** Periodic safety net: re-send kills that got no answer (see Commands.resendKills). */
   resendKills(): void {
-    const now = Date.now();
-    const due = (job: LiveJob, graceSec: number) => now - job.killSentAt > Math.max(30_000, graceSec * 2000);
-    for (const job of this.jobs.values()) {
-      if (isTerminal(job.status)) {
-        if (due(job, this.o.killGraceSec)) void this.commands.kill(job, 'job finished');
-        continue;
-      }
-      // A preemption or a failing gang's kill that was lost (a failed publish) would leave work running.
-      const stopping = this.stoppingReason(job);
-      if (stopping && due(job, job.rec.preemptedBy ? this.o.preemptGraceSec : this.o.killGraceSec)) void this.commands.kill(job, stopping);
-    }
-  }
-
-  /** Why a live attempt is being killed (preempted, or a gang member failed), if it is. */
-  private stoppingReason(job: LiveJob): string | null {
-    if (job.status !== 'scheduled' && job.status !== 'running') return null;
-    if (job.rec.preemptedBy) return `preempted by FAST job ${job.rec.preemptedBy}`;
-    if (job.rec.memberFailure) return job.rec.memberFailure.reason;
-    return null;
+    this.commands.resendKills(this.jobs.values());
   }
 
   private updateStats(): void {
     Object.assign(this.stats, { liveJobs: this.jobs.size, queued: this.jobs.waiting.size, nodes: this.fleet.size });
     this.o.root.send({ type: 'pass', stats: { ...this.stats } });
   }
-
 
 }
 

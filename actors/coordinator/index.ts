@@ -127,7 +127,6 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       log,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       killGraceSec: o.killGraceSec,
-      preemptGraceSec: sched.preemptGraceSec,
       queue: { policy: sched.policy, blockMarginSec: sched.blockMarginSec, preemptGraceSec: sched.preemptGraceSec },
       overrun: sched.overrun,
       prices: sched.prices,
@@ -235,13 +234,13 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
         speed: o.capacity?.simulatedSpeed,
       }),
       config: cfg,
-      demand: () => c.demand(),
-      drainNodes: async (nodeIds) => c.drainNodes(nodeIds, 'its capacity block is being released'),
-      blockBusy: (blockId) => c.blockBusy(blockId),
-      closeNodes: (blockId, nodeIds) => c.closeNodes(blockId, nodeIds),
+      demand: () => c.blocks.demand(),
+      drainNodes: async (nodeIds) => c.blocks.drainNodes(nodeIds, 'its capacity block is being released'),
+      blockBusy: (blockId) => c.blocks.busy(blockId),
+      closeNodes: (blockId, nodeIds) => c.blocks.closeNodes(blockId, nodeIds),
     });
     // A block's nodes may register before the next sweep reads its end: ask the actor.
-    c.blockEndLookup = (blockId) => actor.blockEndsAt(blockId) ?? undefined;
+    c.blocks.lookup = (blockId) => actor.blockEndsAt(blockId) ?? undefined;
     await actor.start();
     capacityActor = actor;
   }

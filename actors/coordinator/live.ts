@@ -86,6 +86,14 @@ export class LiveJob {
     });
   }
 
+  /** Why the live attempt is being killed (preempted, or a gang member failed), if it is. */
+  stopping(): string | null {
+    if (this.status !== 'scheduled' && this.status !== 'running') return null;
+    if (this.rec.preemptedBy) return `preempted by FAST job ${this.rec.preemptedBy}`;
+    if (this.rec.memberFailure) return this.rec.memberFailure.reason;
+    return null;
+  }
+
   /** The nodes of the current attempt, rank order. */
   nodes(): string[] {
     const r = this.rec;
