@@ -83,7 +83,6 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
     }
     considered.push(j);
   }
-  const byId = new Map(considered.map((j) => [j.rec.id, j]));
   const preempting = new Map<string, string>();
   for (const j of jobs.preempting()) preempting.set(j.rec.id, j.rec.preemptedBy!);
 
@@ -109,7 +108,7 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
   };
 
   for (const p of out.placed) {
-    const job = byId.get(p.placement.jobId)!;
+    const job = jobs.get(p.placement.jobId)!;
     const [first, ...rest] = p.placement.nodes;
     const events: JobEvent[] = [];
     admit(job, 'placing it now', events);
@@ -125,13 +124,13 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
   }
 
   for (const [id, u] of out.unschedulable) {
-    const job = byId.get(id)!;
+    const job = jobs.get(id)!;
     const reason = `unschedulable: ${u.reason}`;
     items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'fail', reason }], placement: placementJson(u.diagnosis, { reason, at: now }) });
   }
 
   for (const p of out.preemptions) {
-    const forJob = byId.get(p.forJobId);
+    const forJob = jobs.get(p.forJobId);
     if (forJob) forJob.preempted = true;
     for (const victimId of p.victims) {
       const victim = jobs.get(victimId);
@@ -142,7 +141,7 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
 
   let diagnosed = 0;
   for (const [id, w] of out.waiting) {
-    const job = byId.get(id)!;
+    const job = jobs.get(id)!;
     // The placement object is built only for the rows written: thousands of
     // waiting jobs are skipped by the refresh limit below.
     if (job.status === 'pending') {
