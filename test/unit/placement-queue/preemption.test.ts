@@ -92,15 +92,15 @@ describe('planPreemption: the cheapest sufficient set', () => {
     const reserved: Reservation = { jobId: 'x', tier: 'FAST', nodeIds: ['fast-1'], startAt: T0, strict: true };
     expect(planPreemption(busyNode(), aJob('f').build(), { ...opts, reservations: new Map([['fast-1', reserved]]) })).toBeUndefined();
 
-    const down = fleet(aNode('fast-1').down());
+    const down = fleet(aNode('fast-1').notReady());
     holdOn(down, aJob('v').flex().gpus(8).build(), 'fast-1', { ends: 3600 });
     expect(planPreemption(down, aJob('f').build(), opts)).toBeUndefined();
 
     // Block ends at +3600 s; the job would start at +30 s (grace) and run 3600 s.
     const block = fleet(aNode('fast-1').endsAt(T0 + 3600_000));
     holdOn(block, aJob('v').flex().gpus(8).build(), 'fast-1', { ends: 3600 });
-    expect(planPreemption(block, aJob('f').runs(3600).build(), opts)).toBeUndefined();
-    expect(planPreemption(block, aJob('f').runs(3570).build(), opts)?.victims).toEqual(['v']);
+    expect(planPreemption(block, aJob('f').duration(3600).build(), opts)).toBeUndefined();
+    expect(planPreemption(block, aJob('f').duration(3570).build(), opts)?.victims).toEqual(['v']);
   });
 
   it('VRAM: only GPUs with enough memory count', () => {

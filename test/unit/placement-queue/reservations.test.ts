@@ -47,7 +47,7 @@ describe('earliestStart: one node', () => {
 
 describe('earliestStart: choosing among nodes', () => {
   it('the earliest node; ties by node id; not-ready nodes and other jobs’ reservations are skipped', () => {
-    const snap = fleet(aNode('fast-1'), aNode('fast-2'), aNode('fast-3'), aNode('fast-0').down());
+    const snap = fleet(aNode('fast-1'), aNode('fast-2'), aNode('fast-3'), aNode('fast-0').notReady());
     holdOn(snap, aJob('a').gpus(8).build(), 'fast-1', { ends: 300 });
     holdOn(snap, aJob('b').gpus(8).build(), 'fast-2', { ends: 300 });
     holdOn(snap, aJob('c').gpus(8).build(), 'fast-3', { ends: 100 });
@@ -73,10 +73,10 @@ describe('earliestStart: choosing among nodes', () => {
     const snap = fleet(aNode('fast-1').endsAt(sec(3000)), aNode('fast-2'));
     holdOn(snap, aJob('a').gpus(8).build(), 'fast-1', { ends: 100 });
     holdOn(snap, aJob('b').gpus(8).build(), 'fast-2', { ends: 900 });
-    expect(earliestStart(snap, aJob('j').runs(3600).build(), opts)).toEqual({ startAt: sec(900), nodeIds: ['fast-2'] });
+    expect(earliestStart(snap, aJob('j').duration(3600).build(), opts)).toEqual({ startAt: sec(900), nodeIds: ['fast-2'] });
     // A 600 s job fits fast-1 at +100 s with a 2000 s margin (100 + 600 + 2000 ≤ 3000) but not a 2400 s one.
-    expect(earliestStart(snap, aJob('j').runs(600).build(), { ...opts, blockMarginSec: 2000 })?.nodeIds).toEqual(['fast-1']);
-    expect(earliestStart(snap, aJob('j').runs(600).build(), { ...opts, blockMarginSec: 2400 })?.nodeIds).toEqual(['fast-2']);
+    expect(earliestStart(snap, aJob('j').duration(600).build(), { ...opts, blockMarginSec: 2000 })?.nodeIds).toEqual(['fast-1']);
+    expect(earliestStart(snap, aJob('j').duration(600).build(), { ...opts, blockMarginSec: 2400 })?.nodeIds).toEqual(['fast-2']);
   });
 });
 
@@ -99,7 +99,7 @@ describe('earliestStart: gangs', () => {
     holdOn(snap, aJob('a').gpus(8).build(), 'fast-1', { ends: 100 });
     holdOn(snap, aJob('b').gpus(8).build(), 'fast-2', { ends: 300 });
     holdOn(snap, aJob('c').gpus(8).build(), 'fast-3', { ends: 400 });
-    expect(earliestStart(snap, aJob('g').nodes(2).runs(1000).build(), opts)).toEqual({ startAt: sec(400), nodeIds: ['fast-2', 'fast-3'] });
+    expect(earliestStart(snap, aJob('g').nodes(2).duration(1000).build(), opts)).toEqual({ startAt: sec(400), nodeIds: ['fast-2', 'fast-3'] });
   });
 
   it('one gang hold frees on all its nodes at once', () => {

@@ -25,7 +25,7 @@ function backfillFleet(): CapacitySnapshot {
 describe('scheduleQueue: placement and bookkeeping', () => {
   it('holds each placement from now until now + expected duration, in queue order', () => {
     const snap = fleet(aNode('fast-1'));
-    const out = scheduleQueue(snap, [aJob('b').seq(2).runs(60).build(), aJob('a').seq(1).runs(120).build()], ctxOf());
+    const out = scheduleQueue(snap, [aJob('b').seq(2).duration(60).build(), aJob('a').seq(1).duration(120).build()], ctxOf());
     expect(placedIds(out)).toEqual(['a', 'b']);
     expect(snap.holdTimes('a')).toEqual({ startedAt: T0, endsAt: sec(120) });
     expect(snap.holdTimes('b')).toEqual({ startedAt: T0, endsAt: sec(60) });
@@ -71,8 +71,8 @@ describe('scheduleQueue: EASY backfill', () => {
   it('a later job starts ahead of a blocked one only if it ends before the reservation', () => {
     const jobs = [
       aJob('big').gpus(6).priority(1).build(), // blocked: fast-1 has 4 free until +1800 s → reserved fast-1 at +1800 s
-      aJob('long').gpus(4).runs(3600).build(), // fast-1 would hold it until +3600 s > +1800 s: waits
-      aJob('short').gpus(4).runs(1200).build(), // ends at +1200 s ≤ +1800 s: backfilled on fast-1
+      aJob('long').gpus(4).duration(3600).build(), // fast-1 would hold it until +3600 s > +1800 s: waits
+      aJob('short').gpus(4).duration(1200).build(), // ends at +1200 s ≤ +1800 s: backfilled on fast-1
     ];
     const out = scheduleQueue(backfillFleet(), jobs, ctxOf());
     expect(out.reservations).toEqual([{ jobId: 'big', tier: 'FAST', nodeIds: ['fast-1'], startAt: sec(1800), strict: false }]);
@@ -84,7 +84,7 @@ describe('scheduleQueue: EASY backfill', () => {
 
   it('capacity the blocked job cannot use stays usable', () => {
     // fast-2 has 2 free GPUs; big needs 6 and is reserved on fast-1 only, so a long 2-GPU job takes fast-2.
-    const jobs = [aJob('big').gpus(6).priority(1).build(), aJob('long2').gpus(2).runs(99_999).build()];
+    const jobs = [aJob('big').gpus(6).priority(1).build(), aJob('long2').gpus(2).duration(99_999).build()];
     const out = scheduleQueue(backfillFleet(), jobs, ctxOf());
     expect(out.placed.map((p) => [p.placement.jobId, p.placement.nodes[0]!.nodeId, p.diagnosis.step])).toEqual([['long2', 'fast-2', 'backfill']]);
   });
@@ -101,7 +101,7 @@ describe('scheduleQueue: EASY backfill', () => {
   });
 
   it('a job that can never get enough gets no reservation; the next blocked one may', () => {
-    const snap = fleet(aNode('fast-1'), aNode('fast-2').down());
+    const snap = fleet(aNode('fast-1'), aNode('fast-2').notReady());
     holdOn(snap, aJob('h').gpus(8).build(), 'fast-1', { ends: 600 });
     // nodes2 needs 2 nodes, only fast-1 is ready: no reservation. one waits for fast-1 at +600 s.
     const out = scheduleQueue(snap, [aJob('nodes2').nodes(2).priority(1).build(), aJob('one').build()], ctxOf());
@@ -110,7 +110,7 @@ describe('scheduleQueue: EASY backfill', () => {
 
   it('backfill off: a blocked job makes the rest of its tier wait, not the other tier', () => {
     const snap = backfillFleet();
-    const jobs = [aJob('big').gpus(6).priority(1).build(), aJob('short').gpus(2).runs(60).build(), aJob('flexy').flex().gpus(0).build()];
+    const jobs = [aJob('big').gpus(6).priority(1).build(), aJob('short').gpus(2).duration(60).build(), aJob('flexy').flex().gpus(0).build()];
     const out = scheduleQueue(snap, jobs, ctxOf({ policy: NO_BACKFILL }));
     expect(out.reservations).toEqual([]);
     expect(out.waiting.get('short')!.reason).toBe('waiting behind job big (queue order)');
@@ -150,7 +150,7 @@ describe('scheduleQueue: preemption', () => {
   });
 
   it('nobody else takes the GPUs being freed, however short', () => {
-    const out = scheduleQueue(preemptFleet(), [aJob('f').gpus(4).priority(1).build(), aJob('tiny').gpus(0).cpu(1).runs(1).build()], ctxOf());
+    const out = scheduleQueue(preemptFleet(), [aJob('f').gpus(4).priority(1).build(), aJob('tiny').gpus(0).cpu(1).duration(1).build()], ctxOf());
     expect(placedIds(out)).toEqual([]);
     expect(out.waiting.get('tiny')!.reason).toMatch(/reserved for a higher job/);
   });
@@ -194,7 +194,7 @@ describe('scheduleQueue: the failure cache', () => {
       return snap;
     };
     const jobs: JobRequest[] = [];
-    for (let i = 0; i < 50; i++) jobs.push(aJob(`j${i}`).gpus(1 + (i % 4)).runs(600 + i).build());
+    for (let i = 0; i < 50; i++) jobs.push(aJob(`j${i}`).gpus(1 + (i % 4)).duration(600 + i).build());
     let calls = 0;
     const counting: typeof placeJob = (s, j, c) => (calls++, placeJob(s, j, c));
     const cached = runQueue(mk(), jobs, ctxOf({ policy: NO_PREEMPTION }), counting);

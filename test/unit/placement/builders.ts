@@ -92,12 +92,19 @@ export class JobBuilder {
       expectedDurationSec: 3600,
     };
   }
-  fast(): this {
-    this.#j.tier = 'FAST';
+  tier(t: JobRequest['tier']): this {
+    this.#j.tier = t;
     return this;
   }
+  fast(): this {
+    return this.tier('FAST');
+  }
   flex(): this {
-    this.#j.tier = 'FLEX';
+    return this.tier('FLEX');
+  }
+  /** Arrival order (smaller is older). Default: the order the builders were made in. */
+  seq(s: number): this {
+    this.#j.seq = s;
     return this;
   }
   gpus(count: number, vram = this.#j.vramPerGpuGb): this {
