@@ -18,7 +18,6 @@
  * Operations on one block are serialised through its own queue, so a timer,
  * the autoscaler and an admin can never interleave two transitions of it.
  */
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { createActor, transition, type Actor } from 'xstate';
 import {
@@ -39,21 +38,23 @@ import {
 } from '../../src/capacity/autoscaler.ts';
 import { ProviderError, type CapacityProvider, type CapacityTier, type Quote } from '../../src/capacity/provider.ts';
 import type { Config } from '../../src/config/index.ts';
+import { systemClock, type Clock, type Timer } from '../../src/domain/clock.ts';
 import { CapacityError, asCapacityError } from './errors.ts';
 import type { NodeLauncher } from './launcher.ts';
-import { CapacityStore, blockNodeIds, newBlockId, pendingBlockRow, toBlockApi, toBlockView, type BlockApi, type BlockRow, type CapacityEventInput } from './store.ts';
+import { blockNodeIds, newBlockId, pendingBlockRow, toBlockApi, toBlockView, type BlockApi, type BlockRow, type CapacityEventInput, type CapacityStorePort } from './store.ts';
 
 export type { DemandView } from '../../src/capacity/autoscaler.ts';
 export type { BlockApi } from './store.ts';
 
 export interface CapacityActorOptions {
-  orm: MikroORM;
+  /** capacity_blocks and capacity_events: CapacityStore (Postgres) in production. */
+  store: CapacityStorePort;
   log: Logger;
   provider: CapacityProvider;
   launcher: NodeLauncher;
   config: Config;
-  /** The clock (ms since the epoch). Default Date.now. */
-  now?: () => number;
+  /** Time and timers. Default: the wall clock. */
+  clock?: Clock;
   /** What the coordinator's live state says about demand, read on every autoscaler pass. */
   demand: () => DemandView;
   /** Mark these nodes draining (no new placements; their jobs keep running). */
@@ -89,7 +90,7 @@ interface LiveBlock {
   /** Filled by the actor's effects while it handles an event; run after the commit. */
   effects: Effect[];
   queue: Promise<unknown>;
-  readyTimer: NodeJS.Timeout | null;
+  readyTimer: Timer | null;
   provisioning: boolean;
 }
 
@@ -101,20 +102,22 @@ interface LiveBlock {
 const HOLD_REPEAT_MS = 10 * 60_000;
 
 export class CapacityActor {
-  private readonly store: CapacityStore;
+  private readonly store: CapacityStorePort;
   private readonly log: Logger;
+  private readonly clock: Clock;
   private readonly now: () => number;
   private readonly live = new Map<string, LiveBlock>();
   private policyState: AutoscalerState = initialAutoscalerState();
   private readonly lastHold = new Map<CapacityTier, { rule: string; at: number }>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private ticking: Promise<void> | null = null;
   private stopped = false;
 
   constructor(private readonly o: CapacityActorOptions) {
-    this.store = new CapacityStore(o.orm);
+    this.store = o.store;
     this.log = o.log.child({ component: 'capacity' });
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? systemClock;
+    this.now = () => this.clock.now();
   }
 
   /** Rebuilds the live blocks from their rows, relaunches their nodes, and starts the timer. */
@@ -133,18 +136,17 @@ export class CapacityActor {
       }
     }
     const ms = this.o.config.SCALAR_AUTOSCALE_INTERVAL_SEC * 1000;
-    this.timer = setInterval(() => void this.tick(), ms);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => void this.tick(), ms);
     this.log.info({ blocks: this.live.size, autoscale: this.o.config.SCALAR_AUTOSCALE, provider: this.o.provider.name }, 'capacity actor started');
   }
 
   /** Stops the timers and the agents it launched. Rows stay as they are: a new leader picks them up. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     await this.ticking;
     const blocks = [...this.live.values()];
-    for (const b of blocks) if (b.readyTimer) clearTimeout(b.readyTimer);
+    for (const b of blocks) b.readyTimer?.cancel();
     await Promise.allSettled(blocks.map((b) => b.queue));
     await this.o.launcher.stop(blocks.flatMap((b) => blockNodeIds(b.row)));
     for (const b of blocks) b.actor.stop();
@@ -329,8 +331,7 @@ export class CapacityActor {
 
   private scheduleProvisioning(b: LiveBlock): void {
     const delay = Math.max(0, b.row.startsAt.getTime() - this.now());
-    b.readyTimer = setTimeout(() => void this.provision(b), delay);
-    b.readyTimer.unref();
+    b.readyTimer = this.clock.setTimeout(() => void this.provision(b), delay);
   }
 
   /** At readyAt: start the nodes, then `provisioned`; if they cannot start, `provision_failed`. */
@@ -376,7 +377,7 @@ export class CapacityActor {
     const effects = b.effects.splice(0);
     this.log.info({ block_id: b.row.id, from, to, event: event.type, reason }, 'capacity block transition');
     if (to === 'released') {
-      if (b.readyTimer) clearTimeout(b.readyTimer);
+      b.readyTimer?.cancel();
       this.live.delete(b.row.id);
     }
     for (const fx of effects) await this.runEffect(b, fx);

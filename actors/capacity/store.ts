@@ -214,7 +214,27 @@ export interface StatusWrite {
   at: Date;
 }
 
-export class CapacityStore {
+/**
+ * What the capacity actor reads and writes: capacity_blocks rows with their
+ * capacity_events (CapacityStore, Postgres) or the simulator's in-memory
+ * record (src/sim/adapters/capacity-store.ts).
+ */
+export interface CapacityStorePort {
+  /** A new (pending) block and its purchase event, atomically. */
+  insertBlock(b: BlockRow, event: CapacityEventInput): Promise<void>;
+  /** Moves a block from `w.from` to `w.to` with its event; StaleBlockWriteError when the row is no longer at `w.from`. */
+  writeStatus(blockId: string, w: StatusWrite, event: CapacityEventInput): Promise<BlockRow>;
+  appendEvents(events: CapacityEventInput[], at: Date): Promise<void>;
+  /** Blocks not released, oldest first. */
+  liveBlocks(): Promise<BlockRow[]>;
+  /** Every block, newest first. */
+  allBlocks(limit?: number): Promise<BlockRow[]>;
+  block(id: string): Promise<BlockRow | null>;
+  /** When each tier last bought, and last bought or released (ms), for the cooldowns after a restart. */
+  lastChanges(): Promise<{ lastBuyAt: Record<CapacityTier, number | null>; lastChangeAt: Record<CapacityTier, number | null> }>;
+}
+
+export class CapacityStore implements CapacityStorePort {
   constructor(private readonly orm: MikroORM) {}
 
   private em(): EntityManager {

@@ -5,6 +5,7 @@
  * are busy, asked in a pass so no job lands on them in between.
  */
 import type { DemandView } from '../../src/capacity/autoscaler.ts';
+import type { Clock } from '../../src/domain/clock.ts';
 import type { CapacitySnapshot } from '../../src/placement/index.ts';
 import type { Input } from './coordinator.ts';
 import { demandView } from './demand.ts';
@@ -16,6 +17,7 @@ export interface BlockLinkHost {
   capacity: CapacitySnapshot;
   fleet: () => Fleet;
   blockMarginSec: number;
+  clock: Clock;
   push(input: Input): void;
   kick(): void;
 }
@@ -70,7 +72,7 @@ export class BlockLink {
 
   /** What the autoscaler reads. */
   demand(): DemandView {
-    return demandView(this.h.jobs, this.h.capacity, this.h.blockMarginSec);
+    return demandView(this.h.jobs, this.h.capacity, this.h.blockMarginSec, this.h.clock.now());
   }
 
   /** Drains the nodes of a block being released (runs in a pass, like an operator's drain). */
@@ -85,12 +87,12 @@ export class BlockLink {
    */
   closeNodes(blockId: string, nodeIds: string[], timeoutMs = 10_000): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("the coordinator did not close the block's nodes in time")), timeoutMs);
+      const timer = this.h.clock.setTimeout(() => reject(new Error("the coordinator did not close the block's nodes in time")), timeoutMs);
       this.h.push({
         kind: 'call',
         run: () => {
           this.h.fleet().drainAll(nodeIds, `its capacity block ${blockId} is being released`);
-          clearTimeout(timer);
+          timer.cancel();
           resolve(nodeIds.some((n) => this.holdsAny(n)));
         },
       });

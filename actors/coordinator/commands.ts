@@ -1,21 +1,23 @@
 /**
  * The commands the coordinator sends to agents (run, kill), over the node's
- * JetStream command subject. A failed publish is logged, not thrown: the job
+ * command queue (JetStream in production; see ports.ts). A failed publish is logged, not thrown: the job
  * stays as committed, and reconciliation with the node's heartbeats re-sends.
  */
 import type { Logger } from 'pino';
 import { isTerminal } from '../../machines/job.machine.ts';
 import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
-import type { Bus } from '../bus/connection.ts';
-import { encodeJson, type KillCommand, type RunCommand } from '../bus/messages.ts';
+import type { Clock } from '../../src/domain/clock.ts';
+import type { KillCommand, RunCommand } from '../bus/messages.ts';
 import type { LiveJob } from './live.ts';
+import type { NodeLink } from './ports.ts';
 
 export class Commands {
   private readonly staleKills = new Map<string, number>();
 
   constructor(
-    private readonly bus: Bus,
+    private readonly link: NodeLink,
     private readonly log: Logger,
+    private readonly clock: Clock,
     private readonly grace: { killSec: number; preemptSec: number },
     /** The nodes still holding a job's GPUs (a finished job's attempt may still hold them). */
     private readonly heldOn: (jobId: string) => string[],
@@ -25,7 +27,7 @@ export class Commands {
 
   private async publish(nodeId: string, cmd: RunCommand | KillCommand, msgID?: string): Promise<void> {
     try {
-      await this.bus.js.publish(this.bus.t.subjects.nodeCmd(nodeId), encodeJson(cmd), msgID ? { msgID } : undefined);
+      await this.link.send(nodeId, cmd, msgID);
     } catch (err) {
       // The job stays scheduled; the next reconcile with this node re-sends it.
       this.log.warn({ err, node_id: nodeId, job_id: cmd.job_id, type: cmd.type }, 'could not send a command; will retry');
@@ -41,7 +43,7 @@ export class Commands {
     const r = job.rec;
     const slices = r.placements && r.placements.length > 0 ? r.placements : r.nodeId ? [{ node_id: r.nodeId, gpu_indices: r.gpuIndices ?? [] }] : [];
     if (slices.length === 0) return Promise.resolve();
-    job.dispatchedAt = Date.now();
+    job.dispatchedAt = this.clock.now();
     const master = this.addrOf(slices[0]!.node_id);
     const sends = slices.map((slice, rank) => {
       if (onlyNode !== undefined && slice.node_id !== onlyNode) return Promise.resolve();
@@ -79,7 +81,7 @@ export class Commands {
     let targets = nodes ?? this.heldOn(job.rec.id);
     if (targets.length === 0) targets = job.nodes();
     if (targets.length === 0) return Promise.resolve();
-    job.killSentAt = Date.now();
+    job.killSentAt = this.clock.now();
     const grace = job.rec.preemptedBy ? this.grace.preemptSec : this.grace.killSec;
     return Promise.all(
       targets.map((n) => this.publish(n, { type: 'kill', job_id: job.rec.id, attempt: job.rec.attempt, grace_sec: grace, reason })),
@@ -91,7 +93,7 @@ export class Commands {
    * 30 s): a finished job whose GPUs are still held, a preemption, or a
    * failing gang's members. A lost publish would otherwise leave work running.
    */
-  resendKills(jobs: Iterable<LiveJob>, now = Date.now()): void {
+  resendKills(jobs: Iterable<LiveJob>, now = this.clock.now()): void {
     const due = (job: LiveJob, graceSec: number) => now - job.killSentAt > Math.max(30_000, graceSec * 2000);
     for (const job of jobs) {
       if (isTerminal(job.status)) {
@@ -106,7 +108,7 @@ export class Commands {
   /** Kills an attempt an agent runs that is no longer current (at most once per 10 s per attempt). */
   async killStale(nodeId: string, ref: AttemptRef): Promise<void> {
     const key = `${nodeId}/${attemptKey(ref)}`;
-    const now = Date.now();
+    const now = this.clock.now();
     if (now - (this.staleKills.get(key) ?? 0) < 10_000) return;
     this.staleKills.set(key, now);
     if (this.staleKills.size > 10_000) this.staleKills.clear();

@@ -12,12 +12,11 @@
  * messages are redelivered and every handler is idempotent per
  * (job_id, attempt).
  */
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
 import { CapacitySnapshot } from '../../src/placement/index.ts';
-import type { Bus } from '../bus/connection.ts';
+import type { Clock } from '../../src/domain/clock.ts';
 import type { Heartbeat, NodeActionReply, NodeBusEvent } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
 import type { Actor } from 'xstate';
@@ -31,18 +30,22 @@ import { memberEnded, type MemberEndInput, type MemberUndo } from './members.ts'
 import { overrunItems, type OverrunSettings } from './overrun.ts';
 import { planWrites, type Plan } from './plan.ts';
 import { admitAndPlace, type QueueSettings } from './queue.ts';
-import { batchIsEmpty, CoordinatorStore, emptyBatch, type Batch, type JobRecord, type Prices, type ReleaseRef } from './store.ts';
+import type { CoordinatorStorePort, NodeLink } from './ports.ts';
+import { batchIsEmpty, emptyBatch, type Batch, type JobRecord, type ReleaseRef } from './store.ts';
 
 export interface CoordinatorOptions {
-  orm: MikroORM;
-  bus: Bus;
+  /** The durable record: Postgres (CoordinatorStore) in production. */
+  store: CoordinatorStorePort;
+  /** How commands reach agents: JetStream (natsNodeLink) in production. */
+  link: NodeLink;
+  /** Time and timers: the wall clock in production, virtual time in `scalar simulate`. */
+  clock: Clock;
   log: Logger;
   heartbeatIntervalMs: number;
   killGraceSec: number;
   /** Queue discipline and placement (user weights are loaded from Postgres). */
   queue: Omit<QueueSettings, 'userWeights' | 'offers'>;
   overrun: OverrunSettings;
-  prices: Prices;
   /** The root of the actor system (machines/coordinator.machine.ts); job and node actors are its children. */
   root: Actor<typeof coordinatorMachine>;
 }
@@ -58,7 +61,8 @@ export type Input =
   | { kind: 'call'; run: (batch: Batch, after: After) => void };
 
 export class Coordinator {
-  private readonly store: CoordinatorStore;
+  private readonly store: CoordinatorStorePort;
+  private readonly clock: Clock;
   readonly jobs = new JobTable();
   readonly capacity = new CapacitySnapshot();
   private userWeights = new Map<string, number>();
@@ -78,17 +82,20 @@ export class Coordinator {
   readonly fleet: Fleet;
 
   constructor(private readonly o: CoordinatorOptions) {
-    this.store = new CoordinatorStore(o.orm, o.prices);
+    this.store = o.store;
+    this.clock = o.clock;
     this.commands = new Commands(
-      o.bus,
+      o.link,
       o.log,
+      o.clock,
       { killSec: o.killGraceSec, preemptSec: o.queue.preemptGraceSec },
       (id) => this.capacity.holding(id)?.nodes.map((n) => n.nodeId) ?? [],
       (nodeId) => this.fleet.addrOf(nodeId),
     );
     this.fleet = new Fleet({
-      bus: o.bus,
+      link: o.link,
       log: o.log,
+      clock: o.clock,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       root: o.root,
       jobs: this.jobs,
@@ -107,6 +114,7 @@ export class Coordinator {
       capacity: this.capacity,
       fleet: () => this.fleet,
       blockMarginSec: o.queue.blockMarginSec,
+      clock: o.clock,
       push: (input) => this.push(input),
       kick: () => this.kick(),
     });
@@ -120,7 +128,7 @@ export class Coordinator {
     this.userWeights = await this.store.loadUserWeights();
     for (const n of await this.store.loadNodes()) this.fleet.restore(n);
     for (const rec of await this.store.loadLiveJobs()) this.jobs.set(rec.id, new LiveJob(rec, this.o.root));
-    restoreHolds(await this.store.loadActiveAllocations(), { jobs: this.jobs, capacity: this.capacity, root: this.o.root, log: this.o.log });
+    restoreHolds(await this.store.loadActiveAllocations(), { jobs: this.jobs, capacity: this.capacity, root: this.o.root, log: this.o.log, now: this.clock.now() });
     // Commands sent just before a crash may never have left: send them again
     // (agents recognise an attempt they already have).
     const resend: Promise<void>[] = [];
@@ -197,6 +205,14 @@ export class Coordinator {
     }
   }
 
+  /**
+   * Resolves once no pass runs and nothing waits in the inbox. The simulator
+   * waits for this before it moves virtual time on.
+   */
+  async settled(): Promise<void> {
+    while (this.passRunning || this.inbox.length > 0) await this.idle;
+  }
+
   /** Stops taking inputs and waits for the pass in progress. Unhandled messages are nak'ed. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -224,7 +240,7 @@ export class Coordinator {
       await this.loadInputs(inputs);
       for (const input of inputs) this.handle(input, batch, replies, after);
       if (inputs.some((i) => i.kind === 'sweep')) {
-        batch.items.push(...overrunItems(this.jobs, this.capacity, this.o.overrun, Date.now()));
+        batch.items.push(...overrunItems(this.jobs, this.capacity, this.o.overrun, this.clock.now()));
         this.fleet.retireReleased(batch, (blockId) => this.blocks.live(blockId));
         // The queue is re-run on every sweep even when no event changed the
         // capacity: a waiting job's diagnosis skipped by the rate limit
@@ -244,7 +260,7 @@ export class Coordinator {
       const plans = planWrites(batch, this.jobs);
       let applied: Set<string>;
       try {
-        applied = await this.store.commit(batch);
+        applied = await this.store.commit(batch, new Date(this.clock.now()));
       } catch (err) {
         // Nothing was written: give back what this pass held in memory, let
         // JetStream redeliver, and try again shortly.
@@ -274,7 +290,7 @@ export class Coordinator {
       for (const m of msgs) m.nak(1000);
       // Inputs without a message (sweeps, node losses, operator requests) are retried as they are.
       this.inbox.unshift(...inputs.filter((i) => !('msg' in i && i.msg)));
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise<void>((r) => this.clock.setTimeout(r, 1000));
     }
   }
 
@@ -371,12 +387,12 @@ export class Coordinator {
   private admitAndPlace(batch: Batch, fullPass: boolean): string[] {
     if (this.jobs.waiting.size === 0 || (!this.placementDirty && this.jobs.pending.size === 0)) return [];
     this.placementDirty = false;
-    const decision = admitAndPlace(this.jobs, this.capacity, {
-      ...this.o.queue,
-      userWeights: this.userWeights,
-      offers: this.offers,
-      stopWhenFull: !fullPass && this.jobs.pending.size === 0,
-    });
+    const decision = admitAndPlace(
+      this.jobs,
+      this.capacity,
+      { ...this.o.queue, userWeights: this.userWeights, offers: this.offers, stopWhenFull: !fullPass && this.jobs.pending.size === 0 },
+      this.clock.now(),
+    );
     batch.items.push(...decision.items);
     if (decision.more) this.placementDirty = true;
     return decision.placed;
@@ -385,10 +401,11 @@ export class Coordinator {
   /** After the commit: actors follow the database, and commands go out. */
   private mirror(plans: Map<string, Plan>, applied: Set<string>, placedNow: Set<string>): Promise<void>[] {
     const commands: Promise<void>[] = [];
+    const now = this.clock.now();
     for (const [id, plan] of plans) {
       const job = this.jobs.get(id);
       if (!job || !applied.has(id)) continue;
-      job.commit(plan.applied, plan.after);
+      job.commit(plan.applied, plan.after, now);
       this.jobs.touch(job);
       if (plan.applied.some((e) => e.type === 'place')) this.stats.placements++;
       for (const e of plan.effects) {

@@ -10,10 +10,11 @@ import { isTerminal } from '../../machines/job.machine.ts';
 import { isSchedulable, type NodeState } from '../../machines/node.machine.ts';
 import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
 import type { CapacitySnapshot, NodeCapacity } from '../../src/placement/index.ts';
-import type { Bus } from '../bus/connection.ts';
-import { encodeJson, type Heartbeat, type NodeActionReply, type RegisteredEvent } from '../bus/messages.ts';
+import type { Clock } from '../../src/domain/clock.ts';
+import type { Heartbeat, NodeActionReply, RegisteredEvent } from '../bus/messages.ts';
 import type { NodeAction } from '../bus/subjects.ts';
 import type { Commands } from './commands.ts';
+import type { NodeLink } from './ports.ts';
 import { LiveNode, type JobTable, type LiveJob, type NodeInfo } from './live.ts';
 import type { MemberEndInput } from './members.ts';
 import type { Batch, StoredNode } from './store.ts';
@@ -22,8 +23,9 @@ export type After = Array<() => Promise<void> | void>;
 
 /** What the fleet needs from the coordinator around it. */
 export interface FleetHost {
-  bus: Bus;
+  link: NodeLink;
   log: Logger;
+  clock: Clock;
   heartbeatIntervalMs: number;
   root: AnyActorRef;
   jobs: JobTable;
@@ -67,12 +69,12 @@ export class Fleet {
 
   heartbeat(hb: Heartbeat): void {
     const node = this.nodes.get(hb.node_id);
-    const now = Date.now();
+    const now = this.h.clock.now();
     if (!node || node.state === 'lost' || node.state === 'registering' || (node.bootId && node.bootId !== hb.boot_id)) {
       // Unknown, lost, or restarted without us seeing its registration: ask it to register (again).
       if (!node || now - node.lastHelloAt > 2000) {
         if (node) node.lastHelloAt = now;
-        this.h.bus.nc.publish(this.h.bus.t.subjects.nodeHello(hb.node_id), encodeJson({ reason: 'unknown node' }));
+        this.h.link.hello(hb.node_id);
       }
       return;
     }
@@ -88,7 +90,7 @@ export class Fleet {
 
   /** Called once per heartbeat interval: a node that sent nothing since the last tick missed one. */
   tick(): void {
-    const now = Date.now();
+    const now = this.h.clock.now();
     for (const node of this.nodes.values()) {
       if (node.state !== 'lost' && node.lastHeartbeatAt < node.lastTickAt) node.actor.send({ type: 'tick' });
       node.lastTickAt = now;
@@ -109,7 +111,7 @@ export class Fleet {
     if (!node) node = this.newNode(ev.node_id, info, 'registering', 'waiting for the agent to register', false);
     else node.info = info;
     node.bootId = ev.boot_id;
-    node.lastHeartbeatAt = Date.now();
+    node.lastHeartbeatAt = this.h.clock.now();
     node.actor.send({ type: 'registered' });
     this.h.capacity.upsertNode(this.capacityOf(node));
     this.h.placementChanged();
@@ -139,8 +141,8 @@ export class Fleet {
     this.h.log.warn({ node_id: nodeId }, 'node lost: requeueing its jobs');
     // Commands it never consumed are void now; a returning agent is reconciled instead.
     after.push(async () => {
-      await this.h.bus.jsm.streams
-        .purge(this.h.bus.t.streams.NODE_CMDS, { filter: this.h.bus.t.subjects.nodeCmd(nodeId) })
+      await this.h.link
+        .forget(nodeId)
         .catch((err) => this.h.log.warn({ err, node_id: nodeId }, "could not purge the lost node's commands"));
     });
   }
@@ -164,10 +166,10 @@ export class Fleet {
       if (node) batch.nodeStates.push({ id, state: node.state, stateReason: node.stateReason, drainRequested: node.drainRequested });
     }
     this.dirty.clear();
-    if (Date.now() - this.lastHeartbeatFlush >= 1000 && this.heartbeatTimes.size > 0) {
+    if (this.h.clock.now() - this.lastHeartbeatFlush >= 1000 && this.heartbeatTimes.size > 0) {
       for (const [id, at] of this.heartbeatTimes) batch.heartbeats.set(id, at);
       this.heartbeatTimes.clear();
-      this.lastHeartbeatFlush = Date.now();
+      this.lastHeartbeatFlush = this.h.clock.now();
     }
   }
 
@@ -187,6 +189,7 @@ export class Fleet {
       drain,
       { nodeLost: (nodeId) => this.h.nodeLost(nodeId), nodeReady: () => this.h.placementChanged() },
       this.h.root,
+      this.h.clock.now(),
     );
     let last = `${node.state}|${node.stateReason}|${node.drainRequested}`;
     node.actor.subscribe((snap) => {
@@ -279,7 +282,7 @@ export class Fleet {
       const current = job && !isTerminal(job.status) && job.rec.attempt === r.attempt && job.nodes().includes(node.id) && !job.endedMembers().has(node.id);
       if (!current) void this.h.commands.killStale(node.id, r);
     }
-    const now = Date.now();
+    const now = this.h.clock.now();
     for (const job of this.h.jobs.onNode(node.id)) {
       // Scheduled, or a running gang whose member on this node never started
       // (its run was lost while another member's arrived): the member would

@@ -21,12 +21,15 @@ import type { NodeAction } from '../bus/subjects.ts';
 import { createActor } from 'xstate';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import { Coordinator } from './coordinator.ts';
+import { natsNodeLink } from './ports.ts';
+import { CoordinatorStore } from './store.ts';
+import { systemClock } from '../../src/domain/clock.ts';
 import { electLeader } from './leader.ts';
 import type { Inspect } from './live.ts';
 import { DEFAULT_SCHEDULING, type SchedulingSettings } from './settings.ts';
 import { CapacityActor } from '../capacity/actor.ts';
 import { SimulatedLauncher } from '../capacity/launcher.ts';
-import { StaleBlockWriteError } from '../capacity/store.ts';
+import { CapacityStore, StaleBlockWriteError } from '../capacity/store.ts';
 import { simulatedMarketplaceFromConfig } from '../../src/capacity/marketplace.ts';
 import type { Config } from '../../src/config/index.ts';
 import { ApiError } from '../../src/domain/errors.ts';
@@ -122,14 +125,14 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     log.info('this coordinator is the leader');
     root.send({ type: 'leadership.acquired' });
     const c = new Coordinator({
-      orm: o.orm,
-      bus: o.bus,
+      store: new CoordinatorStore(o.orm, sched.prices),
+      link: natsNodeLink(o.bus),
+      clock: systemClock,
       log,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       killGraceSec: o.killGraceSec,
       queue: { policy: sched.policy, blockMarginSec: sched.blockMarginSec, preemptGraceSec: sched.preemptGraceSec },
       overrun: sched.overrun,
-      prices: sched.prices,
       root,
     });
     coordinator = c;
@@ -223,7 +226,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
         )
       : [];
     const actor = new CapacityActor({
-      orm: o.orm,
+      store: new CapacityStore(o.orm),
       log,
       provider,
       launcher: new SimulatedLauncher({

@@ -110,8 +110,8 @@ export class LiveJob {
     return this.ended;
   }
 
-  /** Mirrors a committed outcome: the events go to the actor, the row values to the record. */
-  commit(applied: JobEvent[], after: JobState): void {
+  /** Mirrors a committed outcome (at `now`, ms): the events go to the actor, the row values to the record. */
+  commit(applied: JobEvent[], after: JobState, now: number): void {
     for (const ev of applied) this.actor.send(ev);
     const c = after.context;
     const placedNow = applied.some((e) => e.type === 'place');
@@ -126,7 +126,7 @@ export class LiveJob {
       preemptions: c.preemptions,
       memberFailure: c.memberFailure,
       exitCode: c.exitCode,
-      scheduledAt: placedNow ? Date.now() : this.rec.scheduledAt,
+      scheduledAt: placedNow ? now : this.rec.scheduledAt,
     });
     if (this.actor.getSnapshot().value !== after.status || this.actor.getSnapshot().context.attempt !== c.attempt) {
       // Someone else (the API's cancel) changed the row since we last looked: rebuild from it.
@@ -254,9 +254,9 @@ export interface NodeInfo {
 
 export class LiveNode {
   actor: Actor<typeof nodeMachine>;
-  /** ms of the latest heartbeat (or of the coordinator's start). */
-  lastHeartbeatAt = Date.now();
-  lastTickAt = Date.now();
+  /** ms of the latest heartbeat (or of when the coordinator learnt the node). */
+  lastHeartbeatAt: number;
+  lastTickAt: number;
   lastHelloAt = 0;
   lastReconcileAt = 0;
   bootId: string | null = null;
@@ -268,8 +268,11 @@ export class LiveNode {
     stateReason: string | null,
     drainRequested: boolean,
     effects: { nodeLost: (id: string) => void; nodeReady: (id: string) => void },
-    parent?: AnyActorRef,
+    parent: AnyActorRef | undefined,
+    now: number,
   ) {
+    this.lastHeartbeatAt = now;
+    this.lastTickAt = now;
     const machine = nodeMachine.provide({
       actions: {
         nodeLost: (_, p) => effects.nodeLost(p.nodeId),

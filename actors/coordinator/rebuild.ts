@@ -12,7 +12,7 @@ import type { ActiveAllocation } from './store.ts';
 
 export function restoreHolds(
   allocations: ActiveAllocation[],
-  o: { jobs: JobTable; capacity: CapacitySnapshot; root: AnyActorRef; log: Logger },
+  o: { jobs: JobTable; capacity: CapacitySnapshot; root: AnyActorRef; log: Logger; /** ms: the start assumed for a hold whose job has no scheduled_at. */ now: number },
 ): void {
   const byJob = new Map<string, { job: LiveJob; slices: Map<string, number[]> }>();
   for (const a of allocations) {
@@ -41,7 +41,7 @@ export function restoreHolds(
       job.endedMembers().set(failure.node_id, { code: failure.code, reason: failure.reason, ...(failure.lost ? { lost: true } : {}) });
     }
     for (const n of job.nodes()) if (!slices.has(n) && !job.endedMembers().has(n)) job.endedMembers().set(n, { code: 0, reason: null });
-    const startedAt = job.rec.scheduledAt ?? Date.now();
+    const startedAt = job.rec.scheduledAt ?? o.now;
     try {
       o.capacity.hold(
         { ...job.request(), nodeCount: order.length },

@@ -12,6 +12,7 @@ import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machin
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
 import { STAMP_COLUMNS, type JobState } from '../job-transitions.ts';
+import type { CoordinatorStorePort } from './ports.ts';
 
 /** A job as the coordinator keeps it in memory. */
 export interface JobRecord {
@@ -199,7 +200,7 @@ export interface Prices {
   FLEX: number;
 }
 
-export class CoordinatorStore {
+export class CoordinatorStore implements CoordinatorStorePort {
   constructor(
     private readonly orm: MikroORM,
     private readonly prices: Prices = { FAST: 0, FLEX: 0 },

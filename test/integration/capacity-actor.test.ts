@@ -20,6 +20,7 @@ import { nodeEventSchema, type RegisteredEvent } from '../../actors/bus/messages
 import type { Bus } from '../../actors/bus/connection.ts';
 import { SimulatedMarketplace, simulatedMarketplaceFromConfig } from '../../src/capacity/marketplace.ts';
 import { parseConfig, type Config } from '../../src/config/index.ts';
+import { systemClock } from '../../src/domain/clock.ts';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { connectTestBus, dropTestBus, testNatsPrefix } from '../helpers/app.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -109,12 +110,12 @@ async function startActor(over: Partial<Config> = {}, o: { market?: SimulatedMar
   const drained: string[][] = [];
   const demand = { view: idleDemand() };
   const actor = new CapacityActor({
-    orm: db.orm,
+    store: new CapacityStore(db.orm),
     log,
     provider: market,
     launcher,
     config: { ...cfg, ...over },
-    now: o.now,
+    clock: o.now ? { ...systemClock, now: o.now } : undefined,
     demand: () => demand.view,
     drainNodes: async (ids) => void drained.push(ids),
     blockBusy: (id) => busy.has(id),
