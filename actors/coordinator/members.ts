@@ -75,14 +75,19 @@ export function memberEnded(
   // The first failure kills the others (later ones find them being killed
   // already), and is written to the row first, so a coordinator that
   // restarts before the others end still fails the gang for the right reason.
-  if (failed(end) && [...ended.values()].filter(failed).length === 1) {
+  // A gang being preempted is already being killed as a whole: its members'
+  // exits (143 after SIGTERM) are the preemption, not a failure.
+  if (failed(end) && !job.rec.preemptedBy && [...ended.values()].filter(failed).length === 1) {
     const why = end.lost ? `gang member on ${nodeId} lost` : end.code !== null ? `gang member on ${nodeId} exited with code ${end.code}` : `gang member on ${nodeId} failed: ${end.reason}`;
     batch.items.push({
       jobId: job.rec.id,
       attempt: job.rec.attempt,
       events: [{ type: 'member_failed', node_id: nodeId, code: end.code, reason: why, ...(end.lost ? { lost: true } : {}) }],
     });
-    after.push(() => h.commands.kill(job, why, remaining));
+    // The kill is for this attempt: if the others ended in this very pass,
+    // the job may have moved on to a new attempt, which must not be killed.
+    const attempt = job.rec.attempt;
+    after.push(() => (job.rec.attempt === attempt ? h.commands.kill(job, why, remaining) : undefined));
   }
 }
 
