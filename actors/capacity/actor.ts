@@ -55,6 +55,8 @@ export interface CapacityActorOptions {
   config: Config;
   /** Time and timers. Default: the wall clock. */
   clock?: Clock;
+  /** Ids for new blocks. Default: random (newBlockId); the simulator counts, so replays repeat. */
+  newBlockId?: () => string;
   /** What the coordinator's live state says about demand, read on every autoscaler pass. */
   demand: () => DemandView;
   /** Mark these nodes draining (no new placements; their jobs keep running). */
@@ -151,6 +153,20 @@ export class CapacityActor {
     await this.o.launcher.stop(blocks.flatMap((b) => blockNodeIds(b.row)));
     for (const b of blocks) b.actor.stop();
     this.live.clear();
+  }
+
+  /**
+   * Resolves once no pass and no block operation is in flight (the
+   * simulator waits for this before it moves virtual time on).
+   */
+  async settled(): Promise<void> {
+    for (;;) {
+      const ticking = this.ticking;
+      const queues = [...this.live.values()].map((b) => b.queue);
+      await ticking;
+      await Promise.all(queues);
+      if (this.ticking === ticking && [...this.live.values()].every((b, i) => b.queue === queues[i])) return;
+    }
   }
 
   /** Every block, newest first, released ones too. */
@@ -276,7 +292,7 @@ export class CapacityActor {
     } catch (err) {
       throw asCapacityError(err);
     }
-    const row = pendingBlockRow({ id: newBlockId(), provider: this.o.provider.name, type, quote, purchase: bought, by, now: new Date(now), statusReason: DEFAULT_REASONS.pending });
+    const row = pendingBlockRow({ id: (this.o.newBlockId ?? newBlockId)(), provider: this.o.provider.name, type, quote, purchase: bought, by, now: new Date(now), statusReason: DEFAULT_REASONS.pending });
     const id = row.id;
     const inputs = { ...event.inputs, by, external_id: bought.externalId, ready_at: new Date(bought.readyAt).toISOString(), instance_type: type.name, nodes: quote.nodes, hours: quote.hours, price_per_hour: quote.pricePerHour, price_per_gpu_hour: quote.pricePerGpuHour };
     try {

@@ -44,7 +44,7 @@ export interface CoordinatorOptions {
   heartbeatIntervalMs: number;
   killGraceSec: number;
   /** Queue discipline and placement (user weights are loaded from Postgres). */
-  queue: Omit<QueueSettings, 'userWeights' | 'offers'>;
+  queue: Omit<QueueSettings, 'userWeights' | 'offers' | 'stopWhenFull'>;
   overrun: OverrunSettings;
   /** The root of the actor system (machines/coordinator.machine.ts); job and node actors are its children. */
   root: Actor<typeof coordinatorMachine>;
@@ -210,7 +210,12 @@ export class Coordinator {
    * waits for this before it moves virtual time on.
    */
   async settled(): Promise<void> {
-    while (this.passRunning || this.inbox.length > 0) await this.idle;
+    while (!this.idleNow()) await this.idle;
+  }
+
+  /** No pass runs and the inbox is empty. */
+  idleNow(): boolean {
+    return !this.passRunning && this.inbox.length === 0;
   }
 
   /** Stops taking inputs and waits for the pass in progress. Unhandled messages are nak'ed. */

@@ -27,7 +27,8 @@ import { systemClock } from '../../src/domain/clock.ts';
 import { electLeader } from './leader.ts';
 import type { Inspect } from './live.ts';
 import { DEFAULT_SCHEDULING, type SchedulingSettings } from './settings.ts';
-import { CapacityActor } from '../capacity/actor.ts';
+import type { CapacityActor } from '../capacity/actor.ts';
+import { attachCapacityActor } from './capacity.ts';
 import { SimulatedLauncher } from '../capacity/launcher.ts';
 import { CapacityStore, StaleBlockWriteError } from '../capacity/store.ts';
 import { simulatedMarketplaceFromConfig } from '../../src/capacity/marketplace.ts';
@@ -216,19 +217,10 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
   async function startCapacity(c: Coordinator): Promise<void> {
     const cfg = o.capacity?.config;
     if (!cfg || cfg.SCALAR_PROVIDER === 'none') return;
-    const provider = simulatedMarketplaceFromConfig(cfg);
-    // What could be bought counts for "could this job ever run?" only when
-    // the autoscaler will buy it: without it, a job no node can hold would
-    // wait for an admin forever, so it fails fast instead.
-    c.offers = cfg.SCALAR_AUTOSCALE
-      ? (['fast', 'flex'] as const).flatMap((pool) =>
-          provider.instanceTypes().map((it) => ({ pool, gpus: it.gpus, vramPerGpuGb: it.vramPerGpuGb, cpu: it.cpu, ram: it.ramGb, maxNodes: it.maxNodes })),
-        )
-      : [];
-    const actor = new CapacityActor({
+    capacityActor = await attachCapacityActor(c, {
       store: new CapacityStore(o.orm),
       log,
-      provider,
+      provider: simulatedMarketplaceFromConfig(cfg),
       launcher: new SimulatedLauncher({
         bus: o.bus,
         log,
@@ -237,15 +229,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
         speed: o.capacity?.simulatedSpeed,
       }),
       config: cfg,
-      demand: () => c.blocks.demand(),
-      drainNodes: async (nodeIds) => c.blocks.drainNodes(nodeIds, 'its capacity block is being released'),
-      blockBusy: (blockId) => c.blocks.busy(blockId),
-      closeNodes: (blockId, nodeIds) => c.blocks.closeNodes(blockId, nodeIds),
     });
-    // A block's nodes may register before the next sweep reads its end: ask the actor.
-    c.blocks.lookup = (blockId) => actor.blockEndsAt(blockId) ?? undefined;
-    await actor.start();
-    capacityActor = actor;
   }
 
   async function answerCapacity(req: import('../bus/messages.ts').CapacityRequest): Promise<import('../bus/messages.ts').CapacityReply> {

@@ -33,6 +33,12 @@ export interface QueueSettings {
   userWeights: ReadonlyMap<string, number>;
   /** Stop once nothing more can be placed (QueueContext.stopWhenFull); the jobs left out are explained by a later full pass. */
   stopWhenFull?: boolean;
+  /**
+   * How often a queued job's reason may be rewritten (ms; default
+   * REASON_REFRESH_MS, and 6× that when the reason did not change). A replay
+   * refreshes hourly: reasons are not part of its metrics.
+   */
+  reasonRefreshMs?: number;
 }
 
 export interface QueueDecision {
@@ -140,6 +146,7 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
   }
 
   let diagnosed = 0;
+  const refresh = s.reasonRefreshMs ?? REASON_REFRESH_MS;
   for (const [id, w] of out.waiting) {
     const job = jobs.get(id)!;
     // The placement object is built only for the rows written: thousands of
@@ -158,8 +165,8 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
       if (changed) more = true;
       continue;
     }
-    if (now - job.reasonAt < REASON_REFRESH_MS) continue;
-    if (!changed && now - job.reasonAt < 6 * REASON_REFRESH_MS) continue;
+    if (now - job.reasonAt < refresh) continue;
+    if (!changed && now - job.reasonAt < 6 * refresh) continue;
     items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'diagnose', reason: w.reason }], placement: waitingJson(w, now) });
     job.reasonAt = now;
     diagnosed++;
