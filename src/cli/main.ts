@@ -7,6 +7,7 @@ import { ensureAdminAccess } from './bootstrap.ts';
 import { fatal, loadConfig } from './common.ts';
 import { runCoordinator } from './coordinator.ts';
 import { runDev } from './dev.ts';
+import { registerSimulate } from './simulate.ts';
 
 /** `scalar api`: JSON logs only, so log collectors never see a stray line. */
 async function runApi(): Promise<void> {
@@ -60,6 +61,8 @@ program
     }
     return runDev({ speed });
   });
+
+registerSimulate(program);
 
 program
   .command('migrate')
