@@ -199,7 +199,9 @@ export class Coordinator {
       do {
         this.passQueued = false;
         await this.pass();
-      } while ((this.passQueued || this.inbox.length > 0) && !this.stopped);
+        // GPUs freed by this pass's commit (a job ended, a victim exited) are
+        // placed by a pass of their own at once, not at the next input.
+      } while ((this.passQueued || this.inbox.length > 0 || this.placeAgain()) && !this.stopped);
     } finally {
       this.passRunning = false;
     }
@@ -216,6 +218,11 @@ export class Coordinator {
   /** No pass runs and the inbox is empty. */
   idleNow(): boolean {
     return !this.passRunning && this.inbox.length === 0;
+  }
+
+  /** Capacity changed since the last placement and jobs wait for it. */
+  private placeAgain(): boolean {
+    return this.placementDirty && this.jobs.waiting.size > 0;
   }
 
   /** Stops taking inputs and waits for the pass in progress. Unhandled messages are nak'ed. */
