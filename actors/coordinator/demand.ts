@@ -22,6 +22,9 @@ export function demandView(jobs: JobTable, capacity: CapacitySnapshot, blockMarg
   const fast = { gpusUsed: fastUsed, gpusQueued: 0, warmGpusOutsideBlocks: warmOutsideBlocks, maxVramPerGpuGb: 0, maxGpusPerNode: 0 };
   const flex = { waitingJobs: 0, waitingGpus: 0, oldestWaitSec: 0, canBackfill: false, maxVramPerGpuGb: 0, maxGpusPerNode: 0 };
   let probes = 0;
+  // With no free GPU nothing can backfill; and a shape that failed once fails again in this same snapshot.
+  const anyFree = capacity.anyFreeGpu();
+  const failedShapes = new Set<string>();
   for (const job of jobs.waiting.values()) {
     const r = job.request();
     const t = r.tier === 'FAST' ? fast : flex;
@@ -34,9 +37,12 @@ export function demandView(jobs: JobTable, capacity: CapacitySnapshot, blockMarg
     flex.waitingJobs++;
     flex.waitingGpus += r.gpuCount * r.nodeCount;
     flex.oldestWaitSec = Math.max(flex.oldestWaitSec, Math.max(0, (now - job.rec.createdAt) / 1000));
-    if (!flex.canBackfill && probes < BACKFILL_PROBES) {
+    if (anyFree && !flex.canBackfill && probes < BACKFILL_PROBES) {
+      const shape = `${r.gpuCount}/${r.nodeCount}/${r.vramPerGpuGb}/${r.cpuCores}/${r.ramGb}/${r.expectedDurationSec}`;
+      if (failedShapes.has(shape)) continue;
       probes++;
       flex.canBackfill = placeJob(capacity, r, { now, blockMarginSec }).kind === 'placed';
+      if (!flex.canBackfill) failedShapes.add(shape);
     }
   }
   return { fast, flex };

@@ -45,6 +45,8 @@ export interface FleetHost {
 
 export class Fleet {
   readonly nodes = new Map<string, LiveNode>();
+  /** Node ids by capacity block (the autoscaler asks whether a block is busy on every pass). */
+  private readonly byBlock = new Map<string, Set<string>>();
   private readonly dirty = new Set<string>();
   private readonly heartbeatTimes = new Map<string, Date>();
   private lastHeartbeatFlush = 0;
@@ -64,6 +66,7 @@ export class Fleet {
   clear(): void {
     for (const n of this.nodes.values()) n.stop();
     this.nodes.clear();
+    this.byBlock.clear();
     this.dirty.clear();
   }
 
@@ -109,7 +112,11 @@ export class Fleet {
     };
     let node = this.nodes.get(ev.node_id);
     if (!node) node = this.newNode(ev.node_id, info, 'registering', 'waiting for the agent to register', false);
-    else node.info = info;
+    else {
+      this.unindex(node);
+      node.info = info;
+      this.index(node);
+    }
     node.bootId = ev.boot_id;
     node.lastHeartbeatAt = this.h.clock.now();
     node.actor.send({ type: 'registered' });
@@ -199,7 +206,24 @@ export class Fleet {
       this.noteChange(node);
     });
     this.nodes.set(id, node);
+    this.index(node);
     return node;
+  }
+
+  private index(node: LiveNode): void {
+    const b = node.info.blockId;
+    if (!b) return;
+    let set = this.byBlock.get(b);
+    if (!set) this.byBlock.set(b, (set = new Set()));
+    set.add(node.id);
+  }
+
+  private unindex(node: LiveNode): void {
+    const b = node.info.blockId;
+    const set = b ? this.byBlock.get(b) : undefined;
+    if (!set) return;
+    set.delete(node.id);
+    if (set.size === 0) this.byBlock.delete(b!);
   }
 
   private noteChange(node: LiveNode): void {
@@ -225,7 +249,7 @@ export class Fleet {
 
   /** A block's end changed (bought, extended, or learnt after a restart): placement follows. */
   blockChanged(blockId: string, endsAt: number | null): void {
-    for (const node of this.nodes.values()) if (node.info.blockId === blockId) this.h.capacity.setEndsAt(node.id, endsAt);
+    for (const id of this.byBlock.get(blockId) ?? []) this.h.capacity.setEndsAt(id, endsAt);
     this.h.placementChanged();
   }
 
@@ -256,6 +280,7 @@ export class Fleet {
       if (!blockId || blockLive(blockId) || node.state !== 'lost') continue;
       if ((this.h.capacity.state(node.id)?.holds.length ?? 0) > 0) continue;
       node.stop();
+      this.unindex(node);
       this.nodes.delete(node.id);
       this.dirty.delete(node.id);
       this.heartbeatTimes.delete(node.id);
@@ -267,7 +292,7 @@ export class Fleet {
 
   /** Node ids that belong to a block. */
   nodesOfBlock(blockId: string): string[] {
-    return [...this.nodes.values()].filter((n) => n.info.blockId === blockId).map((n) => n.id);
+    return [...(this.byBlock.get(blockId) ?? [])];
   }
 
   /**
