@@ -25,11 +25,13 @@ export function gpuCounts(c: Coordinator): { used: number; total: number; free: 
 
 /**
  * Free GPUs that no waiting job can use because they are split across
- * nodes: on a schedulable node, free GPUs fewer than the smallest per-node
- * GPU count of any waiting job that may run in the node's pool (FAST jobs
- * on fast nodes; FLEX jobs on either) with VRAM the node's GPUs have. A pool
- * no waiting job may use counts nothing: its idle GPUs are not fragmented,
- * just not wanted.
+ * nodes. Per pool, a free GPU is unusable when its node has fewer free GPUs
+ * than the smallest per-node GPU count of any waiting job that may run in
+ * that pool (FAST jobs on fast nodes; FLEX jobs on either) with VRAM the
+ * node's GPUs have. Unusable GPUs count as fragmented only when the pool
+ * holds at least that smallest count of them in all: gathered on one node,
+ * a waiting job could use them. Fewer than that is a full pool, not a
+ * fragmented one; a pool no waiting job may use counts nothing.
  */
 export function fragmentation(c: Coordinator): { fragmentedGpus: number; waitingGpus: number } {
   // The smallest per-node request, per pool, per VRAM need (few distinct values).
@@ -42,16 +44,20 @@ export function fragmentation(c: Coordinator): { fragmentedGpus: number; waiting
     const pools = r.tier === 'FAST' ? [need.fast] : [need.fast, need.flex];
     for (const m of pools) m.set(r.vramPerGpuGb, Math.min(m.get(r.vramPerGpuGb) ?? Infinity, r.gpuCount));
   }
-  let fragmentedGpus = 0;
+  const unusable = { fast: 0, flex: 0 };
+  const smallestOfPool = { fast: Infinity, flex: Infinity };
   for (const n of c.capacity.states()) {
     if (!n.schedulable || n.freeGpus.length === 0) continue;
     let smallest = Infinity;
     for (const [vram, gpus] of need[n.pool]) {
-      const fits = n.freeGpus.filter((g) => g.vramGb >= vram).length;
-      if (fits > 0) smallest = Math.min(smallest, gpus);
+      if (n.freeGpus.some((g) => g.vramGb >= vram)) smallest = Math.min(smallest, gpus);
     }
-    if (smallest !== Infinity && n.freeGpus.length < smallest) fragmentedGpus += n.freeGpus.length;
+    if (smallest === Infinity || n.freeGpus.length >= smallest) continue;
+    unusable[n.pool] += n.freeGpus.length;
+    smallestOfPool[n.pool] = Math.min(smallestOfPool[n.pool], smallest);
   }
+  let fragmentedGpus = 0;
+  for (const p of ['fast', 'flex'] as const) if (unusable[p] >= smallestOfPool[p]) fragmentedGpus += unusable[p];
   return { fragmentedGpus, waitingGpus };
 }
 
