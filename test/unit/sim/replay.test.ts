@@ -39,7 +39,8 @@ import { buildWorkload, describeTierRule, parseTierRule } from '../../../src/sim
 
 const config = parseConfig({});
 const HEADER = 'job_id,submit_time_sec,gpu_count,duration_sec,vram_per_gpu_gb,cpu_cores,ram_gb,user,status';
-const REAL_TRACE = fileURLToPath(new URL('../../../../shared/traces/itp-cluster04.csv', import.meta.url));
+/** The first 2,000 rows of ../shared/traces/itp-cluster04.csv (a fixture, so a fresh clone has them). */
+const REAL_TRACE = fileURLToPath(new URL('../../fixtures/traces/itp-cluster04-head2000.csv', import.meta.url));
 
 interface Scenario {
   /** CSV text (header included). */
