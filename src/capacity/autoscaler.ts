@@ -63,6 +63,12 @@ export interface DemandView {
     maxVramPerGpuGb?: number;
     /** Largest gpu_count (per node) among queued FAST jobs; 0 or absent: no constraint. */
     maxGpusPerNode?: number;
+    /**
+     * How long a block must last to run the longest queued FAST job (its
+     * expected_duration_sec plus the block margin), in seconds; 0 or absent:
+     * no constraint. Placement keeps a job off a block that ends sooner.
+     */
+    longestNeedSec?: number;
   };
   flex: {
     /** FLEX jobs waiting in the queue. */
@@ -77,6 +83,8 @@ export interface DemandView {
     maxVramPerGpuGb?: number;
     /** Largest gpu_count (per node) among waiting FLEX jobs; 0 or absent: no constraint. */
     maxGpusPerNode?: number;
+    /** As fast.longestNeedSec, for the waiting FLEX jobs. */
+    longestNeedSec?: number;
   };
 }
 
@@ -349,12 +357,20 @@ function decideFlex(input: AutoscalerInput, blocks: readonly BlockView[], state:
     if (f.canBackfill) {
       return [hold('flex', DecisionRule.flexCanBackfill, `${f.waitingJobs} FLEX jobs wait, but idle capacity can take them: not buying`, inputs)];
     }
-    const need = f.waitingGpus - pendingGpus;
+    // GPUs of idle active FLEX blocks that could hold the waiting jobs
+    // (shape, and time left) are theirs already: a gang wider than the idle
+    // block gets only the difference bought, not a whole new block again.
+    const longest = (f.longestNeedSec ?? 0) * 1000;
+    const usable = flex.filter(
+      (b) => b.status === 'active' && !b.busy && b.vramPerGpuGb >= (f.maxVramPerGpuGb ?? 0) && b.gpusPerNode >= (f.maxGpusPerNode ?? 0) && (b.endsAt === null || b.endsAt - now >= longest),
+    );
+    const idleGpus = sum(usable.map(blockGpus));
+    const need = f.waitingGpus - pendingGpus - idleGpus;
     if (need <= 0) {
-      return [hold('flex', DecisionRule.flexCapacityComing, `${f.waitingJobs} FLEX jobs wait for ${f.waitingGpus} GPUs; ${pendingGpus} GPUs of FLEX blocks are already being provisioned`, inputs)];
+      return [hold('flex', DecisionRule.flexCapacityComing, `${f.waitingJobs} FLEX jobs wait for ${f.waitingGpus} GPUs; ${pendingGpus} GPUs of FLEX blocks are being provisioned and ${idleGpus} are idle in active ones`, { ...inputs, idle_block_gpus: idleGpus })];
     }
     const sinceBuy = since(now, state.lastBuyAt.flex);
-    const withNeed = { ...inputs, need_gpus: need, since_last_buy_sec: sinceBuy, buy_cooldown_sec: c.buyCooldownSec };
+    const withNeed = { ...inputs, idle_block_gpus: idleGpus, need_gpus: need, since_last_buy_sec: sinceBuy, buy_cooldown_sec: c.buyCooldownSec };
     if (sinceBuy !== null && sinceBuy < c.buyCooldownSec) {
       return [hold('flex', DecisionRule.flexBuyCooldown, `${need} FLEX GPUs needed, but the last FLEX buy was ${round(sinceBuy, 1)} s ago (cooldown ${c.buyCooldownSec} s)`, withNeed)];
     }
@@ -400,10 +416,21 @@ function eligibleTypes(types: readonly InstanceType[], vram = 0, gpus = 0): Inst
   return types.filter((t) => t.vramPerGpuGb >= vram && t.gpus >= gpus);
 }
 
-/** The quote for enough whole nodes of `type` to cover `gpus`, capped by the type and maxNodesPerBuy. */
+/**
+ * The quote for enough whole nodes of `type` to cover `gpus`, capped by the
+ * type and maxNodesPerBuy, for SCALAR_BLOCK_HOURS, or longer when a waiting
+ * job of the tier needs longer: a block that ends before the job would is
+ * one placement never uses.
+ */
 function offer(input: AutoscalerInput, type: InstanceType, tier: CapacityTier, gpus: number): { type: InstanceType; quote: Quote } {
   const nodes = Math.max(1, Math.min(Math.ceil(gpus / type.gpus), type.maxNodes, input.config.maxNodesPerBuy));
-  return { type, quote: input.market.quote({ instanceType: type.name, nodes, hours: input.config.blockHours, tier }) };
+  return { type, quote: input.market.quote({ instanceType: type.name, nodes, hours: blockHoursFor(input, tier), tier }) };
+}
+
+/** SCALAR_BLOCK_HOURS, or the whole hours the tier's longest waiting job needs, whichever is more. */
+export function blockHoursFor(input: Pick<AutoscalerInput, 'config' | 'demand'>, tier: CapacityTier): number {
+  const need = input.demand[tier].longestNeedSec ?? 0;
+  return Math.max(input.config.blockHours, Math.ceil(need / 3600));
 }
 
 function quoteInputs(q: Quote): DecisionInputs {

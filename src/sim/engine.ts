@@ -29,7 +29,8 @@ import { SimulatedMarketplace } from '../capacity/marketplace.ts';
 import type { Config } from '../config/index.ts';
 import { FIFO_FIRST_FIT_POLICY, SCALAR_POLICY, type QueuePolicy } from '../placement/index.ts';
 import { SimAgents, SimLauncher } from './adapters/agents.ts';
-import { MemoryCapacityStore } from './adapters/capacity-store.ts';
+import { MemoryCapacityStore, type MemoryCapacityEvent } from './adapters/capacity-store.ts';
+import type { BlockRow } from '../../actors/capacity/store.ts';
 import { MemoryCoordinatorStore } from './adapters/coordinator-store.ts';
 import { VirtualClock } from './clock.ts';
 import { fleetCost } from './cost.ts';
@@ -65,6 +66,8 @@ export interface ReplayResult {
   record: RunRecord;
   /** Every job's row as the replay left it (status, reason, last attempt's placements). */
   rows: Map<string, JobRecord>;
+  /** Every capacity block bought, and the capacity actor's decisions (capacity_events), with autoscaling. */
+  capacity: { blocks: BlockRow[]; events: MemoryCapacityEvent[] };
 }
 
 export async function replay(o: ReplayOptions): Promise<ReplayResult> {
@@ -178,6 +181,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const cost = fleetCost(o.fleet, [...capacityStore.blocks.values()], makespanSec, SIM_EPOCH_MS);
   return {
     rows: new Map([...store.allJobs()].map((j) => [j.id, j])),
+    capacity: { blocks: [...capacityStore.blocks.values()], events: capacityStore.events },
     record: {
       meta: { trace: o.meta.trace, policy: o.policy, autoscale: o.autoscale, seed: o.seed, fleet: o.meta.fleet, tierRule: o.meta.tierRule },
       outcomes,

@@ -265,6 +265,37 @@ describe('decide: FLEX', () => {
     expect(decisions[0]!.inputs).toMatchObject({ pending_block_gpus: 16, need_gpus: 4 });
   });
 
+  it('buys blocks long enough for the longest waiting job: a 35 h need on 24 h blocks buys 35 h', () => {
+    // longestNeedSec = expected + block margin = 125,700 s + 300 s = 126,000 s = 35 h exactly.
+    const { decisions } = run(MIDNIGHT, { demand: flexDemand({ ...waiting, longestNeedSec: 126_000 }) });
+    expect(decisions.map(brief)).toEqual(['buy flex flex_price_ok 8xA100-80 2']);
+    expect(decisions[0]!.hours).toBe(35);
+    // One second more rounds up to 36 h; a short need keeps SCALAR_BLOCK_HOURS (24).
+    expect(run(MIDNIGHT, { demand: flexDemand({ ...waiting, longestNeedSec: 126_001 }) }).decisions[0]!.hours).toBe(36);
+    expect(run(MIDNIGHT, { demand: flexDemand({ ...waiting, longestNeedSec: 3600 }) }).decisions[0]!.hours).toBe(24);
+  });
+
+  it('counts idle active FLEX blocks that could hold the waiting jobs, and only those, as theirs', () => {
+    // A FLEX gang of 32 GPUs waits for 35 h of capacity; an idle 16-GPU block ends in 48 h: 16 more are bought, not 32.
+    const gang = { waitingJobs: 1, waitingGpus: 32, oldestWaitSec: 60, maxVramPerGpuGb: 80, maxGpusPerNode: 8, longestNeedSec: 35 * 3600 };
+    const idle = aBlock('blk_i', { tier: 'flex', nodes: 2, endsAt: MIDNIGHT + 48 * HOUR });
+    const { decisions } = run(MIDNIGHT, { demand: flexDemand(gang), blocks: [idle] });
+    expect(decisions.map(brief)).toEqual(['buy flex flex_price_ok 8xA100-80 2']);
+    expect(decisions[0]!.inputs).toMatchObject({ idle_block_gpus: 16, need_gpus: 16 });
+    // 32 idle GPUs cover it: nothing to buy (the gang is placed there next pass).
+    const enough = aBlock('blk_i', { tier: 'flex', nodes: 4, endsAt: MIDNIGHT + 48 * HOUR });
+    expect(run(MIDNIGHT, { demand: flexDemand(gang), blocks: [enough] }).decisions.map(brief)).toEqual(['hold flex flex_capacity_coming']);
+    // Idle blocks that end too soon, have smaller GPUs, or are busy hold nothing for it: 32 GPUs are bought.
+    const useless = [
+      aBlock('blk_soon', { tier: 'flex', nodes: 4, endsAt: MIDNIGHT + 34 * HOUR }),
+      aBlock('blk_small', { tier: 'flex', nodes: 4, vramPerGpuGb: 40 }),
+      aBlock('blk_busy', { tier: 'flex', nodes: 4, busy: true }),
+    ];
+    const bought = run(MIDNIGHT, { demand: flexDemand(gang), blocks: useless }).decisions;
+    expect(bought.map(brief)).toEqual(['buy flex flex_price_ok 8xA100-80 4']);
+    expect(bought[0]!.inputs).toMatchObject({ idle_block_gpus: 0, need_gpus: 32 });
+  });
+
   it('caps one buy at maxNodesPerBuy nodes', () => {
     const { decisions } = run(MIDNIGHT, { demand: flexDemand({ ...waiting, waitingGpus: 1000 }) });
     expect(decisions.map(brief)).toEqual(['buy flex flex_price_ok 8xA100-80 8']);
