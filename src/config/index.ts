@@ -150,7 +150,7 @@ export const configSchema = z.object({
   SCALAR_FLEX_MAX_WAIT_SEC: positiveNumber
     .default(4 * 3600)
     .describe('Once the oldest FLEX job has waited this long, the autoscaler buys at market price'),
-  SCALAR_BLOCK_HOURS: positiveNumber.default(24).describe('Length of a block the autoscaler buys (hours)'),
+  SCALAR_BLOCK_HOURS: positiveNumber.default(24).describe('Shortest block the autoscaler buys (hours); longer when a waiting job of the tier needs longer'),
   SCALAR_SIM_PROVISION_DELAY_SEC: z.coerce
     .number()
     .min(0)
