@@ -4,6 +4,7 @@
  * so that piped or redirected output carries no bar.
  */
 import cliProgress from 'cli-progress';
+import { formatDuration } from './report.ts';
 
 export interface ProgressBar {
   /** jobs done so far, and the virtual time reached (s). Cheap to call very often. */
@@ -23,7 +24,7 @@ export function progressBar(o: { total: number; enabled: boolean; label?: string
   if (!o.enabled) return NOOP;
   const label = o.label ?? 'simulating';
   const bar = new cliProgress.SingleBar({
-    format: `${label} {bar} {value}/{total} jobs | day {day} | ETA {eta_formatted}`,
+    format: `${label} {bar} {value}/{total} jobs | day {day} | ETA {remaining}`,
     stream: process.stdout,
     fps: 10,
     barsize: 30,
@@ -31,10 +32,12 @@ export function progressBar(o: { total: number; enabled: boolean; label?: string
     barIncompleteChar: '░',
     hideCursor: false,
     clearOnComplete: false,
-    etaBuffer: 50,
   });
   const total = Math.max(0, Math.floor(o.total));
-  bar.start(total, 0, { day: simDay(0) });
+  const started = Date.now();
+  // From the share of jobs done; nothing to say before the first one ends.
+  const eta = (done: number): string => (done > 0 ? formatDuration((((Date.now() - started) / 1000) * (total - done)) / done) : '—');
+  bar.start(total, 0, { day: simDay(0), remaining: '—' });
 
   let last = 0;
   let pending: { done: number; simSec: number } | null = null;
@@ -50,12 +53,12 @@ export function progressBar(o: { total: number; enabled: boolean; label?: string
       }
       last = now;
       pending = null;
-      bar.update(done, { day: simDay(simSec) });
+      bar.update(done, { day: simDay(simSec), remaining: eta(done) });
     },
     stop() {
       if (stopped) return;
       stopped = true;
-      if (pending) bar.update(pending.done, { day: simDay(pending.simSec) });
+      if (pending) bar.update(pending.done, { day: simDay(pending.simSec), remaining: eta(pending.done) });
       bar.stop();
     },
   };
