@@ -135,6 +135,8 @@ export function toBlockView(b: BlockRow, busy: boolean): BlockView {
     nodes: b.nodes,
     gpusPerNode: b.gpusPerNode,
     vramPerGpuGb: b.vramPerGpuGb,
+    cpuPerNode: b.cpuPerNode,
+    ramPerNodeGb: b.ramPerNodeGb,
     busy,
     endsAt: b.endsAt?.getTime() ?? null,
   };

@@ -19,8 +19,8 @@ export function demandView(jobs: JobTable, capacity: CapacitySnapshot, blockMarg
     for (const h of node.holds) if (h.tier === 'FAST') fastUsed += h.gpuIndices.length;
     if (node.pool === 'fast' && node.schedulable && node.blockId === null) warmOutsideBlocks += node.gpus.length;
   }
-  const fast = { gpusUsed: fastUsed, gpusQueued: 0, warmGpusOutsideBlocks: warmOutsideBlocks, maxVramPerGpuGb: 0, maxGpusPerNode: 0, longestNeedSec: 0 };
-  const flex = { waitingJobs: 0, waitingGpus: 0, oldestWaitSec: 0, canBackfill: false, maxVramPerGpuGb: 0, maxGpusPerNode: 0, longestNeedSec: 0 };
+  const fast = { gpusUsed: fastUsed, gpusQueued: 0, warmGpusOutsideBlocks: warmOutsideBlocks, maxVramPerGpuGb: 0, maxGpusPerNode: 0, maxCpuPerNode: 0, maxRamPerNodeGb: 0, longestNeedSec: 0 };
+  const flex = { waitingJobs: 0, waitingGpus: 0, oldestWaitSec: 0, canBackfill: false, maxVramPerGpuGb: 0, maxGpusPerNode: 0, maxCpuPerNode: 0, maxRamPerNodeGb: 0, longestNeedSec: 0 };
   let probes = 0;
   // With no free GPU nothing can backfill; and a shape that failed once fails again in this same snapshot.
   const anyFree = capacity.anyFreeGpu();
@@ -31,6 +31,8 @@ export function demandView(jobs: JobTable, capacity: CapacitySnapshot, blockMarg
     t.maxVramPerGpuGb = Math.max(t.maxVramPerGpuGb, r.gpuCount > 0 ? r.vramPerGpuGb : 0);
     t.maxGpusPerNode = Math.max(t.maxGpusPerNode, r.gpuCount);
     t.longestNeedSec = Math.max(t.longestNeedSec, r.expectedDurationSec + blockMarginSec);
+    t.maxCpuPerNode = Math.max(t.maxCpuPerNode, r.cpuCores);
+    t.maxRamPerNodeGb = Math.max(t.maxRamPerNodeGb, r.ramGb);
     if (r.tier === 'FAST') {
       fast.gpusQueued += r.gpuCount * r.nodeCount;
       continue;

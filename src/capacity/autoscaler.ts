@@ -63,6 +63,9 @@ export interface DemandView {
     maxVramPerGpuGb?: number;
     /** Largest gpu_count (per node) among queued FAST jobs; 0 or absent: no constraint. */
     maxGpusPerNode?: number;
+    /** Largest cpu_cores and ram_gb (per node) among queued FAST jobs; 0 or absent: no constraint. */
+    maxCpuPerNode?: number;
+    maxRamPerNodeGb?: number;
     /**
      * How long a block must last to run the longest queued FAST job (its
      * expected_duration_sec plus the block margin), in seconds; 0 or absent:
@@ -83,6 +86,9 @@ export interface DemandView {
     maxVramPerGpuGb?: number;
     /** Largest gpu_count (per node) among waiting FLEX jobs; 0 or absent: no constraint. */
     maxGpusPerNode?: number;
+    /** As fast.maxCpuPerNode and fast.maxRamPerNodeGb, for the waiting FLEX jobs. */
+    maxCpuPerNode?: number;
+    maxRamPerNodeGb?: number;
     /** As fast.longestNeedSec, for the waiting FLEX jobs. */
     longestNeedSec?: number;
   };
@@ -97,6 +103,9 @@ export interface BlockView {
   nodes: number;
   gpusPerNode: number;
   vramPerGpuGb: number;
+  /** Per node; absent: not known (not checked). */
+  cpuPerNode?: number;
+  ramPerNodeGb?: number;
   /** Some node of the block holds a job. */
   busy: boolean;
   /** ms since the epoch; null: held until released. */
@@ -290,12 +299,12 @@ function decideFast(input: AutoscalerInput, blocks: readonly BlockView[], state:
     // FAST promises any shape a quick start, so with no queued job to size
     // for it buys the most capable nodes: the largest GPUs, then the cheapest
     // per GPU-hour among those.
-    const fits = eligibleTypes(input.market.instanceTypes, demand.fast.maxVramPerGpuGb, demand.fast.maxGpusPerNode);
+    const fits = eligibleTypes(input.market.instanceTypes, demand.fast);
     const offers = fits.map((t) => offer(input, t, 'fast', deficit));
     offers.sort((a, b) => b.type.vramPerGpuGb - a.type.vramPerGpuGb || a.quote.pricePerGpuHour - b.quote.pricePerGpuHour || a.type.name.localeCompare(b.type.name));
     const best = offers[0];
     if (!best) {
-      return [hold('fast', DecisionRule.fastNoInstanceType, `${deficit} more FAST GPUs needed, but no instance type has ${demand.fast.maxGpusPerNode ?? 0} GPUs of ${demand.fast.maxVramPerGpuGb ?? 0} GB`, withDeficit)];
+      return [hold('fast', DecisionRule.fastNoInstanceType, `${deficit} more FAST GPUs needed, but no instance type has ${shapeText(demand.fast)}`, withDeficit)];
     }
     return [buy('fast', DecisionRule.fastDeficit, best.quote, `FAST target ${buyTarget} GPUs (max(min ${c.fastMinGpus}, ${c.fastSafetyFactor} × max(EWMA ${round(ewma, 2)}, demand now ${demandNow}))) exceeds supply ${supply}: buying ${best.quote.nodes} × ${best.type.name} (${best.quote.gpus} GPUs at ${best.quote.pricePerGpuHour}/GPU-hour)`, { ...withDeficit, ...quoteInputs(best.quote) })];
   }
@@ -362,7 +371,11 @@ function decideFlex(input: AutoscalerInput, blocks: readonly BlockView[], state:
     // block gets only the difference bought, not a whole new block again.
     const longest = (f.longestNeedSec ?? 0) * 1000;
     const usable = flex.filter(
-      (b) => b.status === 'active' && !b.busy && b.vramPerGpuGb >= (f.maxVramPerGpuGb ?? 0) && b.gpusPerNode >= (f.maxGpusPerNode ?? 0) && (b.endsAt === null || b.endsAt - now >= longest),
+      (b) =>
+        b.status === 'active' &&
+        !b.busy &&
+        holds({ gpus: b.gpusPerNode, vramPerGpuGb: b.vramPerGpuGb, cpu: b.cpuPerNode ?? Infinity, ramGb: b.ramPerNodeGb ?? Infinity }, f) &&
+        (b.endsAt === null || b.endsAt - now >= longest),
     );
     const idleGpus = sum(usable.map(blockGpus));
     const need = f.waitingGpus - pendingGpus - idleGpus;
@@ -374,13 +387,13 @@ function decideFlex(input: AutoscalerInput, blocks: readonly BlockView[], state:
     if (sinceBuy !== null && sinceBuy < c.buyCooldownSec) {
       return [hold('flex', DecisionRule.flexBuyCooldown, `${need} FLEX GPUs needed, but the last FLEX buy was ${round(sinceBuy, 1)} s ago (cooldown ${c.buyCooldownSec} s)`, withNeed)];
     }
-    const fits = eligibleTypes(input.market.instanceTypes, f.maxVramPerGpuGb, f.maxGpusPerNode);
+    const fits = eligibleTypes(input.market.instanceTypes, f);
     const offers = fits.map((t) => offer(input, t, 'flex', need));
     // Cheapest per GPU-hour; then the least idle GPUs bought; then by name.
     offers.sort((a, b) => a.quote.pricePerGpuHour - b.quote.pricePerGpuHour || a.quote.gpus - b.quote.gpus || a.type.name.localeCompare(b.type.name));
     const best = offers[0];
     if (!best) {
-      return [hold('flex', DecisionRule.flexNoInstanceType, `${need} FLEX GPUs needed, but no instance type has ${f.maxGpusPerNode ?? 0} GPUs of ${f.maxVramPerGpuGb ?? 0} GB`, withNeed)];
+      return [hold('flex', DecisionRule.flexNoInstanceType, `${need} FLEX GPUs needed, but no instance type has ${shapeText(f)}`, withNeed)];
     }
     const price = best.quote.pricePerGpuHour;
     const withQuote = { ...withNeed, ...quoteInputs(best.quote) };
@@ -411,9 +424,28 @@ function decideFlex(input: AutoscalerInput, blocks: readonly BlockView[], state:
   }));
 }
 
-/** Instance types whose nodes can hold the largest job asked for (0 or absent: any). */
-function eligibleTypes(types: readonly InstanceType[], vram = 0, gpus = 0): InstanceType[] {
-  return types.filter((t) => t.vramPerGpuGb >= vram && t.gpus >= gpus);
+/** The largest per-node request of the waiting jobs of a tier (0 or absent: any). */
+type NodeNeed = Pick<DemandView['flex'], 'maxVramPerGpuGb' | 'maxGpusPerNode' | 'maxCpuPerNode' | 'maxRamPerNodeGb'>;
+
+/** "8 GPUs of 96 GB", with cores and RAM when asked for. */
+function shapeText(need: NodeNeed): string {
+  const extra = [need.maxCpuPerNode ? `${need.maxCpuPerNode} cores` : '', need.maxRamPerNodeGb ? `${need.maxRamPerNodeGb} GB RAM` : ''].filter(Boolean);
+  return `${need.maxGpusPerNode ?? 0} GPUs of ${need.maxVramPerGpuGb ?? 0} GB${extra.length > 0 ? ` and ${extra.join(' and ')}` : ''}`;
+}
+
+/** Whether a node of this shape holds the largest request in every dimension: GPUs, VRAM, cores, RAM. */
+function holds(node: { gpus: number; vramPerGpuGb: number; cpu: number; ramGb: number }, need: NodeNeed): boolean {
+  return (
+    node.vramPerGpuGb >= (need.maxVramPerGpuGb ?? 0) &&
+    node.gpus >= (need.maxGpusPerNode ?? 0) &&
+    node.cpu >= (need.maxCpuPerNode ?? 0) &&
+    node.ramGb >= (need.maxRamPerNodeGb ?? 0)
+  );
+}
+
+/** Instance types whose nodes can hold the largest job asked for. */
+function eligibleTypes(types: readonly InstanceType[], need: NodeNeed): InstanceType[] {
+  return types.filter((t) => holds(t, need));
 }
 
 /**

@@ -296,6 +296,22 @@ describe('decide: FLEX', () => {
     expect(bought[0]!.inputs).toMatchObject({ idle_block_gpus: 0, need_gpus: 32 });
   });
 
+  it('buys only types whose nodes have the cores and RAM the waiting jobs ask for, and counts only such idle blocks', () => {
+    // 8 GPUs of 40 GB but 150 cores per node: 8xA100-40 (96 cores) and 8xA100-80 (128) cannot hold it; 8xH100-80 (192) can.
+    const big = { waitingJobs: 1, waitingGpus: 8, oldestWaitSec: 60, maxVramPerGpuGb: 40, maxGpusPerNode: 8, maxCpuPerNode: 150 };
+    const { decisions } = run(MIDNIGHT, { demand: flexDemand(big) });
+    expect(decisions.map(brief)).toEqual(['buy flex flex_price_ok 8xH100-80 1']);
+    // An idle 96-core block is no help to it: it is not counted, and the right type is bought.
+    const small = aBlock('blk_96', { tier: 'flex', instanceType: '8xA100-40', vramPerGpuGb: 40, cpuPerNode: 96, ramPerNodeGb: 768 });
+    const again = run(MIDNIGHT, { demand: flexDemand(big), blocks: [small] }).decisions;
+    expect(again.map(brief)).toEqual(['buy flex flex_price_ok 8xH100-80 1']);
+    expect(again[0]!.inputs).toMatchObject({ idle_block_gpus: 0 });
+    // More RAM than any type has: a hold that names it.
+    const none = run(MIDNIGHT, { demand: flexDemand({ ...big, maxCpuPerNode: 0, maxRamPerNodeGb: 4096 }) }).decisions;
+    expect(none.map(brief)).toEqual(['hold flex flex_no_instance_type']);
+    expect(none[0]!.reason).toBe('8 FLEX GPUs needed, but no instance type has 8 GPUs of 40 GB and 4096 GB RAM');
+  });
+
   it('caps one buy at maxNodesPerBuy nodes', () => {
     const { decisions } = run(MIDNIGHT, { demand: flexDemand({ ...waiting, waitingGpus: 1000 }) });
     expect(decisions.map(brief)).toEqual(['buy flex flex_price_ok 8xA100-80 8']);
