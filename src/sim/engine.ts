@@ -47,8 +47,13 @@ export const SWEEP_SEC = 300;
 /** Waiting jobs' reasons (status_reason, placement) are rewritten at most this often: they are not part of the metrics. */
 export const REASON_REFRESH_SEC = 3600;
 export const HEARTBEAT_SEC = 1800;
-/** A replay stops when, after the last submission, nothing started or ended for this long (the rest can never run). */
-export const STALL_SEC = 30 * 86_400;
+/**
+ * A replay stops early when every job was submitted, no job holds a GPU, and
+ * nothing started or ended for this long since the later of the last start,
+ * end or submission: the jobs still waiting can never run. They are reported
+ * `unfinished`, and the makespan runs to the stop.
+ */
+export const STALL_SEC = 7 * 86_400;
 
 export interface ReplayOptions {
   jobs: SimJobSpec[];
@@ -79,7 +84,10 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const store = new MemoryCoordinatorStore(sched.prices);
   const capacityStore = new MemoryCapacityStore();
   store.blockEnds = () => capacityStore.blockEnds();
-  const spec = new Map(o.jobs.map((j) => [j.id, j]));
+  // Virtual time 0 is the first submission, whatever the trace's clock.
+  const origin = o.jobs.length > 0 ? Math.min(...o.jobs.map((j) => j.submitSec)) : 0;
+  const jobs = o.jobs.map((j) => (origin === 0 ? j : { ...j, submitSec: j.submitSec - origin }));
+  const spec = new Map(jobs.map((j) => [j.id, j]));
   const log = pino({ level: 'silent' });
   const root = createActor(coordinatorMachine, { id: 'coordinator' }).start();
 
@@ -126,7 +134,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   let submitted = 0;
   let lastActivity = 0;
   const bySubmit = new Map<number, SimJobSpec[]>();
-  for (const j of o.jobs) bySubmit.set(j.submitSec, [...(bySubmit.get(j.submitSec) ?? []), j]);
+  let lastSubmitSec = 0;
+  for (const j of jobs) bySubmit.set(j.submitSec, [...(bySubmit.get(j.submitSec) ?? []), j]);
   for (const [sec, batch] of bySubmit) {
     clock.setTimeout(() => {
       let { warm: warmGpus, demand } = batch.some((j) => j.tier === 'FAST') ? fastDemand(c) : { warm: 0, demand: 0 };
@@ -137,6 +146,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       }
       store.insertJobs(batch.map((j) => jobRecord(j, o.config)));
       submitted += batch.length;
+      lastSubmitSec = sec;
       c.push({ kind: 'submitted', ids: batch.map((j) => j.id) });
     }, sec * 1000);
   }
@@ -148,30 +158,41 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   }, HEARTBEAT_SEC * 1000);
 
   const sampler = new Sampler();
+  // A pass that fails would be retried after a (virtual) second that never
+  // comes while the driver waits for it: in a replay a failure is a bug, so it ends the run.
+  let failed: (err: unknown) => void = () => undefined;
+  const failure = new Promise<never>((_, reject) => (failed = reject));
+  failure.catch(() => undefined);
+  c.onPassError = (err) => failed(err);
   const settle = async () => {
     for (;;) {
-      await c.settled();
-      await capacity?.settled();
+      await Promise.race([c.settled(), failure]);
+      await Promise.race([capacity?.settled(), failure]);
       if (c.idleNow()) return;
     }
   };
   await settle();
   let finished = 0;
   let lastProgress = 0;
-  while (finished < o.jobs.length) {
+  let t = 0;
+  while (finished < jobs.length) {
     if (!clock.fireNext()) break;
     await settle();
-    const t = (clock.now() - SIM_EPOCH_MS) / 1000;
+    t = (clock.now() - SIM_EPOCH_MS) / 1000;
     sampler.observe(c, t);
     if (store.finished !== finished || store.started !== lastActivity) {
       finished = store.finished;
       lastActivity = store.started;
       lastProgress = t;
     }
-    if (submitted === o.jobs.length && t - lastProgress > STALL_SEC) break;
+    // Stalled: everything submitted, nothing holds a GPU (so no exit is due), and nothing started or ended for STALL_SEC.
+    const idle = submitted === jobs.length && c.capacity.heldJobs().next().done === true;
+    if (idle && t - Math.max(lastProgress, lastSubmitSec) > STALL_SEC) break;
     if (o.onProgress) o.onProgress(finished, t);
   }
-  const makespanSec = Math.max(...[...store.history.values()].map((h) => (h.finishedAt === null ? 0 : (h.finishedAt - SIM_EPOCH_MS) / 1000)), 0);
+  // The last end; a replay that stopped with jobs unfinished covers the time until it stopped.
+  const lastEnd = Math.max(0, ...[...store.history.values()].map((h) => (h.finishedAt === null ? 0 : (h.finishedAt - SIM_EPOCH_MS) / 1000)));
+  const makespanSec = finished < jobs.length ? Math.max(lastEnd, t) : lastEnd;
 
   await capacity?.stop();
   await c.stop();

@@ -77,8 +77,9 @@ export function fastDemand(c: Coordinator): { warm: number; demand: number } {
 /**
  * Records the cluster after every settled instant as a step function. The
  * counts are exact at every change; fragmentation walks every waiting job,
- * so it is recomputed at most every `fragmentationEverySec` of virtual time
- * and held in between.
+ * so it is recomputed when jobs start waiting and then at most every
+ * `fragmentationEverySec` of virtual time, held in between; it is 0 while
+ * nothing waits.
  */
 export class Sampler {
   readonly samples: Sample[] = [];
@@ -90,8 +91,12 @@ export class Sampler {
   observe(c: Coordinator, t: number): void {
     const { used, total, free } = gpuCounts(c);
     const waitingJobs = c.jobs.waiting.size;
-    if (t - this.lastFragAt >= this.fragmentationEverySec) {
-      this.frag = waitingJobs > 0 ? fragmentation(c) : { fragmentedGpus: 0, waitingGpus: 0 };
+    if (waitingJobs === 0) {
+      // Nothing waits: nothing is fragmented, and the next wait is measured at once.
+      this.frag = { fragmentedGpus: 0, waitingGpus: 0 };
+      this.lastFragAt = -Infinity;
+    } else if (t - this.lastFragAt >= this.fragmentationEverySec) {
+      this.frag = fragmentation(c);
       this.lastFragAt = t;
     }
     const s: Sample = { t, totalGpus: total, usedGpus: used, waitingJobs, waitingGpus: this.frag.waitingGpus, fragmentedGpus: Math.min(this.frag.fragmentedGpus, free), freeGpus: free };

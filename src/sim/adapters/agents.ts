@@ -9,11 +9,12 @@
  * - `run` starts the attempt (`started` now) and it exits 0 after the job's
  *   trace duration; a second `run` of a known attempt is ignored, or its exit
  *   is reported again;
- * - `kill` of a running attempt: the process gets SIGTERM and exits
+ * - `kill` of a running attempt: the process gets SIGTERM and exits 143
  *   SIGTERM_EXIT_SEC later (a checkpoint), or at the grace if that is
- *   shorter; `kill` of an attempt it never ran leaves a tombstone and
+ *   shorter, unless it ends (0) before then; `kill` of an attempt it never ran leaves a tombstone and
  *   reports it exited, so a late `run` never starts;
- * - every heartbeat interval it reports what it runs.
+ * - every heartbeat interval it reports what it runs, and asked to
+ *   register again (`hello`) it does, with the attempts it runs.
  * Launching is instant: the replay measures scheduling, not image pulls.
  */
 import type { Input } from '../../../actors/coordinator/coordinator.ts';
@@ -45,6 +46,8 @@ interface Execution {
   ramGb: number;
   exited: { code: number; killed: boolean } | null;
   exitTimer: Timer | null;
+  /** When it exits 0 if nobody kills it (ms). */
+  endsAt: number;
   killRequested: boolean;
 }
 
@@ -74,6 +77,12 @@ export class SimAgents implements NodeLink {
     if (this.agents.has(node.id)) return;
     const agent: Agent = { node, bootId: `boot-${++this.boots}`, running: new Map(), done: new Map() };
     this.agents.set(node.id, agent);
+    this.register(agent);
+  }
+
+  /** The `registered` event, with the attempts the agent runs. */
+  private register(agent: Agent): void {
+    const node = agent.node;
     this.emit(agent, {
       type: 'registered',
       node_id: node.id,
@@ -83,7 +92,7 @@ export class SimAgents implements NodeLink {
       cpu_cores: node.cpuCores,
       ram_gb: node.ramGb,
       gpus: Array.from({ length: node.gpus }, (_, index) => ({ index, uuid: `GPU-${node.id}-${index}`, model: `sim-${node.vramGb}GB`, vram_gb: node.vramGb })),
-      running: [],
+      running: [...agent.running.values()].map((e) => ({ job_id: e.jobId, attempt: e.attempt })),
       block_id: node.blockId,
       addr: node.id,
       time: this.iso(),
@@ -127,10 +136,8 @@ export class SimAgents implements NodeLink {
 
   hello(nodeId: string): void {
     const agent = this.agents.get(nodeId);
-    if (!agent) return;
     // Asked to register again: the agent does, with what it runs.
-    this.agents.delete(nodeId);
-    this.start(agent.node);
+    if (agent) this.register(agent);
   }
 
   async forget(): Promise<void> {
@@ -146,17 +153,19 @@ export class SimAgents implements NodeLink {
       if (known.exited) this.reportExit(agent, known);
       return;
     }
-    const e: Execution = { jobId: cmd.job_id, attempt: cmd.attempt, gpus: cmd.gpu_indices.length, cpuCores: cmd.cpu_cores, ramGb: cmd.ram_gb, exited: null, exitTimer: null, killRequested: false };
+    const e: Execution = { jobId: cmd.job_id, attempt: cmd.attempt, gpus: cmd.gpu_indices.length, cpuCores: cmd.cpu_cores, ramGb: cmd.ram_gb, exited: null, exitTimer: null, killRequested: false, endsAt: 0 };
     agent.running.set(key, e);
     this.emit(agent, { type: 'started', node_id: agent.node.id, job_id: cmd.job_id, attempt: cmd.attempt, pid: null, time: this.iso() });
-    e.exitTimer = this.o.clock.setTimeout(() => this.exit(agent, key, 0, false), this.o.durationOf(cmd.job_id) * 1000);
+    const ms = this.o.durationOf(cmd.job_id) * 1000;
+    e.endsAt = this.o.clock.now() + ms;
+    e.exitTimer = this.o.clock.setTimeout(() => this.exit(agent, key, 0, false), ms);
   }
 
   private kill(agent: Agent, cmd: KillCommand): void {
     const key = attemptKey(cmd);
     const e = agent.running.get(key) ?? agent.done.get(key);
     if (!e) {
-      const tomb: Execution = { jobId: cmd.job_id, attempt: cmd.attempt, gpus: 0, cpuCores: 0, ramGb: 0, exited: { code: -1, killed: true }, exitTimer: null, killRequested: true };
+      const tomb: Execution = { jobId: cmd.job_id, attempt: cmd.attempt, gpus: 0, cpuCores: 0, ramGb: 0, exited: { code: -1, killed: true }, exitTimer: null, killRequested: true, endsAt: 0 };
       agent.done.set(key, tomb);
       this.reportExit(agent, tomb);
       return;
@@ -164,8 +173,11 @@ export class SimAgents implements NodeLink {
     if (e.exited) return this.reportExit(agent, e);
     if (e.killRequested) return;
     e.killRequested = true;
+    // It stops after its checkpoint (or at the grace); a job that would have ended sooner just ends.
+    const stopAt = this.o.clock.now() + Math.min(cmd.grace_sec, SIGTERM_EXIT_SEC) * 1000;
+    if (e.endsAt <= stopAt) return;
     e.exitTimer?.cancel();
-    e.exitTimer = this.o.clock.setTimeout(() => this.exit(agent, key, 143, true), Math.min(cmd.grace_sec, SIGTERM_EXIT_SEC) * 1000);
+    e.exitTimer = this.o.clock.setTimeout(() => this.exit(agent, key, 143, true), stopAt - this.o.clock.now());
   }
 
   private exit(agent: Agent, key: string, code: number, killed: boolean): void {

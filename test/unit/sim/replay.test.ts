@@ -327,6 +327,28 @@ describe('a preempted gang', () => {
   });
 });
 
+describe('when a replay stops, and its clock', () => {
+  it('runs a job longer than the stall limit to its end: a running job is progress', async () => {
+    // One 8-GPU job of 3,000,000 s (34.7 days, beyond STALL_SEC) on one idle node: it completes at 3,000,000.
+    const r = await run({ fleet: 'flex=1x8x40', tiers: 'all-flex', trace: [HEADER, 'long,0,8,3000000,,,,u1,'].join('\n') }, 'scalar');
+    expect(schedule(r).long).toEqual(done(0, 3_000_000, [`flex-001:${ALL8}`]));
+    const m = computeMetrics(r.record);
+    expect(m.makespanSec).toBe(3_000_000);
+    expect(m.utilisation.mean).toBe(1);
+  });
+
+  it("counts virtual time from the first submission, whatever the trace's clock", async () => {
+    // Submitted at 1,000,000 and 1,000,010 s: replayed as 0 and 10, so the makespan is 1,010 s, not 1,001,010.
+    const r = await run({ fleet: 'flex=1x8x40', tiers: 'all-flex', trace: [HEADER, 'a,1000000,4,1000,,,,u1,', 'b,1000010,4,1000,,,,u2,'].join('\n') }, 'scalar');
+    const s = schedule(r);
+    expect([s.a!.start, s.a!.end, s.b!.start, s.b!.end]).toEqual([0, 1000, 10, 1010]);
+    const m = computeMetrics(r.record);
+    expect(m.makespanSec).toBe(1010);
+    // 4 GPUs of 8 for 10 s, 8 of 8 for 990 s, 4 of 8 for 10 s: (40 + 7920 + 40) / (8 × 1010).
+    expect(m.utilisation.mean).toBeCloseTo(8000 / 8080, 10);
+  });
+});
+
 describe('the first rows of the real trace', () => {
   // 300 jobs (1- to 32-GPU, up to 6 days long) on 256 GPUs: FAST jobs
   // (random:0.3) preempt FLEX jobs that spilled onto the fast nodes.
