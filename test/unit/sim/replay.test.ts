@@ -27,7 +27,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { MemoryCoordinatorStore } from '../../../src/sim/adapters/coordinator-store.ts';
 import { parseConfig } from '../../../src/config/index.ts';
 import { SIGTERM_EXIT_SEC } from '../../../src/sim/adapters/agents.ts';
 import { replay, type ReplayResult } from '../../../src/sim/engine.ts';
@@ -335,6 +336,15 @@ describe('when a replay stops, and its clock', () => {
     const m = computeMetrics(r.record);
     expect(m.makespanSec).toBe(3_000_000);
     expect(m.utilisation.mean).toBe(1);
+  });
+
+  it('ends with the error when a coordinator pass fails, instead of waiting for a retry that virtual time never reaches', async () => {
+    const spy = vi.spyOn(MemoryCoordinatorStore.prototype, 'commit').mockRejectedValueOnce(new Error('disk on fire'));
+    try {
+      await expect(run({ fleet: 'flex=1x8x40', tiers: 'all-flex', trace: [HEADER, 'a,0,1,100,,,,u1,'].join('\n') }, 'scalar')).rejects.toThrow('disk on fire');
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("counts virtual time from the first submission, whatever the trace's clock", async () => {
