@@ -63,16 +63,7 @@ function startTest(): { errors: () => string[] } {
 }
 
 beforeAll(async () => {
-  await cluster.init();
-  try {
-    await cluster.startApi();
-    coordinator = await cluster.startCoordinator();
-    const [a, b] = await Promise.all([startAgent('a'), startAgent('b')]);
-    for (const n of [a!, b!]) await until(async () => (await nodeState(n.nodeId)).state === 'ready', 15_000, `${n.nodeId} ready`);
-  } catch (err) {
-    cluster.dump();
-    throw err;
-  }
+  ({ coordinator } = await cluster.boot(['a', 'b'], startAgent));
 }, 90_000);
 
 afterAll(async () => {

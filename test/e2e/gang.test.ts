@@ -38,16 +38,7 @@ const logs = (id: string) => jobs.logs(id);
 const nodeView = async (id: string): Promise<NodeView> => (await cluster.http<NodeView>('GET', `/nodes/${id}`)).body;
 
 beforeAll(async () => {
-  await cluster.init();
-  try {
-    await cluster.startApi();
-    await cluster.startCoordinator();
-    for (const id of NODES) await cluster.startAgent(id, { pool: 'fast', gpus: '2x80' });
-    for (const id of NODES) await until(async () => (await nodeView(id)).state === 'ready', 15_000, `${id} ready`);
-  } catch (err) {
-    cluster.dump();
-    throw err;
-  }
+  await cluster.boot(NODES, (id) => cluster.startAgent(id, { pool: 'fast', gpus: '2x80' }));
 }, 90_000);
 
 afterAll(async () => {

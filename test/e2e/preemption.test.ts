@@ -35,16 +35,7 @@ const flexCommand = [
 ];
 
 beforeAll(async () => {
-  await cluster.init();
-  try {
-    await cluster.startApi();
-    await cluster.startCoordinator();
-    await cluster.startAgent(NODE, { pool: 'fast', gpus: '2x80' });
-    await until(async () => (await cluster.http('GET', `/nodes/${NODE}`)).body?.state === 'ready', 15_000, 'node ready');
-  } catch (err) {
-    cluster.dump();
-    throw err;
-  }
+  await cluster.boot([NODE], (id) => cluster.startAgent(id, { pool: 'fast', gpus: '2x80' }));
 }, 90_000);
 
 afterAll(async () => {

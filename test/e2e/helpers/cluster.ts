@@ -272,6 +272,26 @@ export class Cluster {
     return p;
   }
 
+  /**
+   * A test file's cluster: the API, a coordinator, and `agents` (started by
+   * `startAgent`, e.g. `(id) => this.startAgent(id, { pool: 'fast' })`),
+   * returned once every agent's node is `ready`. Dumps the logs and rethrows
+   * if any of it fails.
+   */
+  async boot(nodeIds: string[], startAgent: (nodeId: string) => Promise<AgentProcess> = (id) => this.startAgent(id)): Promise<{ coordinator: ScalarProcess; agents: AgentProcess[] }> {
+    await this.init();
+    try {
+      await this.startApi();
+      const coordinator = await this.startCoordinator();
+      const agents = await Promise.all(nodeIds.map(startAgent));
+      for (const a of agents) await until(async () => (await this.http('GET', `/nodes/${a.nodeId}`)).body?.state === 'ready', 15_000, `${a.nodeId} ready`);
+      return { coordinator, agents };
+    } catch (err) {
+      this.dump();
+      throw err;
+    }
+  }
+
   async http<T = any>(method: string, url: string, body?: unknown): Promise<HttpResult<T>> {
     const res = await fetch(this.url + url, {
       method,
