@@ -101,6 +101,25 @@ async function submit(over: Record<string, unknown> = {}, key?: string): Promise
   return res.json().id;
 }
 
+/** A FAST gang of 2 × 8 GPUs on two fresh fast nodes, scheduled; its members in rank order. */
+async function scheduledGang(): Promise<{ id: string; rank0: ScriptedAgent; rank1: ScriptedAgent }> {
+  const a = await node('fast');
+  const b = await node('fast');
+  const id = await submit({ tier: 'FAST', node_count: 2, gpu_count: 8 });
+  const scheduled = await until(statusIs(id, 'scheduled'));
+  const [rank0, rank1] = scheduled.placements.map((p) => (p.node_id === a.nodeId ? a : b));
+  return { id, rank0: rank0!, rank1: rank1! };
+}
+
+/** Every member takes its run and starts; the job is running. */
+async function startMembers(id: string, members: ScriptedAgent[]): Promise<void> {
+  for (const n of members) {
+    await n.expect('run');
+    await n.started({ job_id: id, attempt: 1 });
+  }
+  await until(statusIs(id, 'running'));
+}
+
 const job = async (id: string): Promise<Job> => (await t.call({ method: 'GET', url: `/jobs/${id}` })).json();
 const statusIs = (id: string, status: string) => async () => {
   const j = await job(id);
@@ -417,21 +436,13 @@ describe('gangs through the coordinator', () => {
 describe('gang failure', () => {
   it('the first member to fail decides: rank 1 exits 3, rank 0 is killed (143), the job fails with code 3', async () => {
     await coordinator();
-    const a = await node('fast');
-    const b = await node('fast');
-    const id = await submit({ tier: 'FAST', node_count: 2, gpu_count: 8 });
-    const scheduled = await until(statusIs(id, 'scheduled'));
-    const [rank0, rank1] = scheduled.placements.map((p) => (p.node_id === a.nodeId ? a : b));
-    for (const n of [rank0!, rank1!]) {
-      await n.expect('run');
-      await n.started({ job_id: id, attempt: 1 });
-    }
-    await until(statusIs(id, 'running'));
+    const { id, rank0, rank1 } = await scheduledGang();
+    await startMembers(id, [rank0, rank1]);
 
-    await rank1!.exited({ job_id: id, attempt: 1 }, 3);
+    await rank1.exited({ job_id: id, attempt: 1 }, 3);
     // Rank 0 is told to stop at once; rank 1's GPUs are free already, rank 0's only once it is gone.
-    const kill = await rank0!.expect('kill');
-    expect(kill).toMatchObject({ job_id: id, attempt: 1, grace_sec: 1, reason: `gang member on ${rank1!.nodeId} exited with code 3` });
+    const kill = await rank0.expect('kill');
+    expect(kill).toMatchObject({ job_id: id, attempt: 1, grace_sec: 1, reason: `gang member on ${rank1.nodeId} exited with code 3` });
     const heldOn = async () =>
       (
         await t.db.orm.em
@@ -439,10 +450,10 @@ describe('gang failure', () => {
           .execute<{ node_id: string }[]>(`select distinct node_id from allocations where job_id = ? and released_at is null`, [id])
       ).map((r) => r.node_id);
     await until(async () => (await heldOn()).length === 1);
-    expect(await heldOn()).toEqual([rank0!.nodeId]);
+    expect(await heldOn()).toEqual([rank0.nodeId]);
     expect((await job(id)).status).toBe('running');
 
-    await rank0!.exited({ job_id: id, attempt: 1 }, 143, true);
+    await rank0.exited({ job_id: id, attempt: 1 }, 143, true);
     const failed = await until(statusIs(id, 'failed'));
     expect(failed.exit_code).toBe(3);
     expect(failed.status_reason).toBe('exited with code 3');
@@ -453,54 +464,42 @@ describe('gang failure', () => {
 describe('a gang member whose run was lost', () => {
   it('is sent its run again once the node\'s heartbeats show it never started, even though the other member runs', async () => {
     await coordinator();
-    const a = await node('fast');
-    const b = await node('fast');
-    const id = await submit({ tier: 'FAST', node_count: 2, gpu_count: 8 });
-    const scheduled = await until(statusIs(id, 'scheduled'));
-    const [rank0, rank1] = scheduled.placements.map((p) => (p.node_id === a.nodeId ? a : b));
-    await rank0!.expect('run');
-    await rank0!.started({ job_id: id, attempt: 1 });
+    const { id, rank0, rank1 } = await scheduledGang();
+    await rank0.expect('run');
+    await rank0.started({ job_id: id, attempt: 1 });
     await until(statusIs(id, 'running'));
     // Rank 1's run is taken off its queue and dropped (as if lost): its heartbeats say it runs nothing.
-    const lost = await rank1!.expect('run');
+    const lost = await rank1.expect('run');
     expect(lost.env.SCALAR_NODE_RANK).toBe('1');
     // After three heartbeat intervals the coordinator sends it again, to rank 1 only.
-    const again = await rank1!.expect('run', 5000);
+    const again = await rank1.expect('run', 5000);
     expect(again).toMatchObject({ job_id: id, attempt: 1, env: expect.objectContaining({ SCALAR_NODE_RANK: '1', SCALAR_NODE_COUNT: '2' }) });
-    expect(await rank0!.nextCommand(300)).toBeNull();
+    expect(await rank0.nextCommand(300)).toBeNull();
   });
 });
 
 describe('gang failure across a coordinator restart', () => {
   it('the recorded first failure still decides after a new coordinator takes over: the surviving member is killed again, and its exit 0 does not complete the job', async () => {
     const first = await coordinator();
-    const a = await node('fast');
-    const b = await node('fast');
-    const id = await submit({ tier: 'FAST', node_count: 2, gpu_count: 8 });
-    const scheduled = await until(statusIs(id, 'scheduled'));
-    const [rank0, rank1] = scheduled.placements.map((p) => (p.node_id === a.nodeId ? a : b));
-    for (const n of [rank0!, rank1!]) {
-      await n.expect('run');
-      await n.started({ job_id: id, attempt: 1 });
-    }
-    await until(statusIs(id, 'running'));
+    const { id, rank0, rank1 } = await scheduledGang();
+    await startMembers(id, [rank0, rank1]);
 
     // Rank 1 fails; the failure is in the row (the user sees it) before rank 0 is gone.
-    await rank1!.exited({ job_id: id, attempt: 1 }, 3);
-    await rank0!.expect('kill');
+    await rank1.exited({ job_id: id, attempt: 1 }, 3);
+    await rank0.expect('kill');
     const failing = await until(async () => {
       const j = await job(id);
-      return j.status_reason === `gang member on ${rank1!.nodeId} exited with code 3; stopping the other members` ? j : false;
+      return j.status_reason === `gang member on ${rank1.nodeId} exited with code 3; stopping the other members` ? j : false;
     });
     expect(failing.status).toBe('running');
 
     // The coordinator goes away; its successor rebuilds from Postgres and kills rank 0 again.
     await first.stop();
     await coordinator();
-    expect(await rank0!.expect('kill')).toMatchObject({ job_id: id, attempt: 1, reason: `gang member on ${rank1!.nodeId} exited with code 3` });
+    expect(await rank0.expect('kill')).toMatchObject({ job_id: id, attempt: 1, reason: `gang member on ${rank1.nodeId} exited with code 3` });
 
     // Rank 0 ends cleanly (it caught SIGTERM and exited 0): the gang still failed, with rank 1's code.
-    await rank0!.exited({ job_id: id, attempt: 1 }, 0);
+    await rank0.exited({ job_id: id, attempt: 1 }, 0);
     const failed = await until(statusIs(id, 'failed'));
     expect(failed.exit_code).toBe(3);
   });
