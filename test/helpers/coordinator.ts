@@ -2,6 +2,7 @@
  * Helpers for integration tests that run a real coordinator against the
  * test app's Postgres and NATS: polling, and a clean cluster between tests.
  */
+import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
 import type { TestApp } from './app.ts';
 
 /** Polls `fn` every 25 ms until it returns something truthy (errors count as "not yet"); throws after `timeoutMs`. */
@@ -26,4 +27,14 @@ export async function resetCluster(t: TestApp, extraTables: string[] = []): Prom
   for (const name of await t.bus.jsm.consumers.list(t.bus.t.streams.NODE_CMDS).next().then((l) => l.map((c) => c.name))) {
     await t.bus.jsm.consumers.delete(t.bus.t.streams.NODE_CMDS, name);
   }
+}
+
+/**
+ * After each test: stops the test's agents and coordinators (emptying both
+ * lists), then resets the cluster, so the next test starts from nothing.
+ */
+export async function stopAllAndReset(t: TestApp, agents: Array<{ stop(): unknown }>, coordinators: RunningCoordinator[]): Promise<void> {
+  for (const a of agents.splice(0)) a.stop();
+  for (const c of coordinators.splice(0)) await c.stop();
+  await resetCluster(t);
 }

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startTestApp, exampleJob, type TestApp } from '../helpers/app.ts';
-import { resetCluster, until } from '../helpers/coordinator.ts';
+import { stopAllAndReset, until } from '../helpers/coordinator.ts';
 import { ScriptedAgent } from '../helpers/scripted-agent.ts';
 
 const HB = 200; // heartbeat interval (ms): a node is lost after 3 missed
@@ -66,10 +66,8 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  for (const a of agents.splice(0)) a.stop();
-  for (const c of coordinators.splice(0)) await c.stop();
   // Each test starts from an empty cluster: no jobs, nodes or undelivered messages.
-  await resetCluster(t);
+  await stopAllAndReset(t, agents, coordinators);
 });
 
 afterAll(async () => {
