@@ -48,6 +48,8 @@ export interface CoordinatorOptions {
   overrun: OverrunSettings;
   /** The root of the actor system (machines/coordinator.machine.ts); job and node actors are its children. */
   root: Actor<typeof coordinatorMachine>;
+  /** Told of every failed pass (it is retried after 1 s): the simulator ends a replay on it. */
+  onPassError?: (err: unknown) => void;
 }
 
 export type Input =
@@ -77,8 +79,6 @@ export class Coordinator {
   private stopped = false;
   private idle: Promise<void> = Promise.resolve();
   readonly stats: CoordinatorStats = { passes: 0, placements: 0, liveJobs: 0, queued: 0, nodes: 0 };
-  /** Told of every failed pass (it is retried after 1 s): the simulator ends a replay on it. */
-  onPassError?: (err: unknown) => void;
 
   private readonly commands: Commands;
   readonly fleet: Fleet;
@@ -301,7 +301,7 @@ export class Coordinator {
       this.updateStats();
     } catch (err) {
       this.o.log.error({ err }, 'coordinator pass failed; retrying in 1 s');
-      this.onPassError?.(err);
+      this.o.onPassError?.(err);
       for (const m of msgs) m.nak(1000);
       // Inputs without a message (sweeps, node losses, operator requests) are retried as they are.
       this.inbox.unshift(...inputs.filter((i) => !('msg' in i && i.msg)));

@@ -91,8 +91,13 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const log = pino({ level: 'silent' });
   const root = createActor(coordinatorMachine, { id: 'coordinator' }).start();
 
-  let coordinator: Coordinator | undefined;
-  const agents = new SimAgents({ clock, push: (input) => coordinator!.push(input), durationOf: (id) => spec.get(id)!.durationSec });
+  // A pass that fails would be retried after a (virtual) second that never
+  // comes while the driver waits for it: in a replay a failure is a bug, so it ends the run.
+  let failed: (err: unknown) => void = () => undefined;
+  const failure = new Promise<never>((_, reject) => (failed = reject));
+  failure.catch(() => undefined);
+  // Agents report into the coordinator's inbox (they first speak when the fleet starts, below).
+  const agents = new SimAgents({ clock, push: (input) => c.push(input), durationOf: (id) => spec.get(id)!.durationSec });
   const c = new Coordinator({
     store,
     link: agents,
@@ -103,8 +108,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     queue: { policy, blockMarginSec: sched.blockMarginSec, preemptGraceSec: sched.preemptGraceSec, reasonRefreshMs: REASON_REFRESH_SEC * 1000 },
     overrun: sched.overrun,
     root,
+    onPassError: (err) => failed(err),
   });
-  coordinator = c;
   await c.rehydrate();
 
   let capacity: CapacityActor | undefined;
@@ -135,7 +140,11 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   let lastActivity = 0;
   const bySubmit = new Map<number, SimJobSpec[]>();
   let lastSubmitSec = 0;
-  for (const j of jobs) bySubmit.set(j.submitSec, [...(bySubmit.get(j.submitSec) ?? []), j]);
+  for (const j of jobs) {
+    const batch = bySubmit.get(j.submitSec);
+    if (batch) batch.push(j);
+    else bySubmit.set(j.submitSec, [j]);
+  }
   for (const [sec, batch] of bySubmit) {
     clock.setTimeout(() => {
       let { warm: warmGpus, demand } = batch.some((j) => j.tier === 'FAST') ? fastDemand(c) : { warm: 0, demand: 0 };
@@ -158,12 +167,6 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   }, HEARTBEAT_SEC * 1000);
 
   const sampler = new Sampler();
-  // A pass that fails would be retried after a (virtual) second that never
-  // comes while the driver waits for it: in a replay a failure is a bug, so it ends the run.
-  let failed: (err: unknown) => void = () => undefined;
-  const failure = new Promise<never>((_, reject) => (failed = reject));
-  failure.catch(() => undefined);
-  c.onPassError = (err) => failed(err);
   const settle = async () => {
     for (;;) {
       await Promise.race([c.settled(), failure]);
