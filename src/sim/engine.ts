@@ -81,9 +81,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const wallStart = performance.now();
   const clock = new VirtualClock(SIM_EPOCH_MS);
   const sched = schedulingFromConfig(o.config);
-  const store = new MemoryCoordinatorStore(sched.prices);
   const capacityStore = new MemoryCapacityStore();
-  store.blockEnds = () => capacityStore.blockEnds();
+  const store = new MemoryCoordinatorStore(sched.prices, () => capacityStore.blockEnds());
   // Virtual time 0 is the first submission, whatever the trace's clock.
   const origin = o.jobs.length > 0 ? Math.min(...o.jobs.map((j) => j.submitSec)) : 0;
   const jobs = o.jobs.map((j) => (origin === 0 ? j : { ...j, submitSec: j.submitSec - origin }));

@@ -56,7 +56,11 @@ export class MemoryCoordinatorStore implements CoordinatorStorePort {
   started = 0;
   private seq = 0;
 
-  constructor(private readonly prices: Prices) {}
+  constructor(
+    private readonly prices: Prices,
+    /** When each live capacity block ends (ms), from the capacity record (capacity_blocks in Postgres). */
+    private readonly blockEnds: () => Map<string, number | null> = () => new Map(),
+  ) {}
 
   /** What the API's POST /jobs would insert: pending rows. */
   insertJobs(recs: Omit<JobRecord, 'seq'>[]): void {
@@ -118,9 +122,6 @@ export class MemoryCoordinatorStore implements CoordinatorStorePort {
   async loadBlockEnds(): Promise<Map<string, number | null>> {
     return this.blockEnds();
   }
-
-  /** Set by the simulator from the capacity record (capacity_blocks in Postgres). */
-  blockEnds: () => Map<string, number | null> = () => new Map();
 
   async loadUserWeights(): Promise<Map<string, number>> {
     return new Map();
