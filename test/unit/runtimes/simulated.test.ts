@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SimulatedRuntime, type Clock } from '../../../src/runtimes/simulated.ts';
+import { SimulatedRuntime, realClock, type Clock } from '../../../src/runtimes/simulated.ts';
 import { LaunchError, type Execution, type ExitResult } from '../../../src/runtimes/types.ts';
 import { collector, spec } from './helpers.ts';
 
@@ -91,8 +91,11 @@ describe('simulated runtime', () => {
     expect(await ex2.exited).toEqual({ code: 3, signal: null });
     expect(logs.lines.map((l) => [l.line, l.offset])).toEqual([['simulated exit code 3', 1]]);
 
+    // A timer fires on the monotonic clock, and Date.now() can trail it by a
+    // millisecond, so "after the end" is a clock that reads exactly the end.
+    const end = (saved.startedAtMs as number) + (saved.durationMs as number);
     const later = collector();
-    const r = (await new SimulatedRuntime().reattach(saved, later.sink)) as ExitResult;
+    const r = (await new SimulatedRuntime({ clock: { ...realClock, now: () => end } }).reattach(saved, later.sink)) as ExitResult;
     expect(r).toEqual({ code: 3, signal: null });
     expect(later.lines.map((l) => [l.line, l.offset])).toEqual([['simulated exit code 3', 1]]);
   });
