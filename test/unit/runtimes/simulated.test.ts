@@ -73,11 +73,12 @@ describe('simulated runtime', () => {
     const t0 = Date.now();
     await ex.kill(30_000);
     await ex.kill(30_000);
-    expect(Date.now() - t0).toBeLessThan(100);
+    // "At once" against a 30 s grace and a 3600 s run: the bound leaves room for a noisy machine.
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(await ex.exited).toEqual({ code: 143, signal: 'SIGTERM' });
     expect(logs.lines.map((l) => l.line)).toEqual(['simulated run: 3600 s on GPUs none', 'simulated exit code 143']);
     expect(ex.record).toMatchObject({ exitCode: 143, signal: 'SIGTERM' });
-    expect(ex.record.durationMs as number).toBeLessThan(100);
+    expect(ex.record.durationMs as number).toBeLessThan(5000);
   });
 
   it('reattach: before the end, a live execution for the rest; after it, the result and the last line', async () => {
