@@ -2,8 +2,35 @@
  * Helpers for integration tests that run a real coordinator against the
  * test app's Postgres and NATS: polling, and a clean cluster between tests.
  */
-import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
+import pino from 'pino';
+import { startCoordinator, type CoordinatorRuntimeOptions, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import type { TestApp } from './app.ts';
+
+const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/**
+ * A coordinator on the test app's Postgres and NATS, as `scalar coordinator`
+ * runs it but quicker for tests: heartbeats every `heartbeatIntervalMs`, a
+ * 1 s kill grace, leadership polled every 100 ms and its loss ignored.
+ * `extra` adds or overrides options (scheduling, capacity).
+ */
+export function startTestCoordinator(
+  t: TestApp,
+  heartbeatIntervalMs: number,
+  extra: Partial<CoordinatorRuntimeOptions> = {},
+): RunningCoordinator {
+  return startCoordinator({
+    orm: t.db.orm,
+    databaseUrl: t.testDb.url,
+    bus: t.bus,
+    log,
+    heartbeatIntervalMs,
+    killGraceSec: 1,
+    leaderPollMs: 100,
+    onLeadershipLost: () => undefined,
+    ...extra,
+  });
+}
 
 /** Polls `fn` every 25 ms until it returns something truthy (errors count as "not yet"); throws after `timeoutMs`. */
 export async function until<T>(fn: () => Promise<T | false | undefined | null>, timeoutMs = 10_000, what?: string): Promise<T> {

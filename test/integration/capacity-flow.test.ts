@@ -12,18 +12,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
+import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { schedulingFromConfig } from '../../actors/coordinator/settings.ts';
 import { parseConfig, type Config } from '../../src/config/index.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
-import { resetCluster, until } from '../helpers/coordinator.ts';
+import { resetCluster, startTestCoordinator, until } from '../helpers/coordinator.ts';
 import { expectError } from '../helpers/expect.ts';
 
 const HB = 200;
 const MARGIN_SEC = 60;
-const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 let t: TestApp;
 let cfg: Config;
@@ -88,17 +86,9 @@ afterAll(async () => {
 
 /** The coordinator as `scalar coordinator` runs it, with its capacity actor. */
 async function coordinator(): Promise<void> {
-  running = startCoordinator({
-    orm: t.db.orm,
-    databaseUrl: t.testDb.url,
-    bus: t.bus,
-    log,
-    heartbeatIntervalMs: HB,
-    killGraceSec: 1,
+  running = startTestCoordinator(t, HB, {
     scheduling: schedulingFromConfig(cfg),
     capacity: { config: cfg, simulatedSpeed: 1 },
-    leaderPollMs: 100,
-    onLeadershipLost: () => undefined,
   });
   await running.leading;
 }

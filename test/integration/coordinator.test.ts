@@ -5,14 +5,12 @@
  * leader failover.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import pino from 'pino';
-import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
+import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startTestApp, exampleJob, type TestApp } from '../helpers/app.ts';
-import { stopAllAndReset, until } from '../helpers/coordinator.ts';
+import { startTestCoordinator, stopAllAndReset, until } from '../helpers/coordinator.ts';
 import { ScriptedAgent } from '../helpers/scripted-agent.ts';
 
 const HB = 200; // heartbeat interval (ms): a node is lost after 3 missed
-const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 let t: TestApp;
 const coordinators: RunningCoordinator[] = [];
@@ -20,16 +18,7 @@ const agents: ScriptedAgent[] = [];
 let seq = 0;
 
 function coordinator(): RunningCoordinator {
-  const c = startCoordinator({
-    orm: t.db.orm,
-    databaseUrl: t.testDb.url,
-    bus: t.bus,
-    log,
-    heartbeatIntervalMs: HB,
-    killGraceSec: 1,
-    leaderPollMs: 100,
-    onLeadershipLost: () => undefined,
-  });
+  const c = startTestCoordinator(t, HB);
   coordinators.push(c);
   return c;
 }

@@ -1,6 +1,6 @@
 /**
  * Placement as a user sees it through the API, with the real coordinator
- * (startCoordinator, no capacity provider: no offers) over the real Postgres
+ * (startTestCoordinator, no capacity provider: no offers) over the real Postgres
  * and NATS, and scripted agents:
  *
  *  - a job no node shape can ever hold fails fast as `unschedulable:`; one
@@ -12,15 +12,13 @@
  *  - usage and cost of a finished job.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import pino from 'pino';
-import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
+import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { schedulingFromConfig } from '../../actors/coordinator/settings.ts';
 import { startTestApp, exampleJob, type TestApp } from '../helpers/app.ts';
-import { stopAllAndReset, until } from '../helpers/coordinator.ts';
+import { startTestCoordinator, stopAllAndReset, until } from '../helpers/coordinator.ts';
 import { ScriptedAgent } from '../helpers/scripted-agent.ts';
 
 const HB = 200; // heartbeat interval (ms): a node is lost after 3 missed
-const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 // Prices chosen so the arithmetic is easy to read: one FAST GPU-second costs
 // 3.6 / 3600 = $0.001, one FLEX GPU-second 1.8 / 3600 = $0.0005.
@@ -55,17 +53,7 @@ interface Job {
 
 /** The coordinator as `scalar coordinator` runs it, minus capacity: no provider, so no offers. */
 async function coordinator(): Promise<RunningCoordinator> {
-  const c = startCoordinator({
-    orm: t.db.orm,
-    databaseUrl: t.testDb.url,
-    bus: t.bus,
-    log,
-    heartbeatIntervalMs: HB,
-    killGraceSec: 1,
-    scheduling: schedulingFromConfig(t.cfg),
-    leaderPollMs: 100,
-    onLeadershipLost: () => undefined,
-  });
+  const c = startTestCoordinator(t, HB, { scheduling: schedulingFromConfig(t.cfg) });
   coordinators.push(c);
   await c.leading;
   return c;
