@@ -87,11 +87,15 @@ export default async function setup(): Promise<(() => Promise<void>) | void> {
     await c.query('select pg_advisory_lock(4242)');
     try {
       // Templates of older migration sets are never cloned again.
+      // SCALAR_TEST_KEEP_TEMPLATES=1 keeps them: several checkouts with
+      // different migrations testing against one server at once (git
+      // worktrees) would otherwise drop each other's template mid-run.
+      const keep = process.env.SCALAR_TEST_KEEP_TEMPLATES === '1';
       const stale = await c.query<{ datname: string }>(
         `select datname from pg_database where datname like 'scalar\\_test\\_tpl\\_%' and datname not in ($1, $2)`,
         [tpl, `${tpl}_tmp`],
       );
-      for (const { datname } of stale.rows) await c.query(`drop database if exists ${datname} with (force)`);
+      if (!keep) for (const { datname } of stale.rows) await c.query(`drop database if exists ${datname} with (force)`);
       const { rowCount } = await c.query('select 1 from pg_database where datname = $1', [tpl]);
       if (rowCount) return;
       await c.query(`drop database if exists ${tpl}_tmp with (force)`);
