@@ -7,7 +7,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Bus } from '../bus/connection.ts';
+import type { Bus } from '../../src/wire/connection.ts';
 import {
   capacityRequestSchema,
   encodeJson,
@@ -16,8 +16,8 @@ import {
   jobsSubmittedSchema,
   nodeActionRequestSchema,
   nodeEventSchema,
-} from '../bus/messages.ts';
-import type { NodeAction } from '../bus/subjects.ts';
+} from '../../src/wire/messages.ts';
+import type { NodeAction } from '../../src/wire/subjects.ts';
 import { createActor } from 'xstate';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import { Coordinator } from './coordinator.ts';
@@ -232,7 +232,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     });
   }
 
-  async function answerCapacity(req: import('../bus/messages.ts').CapacityRequest): Promise<import('../bus/messages.ts').CapacityReply> {
+  async function answerCapacity(req: import('../../src/wire/messages.ts').CapacityRequest): Promise<import('../../src/wire/messages.ts').CapacityReply> {
     const actor = capacityActor;
     if (!actor) return { ok: false, code: 'provider_unavailable', message: 'no capacity provider is configured (SCALAR_PROVIDER=none)' };
     try {

@@ -6,8 +6,8 @@
  * (src/sim/adapters/) and a virtual clock: only the transports and the
  * clock change, never the scheduling code.
  */
-import type { Bus } from '../bus/connection.ts';
-import { encodeJson, type KillCommand, type RunCommand } from '../bus/messages.ts';
+import type { Bus } from '../../src/wire/connection.ts';
+import { encodeJson, type KillCommand, type RunCommand } from '../../src/wire/messages.ts';
 import type { ActiveAllocation, Batch, JobRecord, StoredNode } from './store.ts';
 
 /** The coordinator's reads and its one write per pass (see CoordinatorStore for the Postgres one). */

@@ -11,7 +11,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
-import { STAMP_COLUMNS, type JobState } from '../job-transitions.ts';
+import { STAMP_COLUMNS, type JobState } from '../../machines/job.step.ts';
 import type { CoordinatorStorePort } from './ports.ts';
 
 /** A job as the coordinator keeps it in memory. */

@@ -12,7 +12,7 @@ import { NodeService, type NodeServiceOptions } from '../nodes/service.ts';
 import { UserService } from '../users/service.ts';
 import { UsageService } from '../usage/service.ts';
 import { CapacityAdminService, type CapacityAdminOptions } from '../capacity-admin/service.ts';
-import type { Bus } from '../../actors/bus/connection.ts';
+import type { Bus } from '../wire/connection.ts';
 import { frameworkErrorHandler, registerErrorHandling } from './plugins/errors.ts';
 import { registerAuth } from './plugins/auth.ts';
 import { registerDocs } from './plugins/docs.ts';

@@ -4,7 +4,7 @@ import type { JobService } from '../jobs/service.ts';
 import type { EndpointService } from '../endpoints/service.ts';
 import type { Config } from '../config/index.ts';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Bus } from '../../actors/bus/connection.ts';
+import type { Bus } from '../wire/connection.ts';
 import type { LogService } from '../logs/service.ts';
 import type { NodeService } from '../nodes/service.ts';
 import type { UserService } from '../users/service.ts';

@@ -1,12 +1,12 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import type { Bus } from '../../actors/bus/connection.ts';
+import type { Bus } from '../wire/connection.ts';
 import {
   capacityReplySchema,
   type CapacityBlockMessage,
   type CapacityReply,
   type CapacityRequest,
-} from '../../actors/bus/messages.ts';
+} from '../wire/messages.ts';
 import { CapacityEvent } from '../db/entities.ts';
 import { ApiError } from '../domain/errors.ts';
 import { groupBy } from '../domain/collections.ts';
@@ -133,7 +133,7 @@ function toEventResponse(e: CapacityEvent): CapacityEventResponse {
  * gpus and allocations; the API only reads them). Buying and releasing a
  * block are the capacity actor's to carry out: a core NATS request on
  * `<prefix>.coord.capacity` (CapacityRequest / CapacityReply in
- * actors/bus/messages.ts); the actor writes the row, then replies, and the
+ * src/wire/messages.ts); the actor writes the row, then replies, and the
  * answer is the row read back.
  */
 export class CapacityAdminService {

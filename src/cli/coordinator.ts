@@ -3,7 +3,7 @@ import type { Config } from '../config/index.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
 import { createLogger } from '../log/index.ts';
-import { busOptions, connectBus, type Bus } from '../../actors/bus/connection.ts';
+import { busOptions, connectBus, type Bus } from '../wire/connection.ts';
 import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startInspection, type Inspection } from '../../actors/coordinator/inspect.ts';
 import { schedulingFromConfig } from '../../actors/coordinator/settings.ts';

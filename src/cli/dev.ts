@@ -10,7 +10,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { startSimulatedAgents, type SimulatedNode } from '../../actors/agent/simulated-fleet.ts';
-import { busOptions, connectBus } from '../../actors/bus/connection.ts';
+import { busOptions, connectBus } from '../wire/connection.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { createLogger } from '../log/index.ts';
 import { startApi, onShutdown } from '../api/server.ts';

@@ -8,8 +8,8 @@
 import { errors as natsErrors } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { Bus } from '../../actors/bus/connection.ts';
-import { encodeJson } from '../../actors/bus/messages.ts';
+import type { Bus } from '../wire/connection.ts';
+import { encodeJson } from '../wire/messages.ts';
 import { ApiError } from '../domain/errors.ts';
 
 export const coordinatorUnavailable = (message: string): ApiError => new ApiError('coordinator_unavailable', message, {});

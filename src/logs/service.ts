@@ -1,8 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
-import type { Bus } from '../../actors/bus/connection.ts';
-import { logLineSchema } from '../../actors/bus/messages.ts';
+import type { Bus } from '../wire/connection.ts';
+import { logLineSchema } from '../wire/messages.ts';
 import { isTerminal, type JobStatus } from '../../machines/job.machine.ts';
 import { ApiError } from '../domain/errors.ts';
 import type { LogLine, LogPage, LogStreamName } from '../api/schemas/logs.ts';

@@ -1,16 +1,16 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Bus } from '../../actors/bus/connection.ts';
-import { type NodeActionReply, type NodeActionRequest } from '../../actors/bus/messages.ts';
-import { NODE_ID_PATTERN, type NodeAction } from '../../actors/bus/subjects.ts';
+import type { Bus } from '../wire/connection.ts';
+import { type NodeActionReply, type NodeActionRequest } from '../wire/messages.ts';
+import { NODE_ID_PATTERN, type NodeAction } from '../wire/subjects.ts';
 import { Node } from '../db/entities.ts';
 import { ApiError } from '../domain/errors.ts';
 import { groupBy } from '../domain/collections.ts';
 import { askCoordinator } from '../coordination/ask.ts';
 import type { NodeListQuery, NodeResponse } from '../api/schemas/nodes.ts';
 
-/** What the coordinator answers on `<prefix>.coord.node.<action>` (NodeActionReply in actors/bus/messages.ts). */
+/** What the coordinator answers on `<prefix>.coord.node.<action>` (NodeActionReply in src/wire/messages.ts). */
 const nodeActionReplySchema = z.union([
   z.object({ ok: z.literal(true), state: z.string() }),
   z.object({ ok: z.literal(false), error: z.enum(['node_not_found', 'invalid_state']), message: z.string() }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CAPACITY_BLOCK_STATUSES } from '../../../actors/bus/messages.ts';
+import { CAPACITY_BLOCK_STATUSES } from '../../wire/messages.ts';
 import { isoTimeQuery, NullableTimestamp, PageQuery, storableString, Timestamp } from './common.ts';
 
 export const MAX_BLOCK_NODES = 64;

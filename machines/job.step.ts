@@ -1,4 +1,10 @@
-import { LockMode, type EntityManager } from '@mikro-orm/postgresql';
+/**
+ * One pure step of the job machine from a stored state, shared by every
+ * writer of job status (the coordinator's passes, and the test helper that
+ * writes a transition straight to Postgres). Typed on the machine's own
+ * context, never on a store's rows: the Postgres adapter, the coordinator's
+ * records and the simulator all map their rows to `JobState` first.
+ */
 import { createActor, type ActorScope, type ExecutableActionsFrom } from 'xstate';
 import {
   JOB_EFFECTS,
@@ -10,22 +16,14 @@ import {
   type JobEvent,
   type JobSnapshot,
   type JobStatus,
-} from '../machines/job.machine.ts';
-import { Job, JobEvent as JobEventRow } from '../src/db/entities.ts';
+  type MemberFailure,
+  type NodeSlice,
+} from './job.machine.ts';
 
-/** Real implementations of the machine's named effects, run after the commit. */
-export type JobEffectHandlers = Partial<Record<JobEffect, (p: JobEffectParams) => void | Promise<void>>>;
+/** The timestamp fields (camelCase) each status stamps when it is reached; every store keeps these. */
+export type StampField = 'queuedAt' | 'scheduledAt' | 'startedAt' | 'completedAt' | 'failedAt' | 'cancelledAt' | 'finishedAt';
 
-export type TransitionOutcome =
-  | { kind: 'applied'; job: Job; from: JobStatus; to: JobStatus; effects: { type: JobEffect; params: JobEffectParams }[] }
-  /** The machine refuses this event in the job's current status: nothing was written. */
-  | { kind: 'refused'; job: Job; status: JobStatus }
-  /** The event names an attempt that is no longer current (a redelivery or a late report): ignored. */
-  | { kind: 'stale'; job: Job; currentAttempt: number }
-  | { kind: 'not_found' };
-
-/** The timestamp column (camelCase property) each status stamps when it is reached. */
-export const STAMP: Record<JobStatus, string[]> = {
+export const STAMP: Record<JobStatus, StampField[]> = {
   pending: [],
   queued: ['queuedAt'],
   scheduled: ['scheduledAt'],
@@ -114,10 +112,27 @@ export function stepJob(state: JobState, event: JobEvent, from?: JobSnapshot): S
   return { kind: 'applied', next: { status, context: next.context }, snapshot: next, changedStatus: status !== state.status, effects };
 }
 
-export function jobStateOf(
-  job: Pick<Job, 'id' | 'status' | 'attempt' | 'maxAttempts' | 'nodeId' | 'gpuIndices' | 'exitCode' | 'statusReason'> &
-    Partial<Pick<Job, 'placements' | 'preemptedBy' | 'preemptions' | 'memberFailure'>>,
-): JobState {
+/**
+ * The machine's view of a stored job: the fields every store keeps (the
+ * Postgres row, the coordinator's JobRecord, the simulator's record) under
+ * the same camelCase names.
+ */
+export interface StoredJobFields {
+  id: string;
+  status: string;
+  attempt: number;
+  maxAttempts: number;
+  nodeId?: string | null;
+  gpuIndices?: number[] | null;
+  exitCode?: number | null;
+  statusReason?: string | null;
+  placements?: NodeSlice[] | null;
+  preemptedBy?: string | null;
+  preemptions?: number;
+  memberFailure?: MemberFailure | null;
+}
+
+export function jobStateOf(job: StoredJobFields): JobState {
   return {
     status: job.status as JobStatus,
     context: {
@@ -134,63 +149,4 @@ export function jobStateOf(
       memberFailure: job.memberFailure ?? null,
     },
   };
-}
-
-/**
- * The one-job path: lock the row, step the machine, write the row and its
- * job_events row in one transaction, and only after the commit run the
- * effects the machine named. The coordinator uses the batched form in
- * actors/job-store.ts, which runs the same `stepJob`.
- *
- * `attempt`, when given, must match the job's current attempt: messages from
- * agents carry (job_id, attempt), and one for an earlier attempt is dropped.
- */
-export async function applyJobEvent(
-  em: EntityManager,
-  jobId: string,
-  event: JobEvent,
-  opts: { attempt?: number; effects?: JobEffectHandlers; now?: Date } = {},
-): Promise<TransitionOutcome> {
-  const outcome = await em.fork().transactional(async (tx): Promise<TransitionOutcome> => {
-    const job = await tx.findOne(Job, { id: jobId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    if (!job) return { kind: 'not_found' };
-    if (opts.attempt !== undefined && opts.attempt !== job.attempt) {
-      return { kind: 'stale', job, currentAttempt: job.attempt };
-    }
-    const from = job.status as JobStatus;
-    const step = stepJob(jobStateOf(job), event);
-    if (step.kind === 'refused') return { kind: 'refused', job, status: from };
-
-    const { status: to, context: ctx } = step.next;
-    const now = opts.now ?? new Date();
-    job.status = to;
-    job.statusReason = ctx.statusReason;
-    job.attempt = ctx.attempt;
-    job.nodeId = ctx.nodeId;
-    job.gpuIndices = ctx.nodeId ? ctx.gpuIndices : null;
-    job.placements = ctx.placements.length > 0 ? ctx.placements : null;
-    job.preemptedBy = ctx.preemptedBy;
-    job.preemptions = ctx.preemptions;
-    job.memberFailure = ctx.memberFailure;
-    job.exitCode = ctx.exitCode;
-    job.updatedAt = now;
-    if (step.changedStatus) {
-      for (const col of STAMP[to]) (job as unknown as Record<string, unknown>)[col] = now;
-      tx.create(JobEventRow, {
-        job,
-        attempt: ctx.attempt,
-        fromStatus: from,
-        toStatus: to,
-        event: event.type,
-        reason: ctx.statusReason,
-        createdAt: now,
-      });
-    }
-    return { kind: 'applied', job, from, to, effects: step.effects };
-  });
-
-  if (outcome.kind === 'applied' && opts.effects) {
-    for (const e of outcome.effects) await opts.effects[e.type]?.(e.params);
-  }
-  return outcome;
 }
