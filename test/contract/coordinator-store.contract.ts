@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emptyBatch } from '../../actors/coordinator/store.ts';
-import { aJob, aNode, aPlacedJob, plan, PRICES, T0, unseq, USER, uuid, type SeededStore, type StoreFactory, type StoreSeed } from './coordinator-store.fixtures.ts';
+import { aJob, aNode, aPlacedJob, T0, USER, uuid } from '../helpers/coordinator-records.ts';
+import { plan, unseq, type SeededStore, type StoreFactory, type StoreSeed } from './coordinator-store.fixtures.ts';
 
 const J = (n: number) => uuid('job', n);
 const NOW = new Date(T0);

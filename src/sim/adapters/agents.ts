@@ -21,7 +21,7 @@ import type { Input } from '../../../actors/coordinator/coordinator.ts';
 import type { NodeLink } from '../../../actors/coordinator/ports.ts';
 import type { LaunchBlock, NodeLauncher } from '../../../actors/capacity/launcher.ts';
 import type { Heartbeat, KillCommand, NodeBusEvent, RunCommand } from '../../wire/messages.ts';
-import { attemptKey } from '../../domain/cluster.ts';
+import { attemptKey, type AttemptRef } from '../../domain/cluster.ts';
 import type { Clock, Timer } from '../../domain/clock.ts';
 import type { Pool } from '../types.ts';
 
@@ -142,6 +142,19 @@ export class SimAgents implements NodeLink {
 
   async forget(): Promise<void> {
     // In-memory commands are delivered at once: nothing is left to drop.
+  }
+
+  /**
+   * A running attempt's process ends on its own now with `code` (a crash, a
+   * failed step), as a real agent reports it. Tests drive failures with it;
+   * a replay's jobs only end by running their duration or being killed.
+   */
+  crash(nodeId: string, ref: AttemptRef, code: number): void {
+    const agent = this.agents.get(nodeId);
+    const e = agent?.running.get(attemptKey(ref));
+    if (!agent || !e) throw new Error(`node ${nodeId} runs no attempt ${attemptKey(ref)}`);
+    e.exitTimer?.cancel();
+    this.exit(agent, attemptKey(ref), code, false);
   }
 
   // ---------------------------------------------------------------- executions
