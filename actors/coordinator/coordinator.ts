@@ -31,7 +31,7 @@ import { overrunItems, type OverrunSettings } from './overrun.ts';
 import { planWrites, type Plan } from './plan.ts';
 import { admitAndPlace, type QueueSettings } from './queue.ts';
 import type { CoordinatorStorePort, NodeLink } from './ports.ts';
-import { batchIsEmpty, emptyBatch, type Batch, type JobRecord, type ReleaseRef } from './store.ts';
+import { batchIsEmpty, emptyBatch, type Batch, type JobRecord, type ReleaseRef } from './ports.ts';
 
 export interface CoordinatorOptions {
   /** The durable record: Postgres (CoordinatorStore) in production. */

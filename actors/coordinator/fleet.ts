@@ -17,7 +17,7 @@ import type { Commands } from './commands.ts';
 import type { NodeLink } from './ports.ts';
 import { LiveNode, type JobTable, type LiveJob, type NodeInfo } from './live.ts';
 import type { MemberEndInput } from './members.ts';
-import type { Batch, StoredNode } from './store.ts';
+import type { Batch, StoredNode } from './ports.ts';
 
 export type After = Array<() => Promise<void> | void>;
 

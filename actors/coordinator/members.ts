@@ -11,7 +11,7 @@ import type { CapacitySnapshot } from '../../src/placement/index.ts';
 import type { Commands } from './commands.ts';
 import type { After } from './fleet.ts';
 import type { LiveJob, MemberEnd } from './live.ts';
-import type { Batch } from './store.ts';
+import type { Batch } from './ports.ts';
 
 export interface MemberEndInput extends MemberEnd {
   /** The member's node was lost (the job is requeued rather than failed). */
