@@ -49,7 +49,7 @@ export class EndpointService {
       statusReason: NOT_DEPLOYED_REASON,
       createdAt: now,
       updatedAt: now,
-    } as never);
+    });
     try {
       await em.flush();
     } catch (err) {
