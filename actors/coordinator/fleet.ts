@@ -16,10 +16,8 @@ import type { NodeAction } from '../../src/wire/subjects.ts';
 import type { Commands } from './commands.ts';
 import type { NodeLink } from './ports.ts';
 import { LiveNode, type JobTable, type LiveJob, type NodeInfo } from './live.ts';
-import type { MemberEndInput } from './members.ts';
-import type { Batch, StoredNode } from './store.ts';
-
-export type After = Array<() => Promise<void> | void>;
+import type { After, MemberEndInput } from './inputs.ts';
+import type { Batch, StoredNode } from './ports.ts';
 
 /** What the fleet needs from the coordinator around it. */
 export interface FleetHost {

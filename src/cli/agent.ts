@@ -17,7 +17,7 @@ import { NODE_ID_PATTERN } from '../wire/subjects.ts';
 import type { Config } from '../config/index.ts';
 import { loadConfig } from './common.ts';
 import { POOLS, type GpuInfo, type Pool } from '../domain/cluster.ts';
-import { createLogger } from '../log/index.ts';
+import { createLogger } from '../logger/index.ts';
 import { createRuntime, discoverGpus, parseGpuSpec, RUNTIME_KINDS, type RuntimeKind } from '../runtimes/index.ts';
 
 export interface AgentCliOptions {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
-import { createLogger } from '../log/index.ts';
+import { createLogger } from '../logger/index.ts';
 import { busOptions, connectBus, type Bus } from '../wire/connection.ts';
 import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startInspection, type Inspection } from '../../actors/coordinator/inspect.ts';

@@ -7,7 +7,7 @@
  * planWrites (fixtures' `plan`), so they are the ones a pass commits.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emptyBatch } from '../../actors/coordinator/store.ts';
+import { emptyBatch } from '../../actors/coordinator/ports.ts';
 import { aJob, aNode, aPlacedJob, T0, USER, uuid } from '../helpers/coordinator-records.ts';
 import { plan, unseq, type SeededStore, type StoreFactory, type StoreSeed } from './coordinator-store.fixtures.ts';
 

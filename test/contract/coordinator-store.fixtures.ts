@@ -9,9 +9,8 @@ import type { BlockStatus } from '../../machines/block.machine.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { LiveJob, JobTable } from '../../actors/coordinator/live.ts';
 import { planWrites } from '../../actors/coordinator/plan.ts';
-import type { CoordinatorStorePort } from '../../actors/coordinator/ports.ts';
-import { emptyBatch, type Batch, type JobRecord, type Prices, type StoredNode } from '../../actors/coordinator/store.ts';
-import type { BlockRow } from '../../actors/capacity/store.ts';
+import { emptyBatch, type Batch, type CoordinatorStorePort, type JobRecord, type Prices, type StoredNode } from '../../actors/coordinator/ports.ts';
+import type { BlockRow } from '../../actors/capacity/ports.ts';
 import type { AllocationSeed, MemoryJobEvent, UsageRecord } from '../../src/sim/adapters/coordinator-store.ts';
 import { T0 } from '../helpers/coordinator-records.ts';
 

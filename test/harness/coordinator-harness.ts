@@ -19,7 +19,7 @@ import pino from 'pino';
 import { createActor } from 'xstate';
 import { Coordinator } from '../../actors/coordinator/coordinator.ts';
 import { DEFAULT_SCHEDULING } from '../../actors/coordinator/settings.ts';
-import type { JobRecord } from '../../actors/coordinator/store.ts';
+import type { JobRecord } from '../../actors/coordinator/ports.ts';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import type { NodeLink } from '../../actors/coordinator/ports.ts';
 import { SimAgents, type AgentNode } from '../../src/sim/adapters/agents.ts';

@@ -2,7 +2,7 @@
  * Builders for the coordinator's records (JobRecord, StoredNode) with
  * plausible defaults, for the store contract and the coordinator harness.
  */
-import type { JobRecord, StoredNode } from '../../actors/coordinator/store.ts';
+import type { JobRecord, StoredNode } from '../../actors/coordinator/ports.ts';
 import type { Pool } from '../../src/domain/cluster.ts';
 
 /** A fixed instant, so times read back exactly. */
