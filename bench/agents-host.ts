@@ -9,7 +9,7 @@
  */
 import pino from 'pino';
 import { startSimulatedAgents } from '../actors/agent/simulated-fleet.ts';
-import { busOptions, connectBus } from '../actors/bus/connection.ts';
+import { busOptions, connectBus } from '../src/wire/connection.ts';
 import { parseConfig } from '../src/config/index.ts';
 
 const [count, stateRoot, speed] = [Number(process.argv[2]), process.argv[3]!, Number(process.argv[4] ?? 10)];

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { SPEC_EXAMPLE_JOB } from '../src/api/schemas/resources.ts';
+import { SPEC_EXAMPLE_JOB } from '../src/api/common/resources.ts';
 
 const base = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = `scalar_bench_${process.pid}`;

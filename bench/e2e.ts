@@ -27,7 +27,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import pino from 'pino';
-import { busOptions, connectBus } from '../actors/bus/connection.ts';
+import { busOptions, connectBus } from '../src/wire/connection.ts';
 import { parseConfig } from '../src/config/index.ts';
 
 const base = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -46,9 +46,9 @@ import {
 } from '@nats-io/jetstream';
 import { nanos, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Bus } from '../bus/connection.ts';
-import { encodeJson, heartbeatSchema, nodeCommandSchema, type Heartbeat, type RegisteredEvent } from '../bus/messages.ts';
-import { NODE_ID_PATTERN } from '../bus/subjects.ts';
+import type { Bus } from '../../src/wire/connection.ts';
+import { encodeJson, heartbeatSchema, nodeCommandSchema, type Heartbeat, type RegisteredEvent } from '../../src/wire/messages.ts';
+import { NODE_ID_PATTERN } from '../../src/wire/subjects.ts';
 import type { AttemptRef, GpuInfo, Pool } from '../../src/domain/cluster.ts';
 import type { Runtime } from '../../src/runtimes/types.ts';
 import { AttemptTable } from './attempts.ts';

@@ -8,7 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { KillCommand, RunCommand } from '../bus/messages.ts';
+import type { KillCommand, RunCommand } from '../../src/wire/messages.ts';
 import { attemptKey } from '../../src/domain/cluster.ts';
 import { LaunchError, type Execution, type ExitResult, type LogSink, type RunSpec, type Runtime } from '../../src/runtimes/types.ts';
 import type { AttemptTable } from './attempts.ts';

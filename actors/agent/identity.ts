@@ -6,8 +6,8 @@
  */
 import { hostname } from 'node:os';
 import type { Subscription } from '@nats-io/transport-node';
-import type { Bus } from '../bus/connection.ts';
-import { encodeJson } from '../bus/messages.ts';
+import type { Bus } from '../../src/wire/connection.ts';
+import { encodeJson } from '../../src/wire/messages.ts';
 
 export class NodeIdTakenError extends Error {
   constructor(nodeId: string, host: string, bootId: string) {

@@ -18,7 +18,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { LogLine, LogStream } from '../../src/runtimes/types.ts';
-import { encodeJson, type LogLineMessage } from '../bus/messages.ts';
+import { encodeJson, type LogLineMessage } from '../../src/wire/messages.ts';
 import { Sleepers } from './sleepers.ts';
 
 export interface LogShipperOptions {

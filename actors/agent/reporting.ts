@@ -7,8 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Bus } from '../bus/connection.ts';
-import { encodeJson, type ExitedEvent, type LaunchFailedEvent, type NodeBusEvent, type StartedEvent } from '../bus/messages.ts';
+import type { Bus } from '../../src/wire/connection.ts';
+import { encodeJson, type ExitedEvent, type LaunchFailedEvent, type NodeBusEvent, type StartedEvent } from '../../src/wire/messages.ts';
 import { attemptKey } from '../../src/domain/cluster.ts';
 import type { AttemptTable } from './attempts.ts';
 import { deferred, MAX_BACKOFF_MS, type Lifecycle } from './lifecycle.ts';

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Bus } from '../bus/connection.ts';
+import type { Bus } from '../../src/wire/connection.ts';
 import type { Pool } from '../../src/domain/cluster.ts';
 import { createRuntime, parseGpuSpec } from '../../src/runtimes/index.ts';
 import { Agent } from './agent.ts';

@@ -41,10 +41,10 @@ import type { Config } from '../../src/config/index.ts';
 import { systemClock, type Clock, type Timer } from '../../src/domain/clock.ts';
 import { CapacityError, asCapacityError } from './errors.ts';
 import type { NodeLauncher } from './launcher.ts';
-import { blockNodeIds, newBlockId, pendingBlockRow, toBlockApi, toBlockView, type BlockApi, type BlockRow, type CapacityEventInput, type CapacityStorePort } from './store.ts';
+import { blockNodeIds, newBlockId, pendingBlockRow, toBlockApi, toBlockView, type BlockApi, type BlockRow, type CapacityEventInput, type CapacityStorePort } from './ports.ts';
 
 export type { DemandView } from '../../src/capacity/autoscaler.ts';
-export type { BlockApi } from './store.ts';
+export type { BlockApi } from './ports.ts';
 
 export interface CapacityActorOptions {
   /** capacity_blocks and capacity_events: CapacityStore (Postgres) in production. */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Agent } from '../agent/agent.ts';
 import { startSimulatedAgents } from '../agent/simulated-fleet.ts';
-import type { Bus } from '../bus/connection.ts';
+import type { Bus } from '../../src/wire/connection.ts';
 import type { CapacityTier } from '../../src/capacity/provider.ts';
 
 /** What a launcher needs to know about the block. */

@@ -7,7 +7,7 @@
 import type { DemandView } from '../../src/capacity/autoscaler.ts';
 import type { Clock } from '../../src/domain/clock.ts';
 import type { CapacitySnapshot } from '../../src/placement/index.ts';
-import type { Input } from './coordinator.ts';
+import type { Input } from './inputs.ts';
 import { demandView } from './demand.ts';
 import type { Fleet } from './fleet.ts';
 import type { JobTable } from './live.ts';

@@ -9,13 +9,7 @@
  * place it); a finished one is answered from its row.
  */
 import { isTerminal, type JobStatus } from '../../machines/job.machine.ts';
-import type { JobCancelReply } from '../bus/messages.ts';
-
-export interface CancelInput {
-  kind: 'cancel';
-  jobId: string;
-  reply: (r: JobCancelReply) => void;
-}
+import type { JobCancelReply } from '../../src/wire/messages.ts';
 
 /** The answer for a job whose status is `status` once the pass is committed (null: no such job). */
 export function cancelAnswer(jobId: string, status: JobStatus | null): JobCancelReply {

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { isTerminal } from '../../machines/job.machine.ts';
 import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
 import type { Clock } from '../../src/domain/clock.ts';
-import type { KillCommand, RunCommand } from '../bus/messages.ts';
+import type { KillCommand, RunCommand } from '../../src/wire/messages.ts';
 import type { LiveJob } from './live.ts';
 import type { NodeLink } from './ports.ts';
 

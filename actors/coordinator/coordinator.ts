@@ -17,22 +17,22 @@ import type { Logger } from 'pino';
 import { isTerminal, type JobEvent, type JobStatus } from '../../machines/job.machine.ts';
 import { CapacitySnapshot } from '../../src/placement/index.ts';
 import type { Clock } from '../../src/domain/clock.ts';
-import type { Heartbeat, NodeActionReply, NodeBusEvent } from '../bus/messages.ts';
-import type { NodeAction } from '../bus/subjects.ts';
+import type { Heartbeat, NodeBusEvent } from '../../src/wire/messages.ts';
 import type { Actor } from 'xstate';
 import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordinator.machine.ts';
 import { Commands } from './commands.ts';
-import { Fleet, type After } from './fleet.ts';
+import { Fleet } from './fleet.ts';
+import type { After, CancelInput, Input, MemberEndInput } from './inputs.ts';
 import { JobTable, LiveJob } from './live.ts';
 import { BlockLink } from './blocks.ts';
 import { restoreHolds } from './rebuild.ts';
-import { memberEnded, type MemberEndInput, type MemberUndo } from './members.ts';
+import { memberEnded, type MemberUndo } from './members.ts';
 import { overrunItems, type OverrunSettings } from './overrun.ts';
 import { planWrites, type Plan } from './plan.ts';
 import { admitAndPlace, type QueueSettings } from './queue.ts';
-import { cancelAnswer, stoppingAnswer, type CancelInput } from './cancel.ts';
+import { cancelAnswer, stoppingAnswer } from './cancel.ts';
 import type { CoordinatorStorePort, NodeLink } from './ports.ts';
-import { batchIsEmpty, emptyBatch, type Batch, type JobRecord, type ReleaseRef } from './store.ts';
+import { batchIsEmpty, emptyBatch, type Batch, type JobRecord, type ReleaseRef } from './ports.ts';
 
 export interface CoordinatorOptions {
   /** The durable record: Postgres (CoordinatorStore) in production. */
@@ -52,17 +52,6 @@ export interface CoordinatorOptions {
   /** Told of every failed pass (it is retried after 1 s): the simulator ends a replay on it. */
   onPassError?: (err: unknown) => void;
 }
-
-export type Input =
-  | { kind: 'submitted'; ids: string[]; msg?: JsMsg }
-  /** A user's cancel, asked by the API (cancel.ts): answered once committed. */
-  | CancelInput
-  | { kind: 'node-event'; nodeId: string; event: NodeBusEvent; msg?: JsMsg }
-  | { kind: 'node-lost'; nodeId: string }
-  | { kind: 'node-action'; action: NodeAction; nodeId: string; reason?: string; reply: (r: NodeActionReply) => void }
-  | { kind: 'sweep' }
-  /** Run a closure inside a pass (the capacity actor's requests that touch nodes). */
-  | { kind: 'call'; run: (batch: Batch, after: After) => void };
 
 export class Coordinator {
   private readonly store: CoordinatorStorePort;

@@ -11,15 +11,13 @@ import { isSchedulable, type NodeState } from '../../machines/node.machine.ts';
 import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
 import type { CapacitySnapshot, NodeCapacity } from '../../src/placement/index.ts';
 import type { Clock } from '../../src/domain/clock.ts';
-import type { Heartbeat, NodeActionReply, RegisteredEvent } from '../bus/messages.ts';
-import type { NodeAction } from '../bus/subjects.ts';
+import type { Heartbeat, NodeActionReply, RegisteredEvent } from '../../src/wire/messages.ts';
+import type { NodeAction } from '../../src/wire/subjects.ts';
 import type { Commands } from './commands.ts';
 import type { NodeLink } from './ports.ts';
 import { LiveNode, type JobTable, type LiveJob, type NodeInfo } from './live.ts';
-import type { MemberEndInput } from './members.ts';
-import type { Batch, StoredNode } from './store.ts';
-
-export type After = Array<() => Promise<void> | void>;
+import type { After, MemberEndInput } from './inputs.ts';
+import type { Batch, StoredNode } from './ports.ts';
 
 /** What the fleet needs from the coordinator around it. */
 export interface FleetHost {

@@ -7,7 +7,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Bus } from '../bus/connection.ts';
+import type { Bus } from '../../src/wire/connection.ts';
 import {
   capacityRequestSchema,
   encodeJson,
@@ -17,12 +17,12 @@ import {
   nodeActionRequestSchema,
   nodeEventSchema,
   type JobCancelReply,
-} from '../bus/messages.ts';
-import type { NodeAction } from '../bus/subjects.ts';
+} from '../../src/wire/messages.ts';
+import type { NodeAction } from '../../src/wire/subjects.ts';
 import { createActor } from 'xstate';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import { Coordinator } from './coordinator.ts';
-import { natsNodeLink } from './ports.ts';
+import { natsNodeLink } from './nats-link.ts';
 import { CoordinatorStore } from './store.ts';
 import { systemClock } from '../../src/domain/clock.ts';
 import { electLeader } from './leader.ts';
@@ -31,7 +31,8 @@ import { DEFAULT_SCHEDULING, type SchedulingSettings } from './settings.ts';
 import type { CapacityActor } from '../capacity/actor.ts';
 import { attachCapacityActor } from './capacity.ts';
 import { SimulatedLauncher } from '../capacity/launcher.ts';
-import { CapacityStore, StaleBlockWriteError } from '../capacity/store.ts';
+import { CapacityStore } from '../capacity/store.ts';
+import { StaleBlockWriteError } from '../capacity/ports.ts';
 import { simulatedMarketplaceFromConfig } from '../../src/capacity/marketplace.ts';
 import type { Config } from '../../src/config/index.ts';
 import { ApiError } from '../../src/domain/errors.ts';
@@ -235,7 +236,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     });
   }
 
-  async function answerCapacity(req: import('../bus/messages.ts').CapacityRequest): Promise<import('../bus/messages.ts').CapacityReply> {
+  async function answerCapacity(req: import('../../src/wire/messages.ts').CapacityRequest): Promise<import('../../src/wire/messages.ts').CapacityReply> {
     const actor = capacityActor;
     if (!actor) return { ok: false, code: 'provider_unavailable', message: 'no capacity provider is configured (SCALAR_PROVIDER=none)' };
     try {

@@ -9,8 +9,8 @@ import { jobMachine, restoreJobSnapshot, type JobEvent, type JobStatus } from '.
 import { nodeMachine, type NodeState } from '../../machines/node.machine.ts';
 import type { GpuInfo, Pool } from '../../src/domain/cluster.ts';
 import type { JobRequest } from '../../src/placement/index.ts';
-import { jobStateOf, type JobState } from '../job-transitions.ts';
-import type { JobRecord } from './store.ts';
+import { jobStateOf, type JobState } from '../../machines/job.step.ts';
+import type { JobRecord } from './ports.ts';
 
 export type Inspect = Observer<InspectionEvent> | ((e: InspectionEvent) => void);
 

@@ -9,14 +9,9 @@
 import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
 import type { CapacitySnapshot } from '../../src/placement/index.ts';
 import type { Commands } from './commands.ts';
-import type { After } from './fleet.ts';
+import type { After, MemberEndInput } from './inputs.ts';
 import type { LiveJob, MemberEnd } from './live.ts';
-import type { Batch } from './store.ts';
-
-export interface MemberEndInput extends MemberEnd {
-  /** The member's node was lost (the job is requeued rather than failed). */
-  lost?: boolean;
-}
+import type { Batch } from './ports.ts';
 
 export interface MemberHost {
   capacity: CapacitySnapshot;

@@ -14,7 +14,7 @@
  */
 import type { CapacitySnapshot } from '../../src/placement/index.ts';
 import type { JobTable } from './live.ts';
-import type { BatchItem } from './store.ts';
+import type { BatchItem } from './ports.ts';
 
 export interface OverrunSettings {
   factor: number;

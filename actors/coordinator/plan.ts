@@ -4,9 +4,9 @@
  * input order, and the result becomes one JobWrite per job.
  */
 import type { JobEffect, JobEffectParams, JobEvent, JobSnapshot } from '../../machines/job.machine.ts';
-import { jobStateOf, STAMP_COLUMNS, stepJob, type JobState } from '../job-transitions.ts';
+import { jobStateOf, STAMP_COLUMNS, stepJob, type JobState } from '../../machines/job.step.ts';
 import type { JobTable } from './live.ts';
-import type { Batch, JobWrite } from './store.ts';
+import type { Batch, JobWrite } from './ports.ts';
 
 export interface Plan {
   write: JobWrite;

@@ -5,10 +5,16 @@
  * simulate` runs the same Coordinator with in-memory implementations of both
  * (src/sim/adapters/) and a virtual clock: only the transports and the
  * clock change, never the scheduling code.
+ *
+ * The port owns its vocabulary: the records and the batch it speaks in live
+ * here, and the adapters (store.ts, the simulator's) import them, never the
+ * other way round.
  */
-import type { Bus } from '../bus/connection.ts';
-import { encodeJson, type KillCommand, type RunCommand } from '../bus/messages.ts';
-import type { ActiveAllocation, Batch, JobRecord, StoredNode } from './store.ts';
+import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
+import type { NodeState } from '../../machines/node.machine.ts';
+import type { JobState } from '../../machines/job.step.ts';
+import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
+import type { KillCommand, RunCommand } from '../../src/wire/messages.ts';
 
 /** The coordinator's reads and its one write per pass (see CoordinatorStore for the Postgres one). */
 export interface CoordinatorStorePort {
@@ -44,17 +50,147 @@ export interface NodeLink {
   forget(nodeId: string): Promise<void>;
 }
 
-/** Commands over JetStream: `<prefix>.node.<id>.cmd` in the NODE_CMDS stream, hellos over core NATS. */
-export function natsNodeLink(bus: Bus): NodeLink {
-  return {
-    async send(nodeId, cmd, msgID) {
-      await bus.js.publish(bus.t.subjects.nodeCmd(nodeId), encodeJson(cmd), msgID ? { msgID } : undefined);
-    },
-    hello(nodeId) {
-      bus.nc.publish(bus.t.subjects.nodeHello(nodeId), encodeJson({ reason: 'unknown node' }));
-    },
-    async forget(nodeId) {
-      await bus.jsm.streams.purge(bus.t.streams.NODE_CMDS, { filter: bus.t.subjects.nodeCmd(nodeId) });
-    },
-  };
+/** A job as the coordinator keeps it in memory. */
+export interface JobRecord {
+  id: string;
+  seq: number;
+  userId: string;
+  tier: Tier;
+  status: JobStatus;
+  statusReason: string | null;
+  priority: number;
+  gpuCount: number;
+  vramPerGpuGb: number;
+  cpuCores: number;
+  ramGb: number;
+  expectedDurationSec: number;
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  attempt: number;
+  maxAttempts: number;
+  nodeId: string | null;
+  gpuIndices: number[] | null;
+  exitCode: number | null;
+  /** Gang size (1 for a single-node job). */
+  nodeCount: number;
+  /** Every member's node and GPUs, rank order; null until placed. */
+  placements: NodeSlice[] | null;
+  preemptedBy: string | null;
+  preemptions: number;
+  /** The first gang member of this attempt to fail, while the others are killed. */
+  memberFailure: MemberFailure | null;
+  /** ms since the epoch. */
+  createdAt: number;
+  /** When the current attempt was placed (ms); null before. */
+  scheduledAt: number | null;
+}
+
+export interface ActiveAllocation extends AttemptRef {
+  nodeId: string;
+  gpuIndices: number[];
+  job: JobRecord;
+}
+
+export interface StoredNode {
+  id: string;
+  pool: Pool;
+  state: NodeState;
+  stateReason: string | null;
+  runtime: string;
+  cpuCores: number;
+  ramGb: number;
+  drainRequested: boolean;
+  blockId: string | null;
+  addr: string | null;
+  gpus: GpuInfo[];
+}
+
+/** Allocations of one attempt to free; `node_id` limits it to one gang member's node. */
+export interface ReleaseRef extends AttemptRef {
+  node_id?: string;
+}
+
+/** One job's events for this batch. `attempt`, when set, must be current or the item is stale. */
+export interface BatchItem {
+  jobId: string;
+  attempt?: number;
+  events: JobEvent[];
+  /** A placement diagnosis to store with the change (jobs.placement). */
+  placement?: Record<string, unknown> | null;
+}
+
+/**
+ * A job's planned change: the coordinator stepped the machine from the state
+ * it holds in memory (`expect`); the row is written only if it still holds
+ * that state, so a concurrent API cancel makes the write miss rather than
+ * being overwritten.
+ */
+export interface JobWrite {
+  jobId: string;
+  expect: { status: JobStatus; attempt: number };
+  after: JobState;
+  /** snake_case timestamp columns to stamp. */
+  stamps: string[];
+  events: { attempt: number; from_status: JobStatus; to_status: JobStatus; event: string; reason: string | null }[];
+  allocations: { attempt: number; node_id: string; gpu_index: number }[];
+  /** Attempts whose allocations this change frees. */
+  releases: AttemptRef[];
+  /** The latest placement diagnosis to store in jobs.placement (undefined: leave the column as it is). */
+  placement?: Record<string, unknown> | null;
+}
+
+export interface NodeUpsert {
+  id: string;
+  pool: Pool;
+  runtime: string;
+  cpuCores: number;
+  ramGb: number;
+  gpus: GpuInfo[];
+  state: NodeState;
+  stateReason: string | null;
+  drainRequested: boolean;
+  blockId: string | null;
+  addr: string | null;
+}
+
+export interface NodeStateWrite {
+  id: string;
+  state: NodeState;
+  stateReason: string | null;
+  drainRequested: boolean;
+}
+
+export interface Batch {
+  /** What the inputs asked for; the coordinator turns them into `writes`. */
+  items: BatchItem[];
+  writes: JobWrite[];
+  /** Allocations to free that no transition releases (a cancelled job's kill was confirmed, a gang member ended). */
+  releases: ReleaseRef[];
+  nodeUpserts: NodeUpsert[];
+  nodeStates: NodeStateWrite[];
+  /** node id → time of its latest heartbeat. */
+  heartbeats: Map<string, Date>;
+  /** Nodes to forget: lost nodes of released capacity blocks. */
+  nodeDeletes: string[];
+}
+
+export const emptyBatch = (): Batch => ({ items: [], writes: [], releases: [], nodeUpserts: [], nodeStates: [], heartbeats: new Map(), nodeDeletes: [] });
+
+export function batchIsEmpty(b: Batch): boolean {
+  return (
+    b.items.length === 0 &&
+    b.writes.length === 0 &&
+    b.releases.length === 0 &&
+    b.nodeUpserts.length === 0 &&
+    b.nodeStates.length === 0 &&
+    b.heartbeats.size === 0 &&
+    b.nodeDeletes.length === 0
+  );
+}
+
+/** Prices per GPU-hour by tier, for the usage records written when allocations are released. */
+export interface Prices {
+  FAST: number;
+  FLEX: number;
 }

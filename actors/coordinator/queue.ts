@@ -15,7 +15,7 @@ import {
   type WaitingJob,
 } from '../../src/placement/index.ts';
 import type { JobTable, LiveJob } from './live.ts';
-import type { BatchItem } from './store.ts';
+import type { BatchItem } from './ports.ts';
 
 /** How often a queued job's status_reason and diagnosis may be rewritten (the first is written at admission). */
 export const REASON_REFRESH_MS = 5000;

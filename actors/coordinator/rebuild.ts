@@ -8,7 +8,7 @@ import type { AnyActorRef } from 'xstate';
 import { isTerminal } from '../../machines/job.machine.ts';
 import type { CapacitySnapshot } from '../../src/placement/index.ts';
 import { LiveJob, type JobTable } from './live.ts';
-import type { ActiveAllocation } from './store.ts';
+import type { ActiveAllocation } from './ports.ts';
 
 export function restoreHolds(
   allocations: ActiveAllocation[],

@@ -6,7 +6,7 @@
 import type { Config } from '../../src/config/index.ts';
 import { FIFO_FIRST_FIT_POLICY, SCALAR_POLICY, type QueuePolicy } from '../../src/placement/index.ts';
 import type { OverrunSettings } from './overrun.ts';
-import type { Prices } from './store.ts';
+import type { Prices } from './ports.ts';
 
 export interface SchedulingSettings {
   policy: QueuePolicy;

@@ -8,47 +8,11 @@
  * of 1,000 transitions is a handful of statements, not 1,000 round trips.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
+import type { JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
-import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
-import { STAMP_COLUMNS, type JobState } from '../job-transitions.ts';
-import type { CoordinatorStorePort } from './ports.ts';
-
-/** A job as the coordinator keeps it in memory. */
-export interface JobRecord {
-  id: string;
-  seq: number;
-  userId: string;
-  tier: Tier;
-  status: JobStatus;
-  statusReason: string | null;
-  priority: number;
-  gpuCount: number;
-  vramPerGpuGb: number;
-  cpuCores: number;
-  ramGb: number;
-  expectedDurationSec: number;
-  image: string;
-  command: string[];
-  env: Record<string, string>;
-  attempt: number;
-  maxAttempts: number;
-  nodeId: string | null;
-  gpuIndices: number[] | null;
-  exitCode: number | null;
-  /** Gang size (1 for a single-node job). */
-  nodeCount: number;
-  /** Every member's node and GPUs, rank order; null until placed. */
-  placements: NodeSlice[] | null;
-  preemptedBy: string | null;
-  preemptions: number;
-  /** The first gang member of this attempt to fail, while the others are killed. */
-  memberFailure: MemberFailure | null;
-  /** ms since the epoch. */
-  createdAt: number;
-  /** When the current attempt was placed (ms); null before. */
-  scheduledAt: number | null;
-}
+import type { GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
+import { STAMP_COLUMNS } from '../../machines/job.step.ts';
+import type { ActiveAllocation, Batch, CoordinatorStorePort, JobRecord, Prices, StoredNode } from './ports.ts';
 
 const JOB_COLUMNS = `id, seq, user_id, tier, status, status_reason, priority, gpu_count, vram_per_gpu_gb, cpu_cores, ram_gb,
   expected_duration_sec, image, command, env, attempt, max_attempts, node_id, gpu_indices, exit_code,
@@ -88,117 +52,10 @@ function toJobRecord(r: Record<string, unknown>): JobRecord {
   };
 }
 
-export interface ActiveAllocation extends AttemptRef {
-  nodeId: string;
-  gpuIndices: number[];
-  job: JobRecord;
-}
-
-export interface StoredNode {
-  id: string;
-  pool: Pool;
-  state: NodeState;
-  stateReason: string | null;
-  runtime: string;
-  cpuCores: number;
-  ramGb: number;
-  drainRequested: boolean;
-  blockId: string | null;
-  addr: string | null;
-  gpus: GpuInfo[];
-}
-
-/** Allocations of one attempt to free; `node_id` limits it to one gang member's node. */
-export interface ReleaseRef extends AttemptRef {
-  node_id?: string;
-}
-
-/** One job's events for this batch. `attempt`, when set, must be current or the item is stale. */
-export interface BatchItem {
-  jobId: string;
-  attempt?: number;
-  events: JobEvent[];
-  /** A placement diagnosis to store with the change (jobs.placement). */
-  placement?: Record<string, unknown> | null;
-}
-
-/**
- * A job's planned change: the coordinator stepped the machine from the state
- * it holds in memory (`expect`); the row is written only if it still holds
- * that state, so a concurrent API cancel makes the write miss rather than
- * being overwritten.
- */
-export interface JobWrite {
-  jobId: string;
-  expect: { status: JobStatus; attempt: number };
-  after: JobState;
-  /** snake_case timestamp columns to stamp. */
-  stamps: string[];
-  events: { attempt: number; from_status: JobStatus; to_status: JobStatus; event: string; reason: string | null }[];
-  allocations: { attempt: number; node_id: string; gpu_index: number }[];
-  /** Attempts whose allocations this change frees. */
-  releases: AttemptRef[];
-  /** The latest placement diagnosis to store in jobs.placement (undefined: leave the column as it is). */
-  placement?: Record<string, unknown> | null;
-}
-
-export interface NodeUpsert {
-  id: string;
-  pool: Pool;
-  runtime: string;
-  cpuCores: number;
-  ramGb: number;
-  gpus: GpuInfo[];
-  state: NodeState;
-  stateReason: string | null;
-  drainRequested: boolean;
-  blockId: string | null;
-  addr: string | null;
-}
-
-export interface NodeStateWrite {
-  id: string;
-  state: NodeState;
-  stateReason: string | null;
-  drainRequested: boolean;
-}
-
-export interface Batch {
-  /** What the inputs asked for; the coordinator turns them into `writes`. */
-  items: BatchItem[];
-  writes: JobWrite[];
-  /** Allocations to free that no transition releases (a cancelled job's kill was confirmed, a gang member ended). */
-  releases: ReleaseRef[];
-  nodeUpserts: NodeUpsert[];
-  nodeStates: NodeStateWrite[];
-  /** node id → time of its latest heartbeat. */
-  heartbeats: Map<string, Date>;
-  /** Nodes to forget: lost nodes of released capacity blocks. */
-  nodeDeletes: string[];
-}
-
-export const emptyBatch = (): Batch => ({ items: [], writes: [], releases: [], nodeUpserts: [], nodeStates: [], heartbeats: new Map(), nodeDeletes: [] });
-
-export function batchIsEmpty(b: Batch): boolean {
-  return (
-    b.items.length === 0 &&
-    b.writes.length === 0 &&
-    b.releases.length === 0 &&
-    b.nodeUpserts.length === 0 &&
-    b.nodeStates.length === 0 &&
-    b.heartbeats.size === 0 &&
-    b.nodeDeletes.length === 0
-  );
-}
 
 /** Every timestamp column a transition can stamp. */
 const ALL_STAMP_COLUMNS = [...new Set(Object.values(STAMP_COLUMNS).flat())];
 
-/** Prices per GPU-hour by tier, for the usage records written when allocations are released. */
-export interface Prices {
-  FAST: number;
-  FLEX: number;
-}
 
 export class CoordinatorStore implements CoordinatorStorePort {
   constructor(

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.ts';
 import type { Database } from '../db/database.ts';
-import { busOptions, connectBus, type Bus } from '../../actors/bus/connection.ts';
+import { busOptions, connectBus, type Bus } from '../wire/connection.ts';
 import { buildApp } from './app.ts';
 
 export interface RunningApi {

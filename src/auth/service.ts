@@ -132,7 +132,7 @@ export class AuthService {
       keyHash: hashApiKey(rawKey),
       prefix: displayPrefix(rawKey),
       createdAt: new Date(),
-    } as never);
+    });
     return { api_key: rawKey, id };
   }
 
@@ -201,7 +201,7 @@ export class AuthService {
         return;
       }
       const userId = randomUUID();
-      await tx.insert(User, { id: userId, name: 'bootstrap-admin', isAdmin: true, createdAt: new Date() } as never);
+      await tx.insert(User, { id: userId, name: 'bootstrap-admin', isAdmin: true, createdAt: new Date() });
       await tx.insert(ApiKey, {
         id: randomUUID(),
         user: userId,
@@ -209,7 +209,7 @@ export class AuthService {
         keyHash: hash,
         prefix: displayPrefix(rawKey),
         createdAt: new Date(),
-      } as never);
+      });
     });
   }
 }

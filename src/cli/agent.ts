@@ -12,12 +12,12 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { Agent } from '../../actors/agent/agent.ts';
-import { BusUnavailableError, busOptions, connectBus, type Bus } from '../../actors/bus/connection.ts';
-import { NODE_ID_PATTERN } from '../../actors/bus/subjects.ts';
+import { BusUnavailableError, busOptions, connectBus, type Bus } from '../wire/connection.ts';
+import { NODE_ID_PATTERN } from '../wire/subjects.ts';
 import type { Config } from '../config/index.ts';
 import { loadConfig } from './common.ts';
 import { POOLS, type GpuInfo, type Pool } from '../domain/cluster.ts';
-import { createLogger } from '../log/index.ts';
+import { createLogger } from '../logger/index.ts';
 import { createRuntime, discoverGpus, parseGpuSpec, RUNTIME_KINDS, type RuntimeKind } from '../runtimes/index.ts';
 
 export interface AgentCliOptions {

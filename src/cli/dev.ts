@@ -10,9 +10,9 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { startSimulatedAgents, type SimulatedNode } from '../../actors/agent/simulated-fleet.ts';
-import { busOptions, connectBus } from '../../actors/bus/connection.ts';
+import { busOptions, connectBus } from '../wire/connection.ts';
 import { openDatabase, type Database } from '../db/database.ts';
-import { createLogger } from '../log/index.ts';
+import { createLogger } from '../logger/index.ts';
 import { startApi, onShutdown } from '../api/server.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
 import { fatal, loadConfig } from './common.ts';

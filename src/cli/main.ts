@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { createLogger } from '../log/index.ts';
+import { createLogger } from '../logger/index.ts';
 import { openDatabase } from '../db/database.ts';
 import { startApi, onShutdown } from '../api/server.ts';
 import { AuthService } from '../auth/service.ts';

@@ -1,13 +1,14 @@
 /** The runtimes an agent can run attempts with, and a factory by kind. */
 import { DockerRuntime } from './docker.ts';
 import { ProcessRuntime } from './process.ts';
-import { SimulatedRuntime, type Clock } from './simulated.ts';
+import type { Clock } from '../domain/clock.ts';
+import { SimulatedRuntime } from './simulated.ts';
 import type { Runtime, RuntimeKind } from './types.ts';
 
 export * from './types.ts';
 export { ProcessRuntime, HostExecution, WRAPPER_SCRIPT, processEnv, type HostRecord, type ProcessRuntimeOptions } from './process.ts';
 export { DockerRuntime, dockerRunArgs, containerName, type DockerRuntimeOptions } from './docker.ts';
-export { SimulatedRuntime, realClock, SIM_EXIT_CODE_ENV, type Clock, type SimulatedRecord, type SimulatedRuntimeOptions } from './simulated.ts';
+export { SimulatedRuntime, SIM_EXIT_CODE_ENV, type SimulatedRecord, type SimulatedRuntimeOptions } from './simulated.ts';
 export { parseGpuSpec, parseNvidiaSmiCsv, discoverGpus } from './gpus.ts';
 export { MAX_LINE_BYTES } from './log-tail.ts';
 

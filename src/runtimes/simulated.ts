@@ -10,20 +10,8 @@
  * is a live object: a kill sets durationMs to the time it ran and the
  * code/signal to 143/SIGTERM, so a re-attach after a kill sees the kill.
  */
+import { systemClock, type Clock, type Timer } from '../domain/clock.ts';
 import { LaunchError, type Execution, type ExitResult, type LogSink, type RunSpec, type Runtime } from './types.ts';
-
-/** Time for the simulation; the default is the real one. A virtual clock can stand in. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 export type SimulatedRecord = {
   kind: 'simulated';
@@ -55,7 +43,7 @@ class SimulatedExecution implements Execution {
   readonly pid = null;
   readonly exited: Promise<ExitResult>;
   private resolve!: (r: ExitResult) => void;
-  private handle: unknown = null;
+  private readonly timer: Timer;
   private ended = false;
 
   constructor(
@@ -65,12 +53,12 @@ class SimulatedExecution implements Execution {
   ) {
     this.exited = new Promise((r) => (this.resolve = r));
     const left = Math.max(0, record.startedAtMs + record.durationMs - clock.now());
-    this.handle = clock.setTimeout(() => this.end(), left);
+    this.timer = clock.setTimeout(() => this.end(), left);
   }
 
   kill(_graceMs: number): Promise<void> {
     if (!this.ended) {
-      this.clock.clearTimeout(this.handle);
+      this.timer.cancel();
       this.record.durationMs = Math.max(0, this.clock.now() - this.record.startedAtMs);
       this.record.exitCode = 143;
       this.record.signal = 'SIGTERM';
@@ -82,7 +70,6 @@ class SimulatedExecution implements Execution {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.handle = null;
     emitEnd(this.record, this.logs);
     this.resolve({ code: this.record.exitCode, signal: this.record.signal });
   }
@@ -109,7 +96,7 @@ export class SimulatedRuntime implements Runtime {
     const speed = opts.speed ?? 1;
     if (!(speed > 0) || !Number.isFinite(speed)) throw new Error(`simulated runtime: speed must be a positive number, not ${speed}`);
     this.speed = speed;
-    this.clock = opts.clock ?? realClock;
+    this.clock = opts.clock ?? systemClock;
   }
 
   async launch(spec: RunSpec, logs: LogSink): Promise<Execution> {

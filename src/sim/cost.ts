@@ -14,7 +14,7 @@
  *   pool ever had at once, at the starting fleet's price for that pool (or,
  *   for a pool that started empty, the mean price of its blocks).
  */
-import type { BlockRow } from '../../actors/capacity/store.ts';
+import type { BlockRow } from '../../actors/capacity/ports.ts';
 import { SIMULATED_CATALOGUE } from '../capacity/marketplace.ts';
 import type { FleetGroup, Pool } from './types.ts';
 

@@ -4,9 +4,9 @@ import pino from 'pino';
 import { parseConfig, type Config } from '../../src/config/index.ts';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { buildApp, type AppDeps } from '../../src/api/app.ts';
-import { busOptions, connectBus, type Bus } from '../../actors/bus/connection.ts';
+import { busOptions, connectBus, type Bus } from '../../src/wire/connection.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
-import { SPEC_EXAMPLE_JOB } from '../../src/api/schemas/resources.ts';
+import { SPEC_EXAMPLE_JOB } from '../../src/api/common/resources.ts';
 
 export const ADMIN_KEY = 'sk_' + 'a'.repeat(43);
 

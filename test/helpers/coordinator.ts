@@ -6,7 +6,7 @@ import pino from 'pino';
 import { createActor } from 'xstate';
 import { answerCancels, startCoordinator, type CoordinatorRuntimeOptions, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { Coordinator } from '../../actors/coordinator/coordinator.ts';
-import { natsNodeLink } from '../../actors/coordinator/ports.ts';
+import { natsNodeLink } from '../../actors/coordinator/nats-link.ts';
 import { DEFAULT_SCHEDULING } from '../../actors/coordinator/settings.ts';
 import { CoordinatorStore } from '../../actors/coordinator/store.ts';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';

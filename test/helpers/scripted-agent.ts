@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AckPolicy, type Consumer } from '@nats-io/jetstream';
-import type { Bus } from '../../actors/bus/connection.ts';
-import { encodeJson, nodeCommandSchema, type NodeCommand } from '../../actors/bus/messages.ts';
+import type { Bus } from '../../src/wire/connection.ts';
+import { encodeJson, nodeCommandSchema, type NodeCommand } from '../../src/wire/messages.ts';
 import type { AttemptRef } from '../../src/domain/cluster.ts';
 
 export class ScriptedAgent {

@@ -13,7 +13,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../../actors/agent/agent.ts';
 import { readDoneLog, readStateFile } from '../../actors/agent/state.ts';
-import { connectBus, type Bus } from '../../actors/bus/connection.ts';
+import { connectBus, type Bus } from '../../src/wire/connection.ts';
 import {
   encodeJson,
   heartbeatSchema,
@@ -24,7 +24,7 @@ import {
   type LogLineMessage,
   type NodeBusEvent,
   type RunCommand,
-} from '../../actors/bus/messages.ts';
+} from '../../src/wire/messages.ts';
 import { createRuntime, parseGpuSpec, type Runtime } from '../../src/runtimes/index.ts';
 import { groupAlive, pidAlive } from '../../src/runtimes/proc.ts';
 

@@ -7,10 +7,10 @@
  */
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { applyJobEvent } from '../../actors/job-transitions.ts';
+import { applyJobEvent } from '../../src/db/job-events.ts';
 import { LEADER_LOCK_ID } from '../../actors/coordinator/leader.ts';
 import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
-import { encodeJson, jobCancelReplySchema } from '../../actors/bus/messages.ts';
+import { encodeJson, jobCancelReplySchema } from '../../src/wire/messages.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startTestCoordinator, stopAllAndReset, until } from '../helpers/coordinator.ts';

@@ -13,7 +13,7 @@ import {
   type CapacityBlockMessage,
   type CapacityReply,
   type CapacityRequest,
-} from '../../actors/bus/messages.ts';
+} from '../../src/wire/messages.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { expectError, expectFieldError } from '../helpers/expect.ts';
 

@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { AckPolicy, type Consumer } from '@nats-io/jetstream';
-import { applyJobEvent } from '../../actors/job-transitions.ts';
-import { jobsSubmittedSchema } from '../../actors/bus/messages.ts';
+import { applyJobEvent } from '../../src/db/job-events.ts';
+import { jobsSubmittedSchema } from '../../src/wire/messages.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { buildApp } from '../../src/api/app.ts';
 import { connectTestBus, dropTestBus, exampleJob, startTestApp, testNatsPrefix, type TestApp } from '../helpers/app.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Subscription } from '@nats-io/transport-node';
-import { encodeJson, type CapacityReply } from '../../actors/bus/messages.ts';
+import { encodeJson, type CapacityReply } from '../../src/wire/messages.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';
 

@@ -5,8 +5,8 @@
  * real HTTP connection.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyJobEvent } from '../../actors/job-transitions.ts';
-import { encodeJson, type LogLineMessage } from '../../actors/bus/messages.ts';
+import { applyJobEvent } from '../../src/db/job-events.ts';
+import { encodeJson, type LogLineMessage } from '../../src/wire/messages.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';

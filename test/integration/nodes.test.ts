@@ -6,9 +6,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Subscription } from '@nats-io/transport-node';
-import { applyJobEvent } from '../../actors/job-transitions.ts';
-import { encodeJson, nodeActionRequestSchema, type NodeActionReply, type NodeActionRequest } from '../../actors/bus/messages.ts';
-import type { NodeAction } from '../../actors/bus/subjects.ts';
+import { applyJobEvent } from '../../src/db/job-events.ts';
+import { encodeJson, nodeActionRequestSchema, type NodeActionReply, type NodeActionRequest } from '../../src/wire/messages.ts';
+import type { NodeAction } from '../../src/wire/subjects.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { expectError, expectFieldError } from '../helpers/expect.ts';
 

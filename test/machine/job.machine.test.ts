@@ -11,7 +11,7 @@ import {
   restoreJobSnapshot,
 } from '../../machines/job.machine.ts';
 import type { JobContext, JobEvent, JobEventType } from '../../machines/job.machine.ts';
-import { pureTransition } from '../../actors/job-transitions.ts';
+import { pureTransition } from '../../machines/job.step.ts';
 
 // A context that is plausible for each status, as a job row would hold it.
 // Placed statuses carry node-a/[0,1]; the `place` sample below uses node-b/[2,3]

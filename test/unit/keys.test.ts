@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { displayPrefix, generateApiKey, hashApiKey, hashesEqual, isWellFormedKey } from '../../src/auth/keys.ts';
-import { decodeCursor, encodeCursor } from '../../src/api/cursor.ts';
+import { decodeCursor, encodeCursor } from '../../src/api/common/cursor.ts';
 import { ApiError } from '../../src/domain/errors.ts';
 
 describe('API keys', () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { answers, ensureNats, findNatsServer, NatsMissingError } from '../../src/cli/nats-server.ts';
-import { connectBus } from '../../actors/bus/connection.ts';
+import { connectBus } from '../../src/wire/connection.ts';
 
 const log = pino({ level: 'silent' });
 const dir = mkdtempSync(path.join(tmpdir(), 'scalar-nats-'));

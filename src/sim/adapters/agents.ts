@@ -17,10 +17,10 @@
  *   register again (`hello`) it does, with the attempts it runs.
  * Launching is instant: the replay measures scheduling, not image pulls.
  */
-import type { Input } from '../../../actors/coordinator/coordinator.ts';
+import type { Input } from '../../../actors/coordinator/inputs.ts';
 import type { NodeLink } from '../../../actors/coordinator/ports.ts';
 import type { LaunchBlock, NodeLauncher } from '../../../actors/capacity/launcher.ts';
-import type { Heartbeat, KillCommand, NodeBusEvent, RunCommand } from '../../../actors/bus/messages.ts';
+import type { Heartbeat, KillCommand, NodeBusEvent, RunCommand } from '../../wire/messages.ts';
 import { attemptKey } from '../../domain/cluster.ts';
 import type { Clock, Timer } from '../../domain/clock.ts';
 import type { Pool } from '../types.ts';

@@ -4,7 +4,7 @@
  * The simulator reads the blocks back for the cost it reports.
  */
 import type { CapacityTier } from '../../capacity/provider.ts';
-import { StaleBlockWriteError, type BlockRow, type CapacityEventInput, type CapacityStorePort, type StatusWrite } from '../../../actors/capacity/store.ts';
+import { StaleBlockWriteError, type BlockRow, type CapacityEventInput, type CapacityStorePort, type StatusWrite } from '../../../actors/capacity/ports.ts';
 
 export interface MemoryCapacityEvent extends CapacityEventInput {
   at: number;

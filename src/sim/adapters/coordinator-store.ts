@@ -12,9 +12,7 @@
  * It also keeps what the simulator reports from: when each job first
  * started, and the usage of every attempt.
  */
-import type { Prices } from '../../../actors/coordinator/store.ts';
-import type { CoordinatorStorePort } from '../../../actors/coordinator/ports.ts';
-import type { ActiveAllocation, Batch, JobRecord, StoredNode } from '../../../actors/coordinator/store.ts';
+import type { ActiveAllocation, Batch, CoordinatorStorePort, JobRecord, Prices, StoredNode } from '../../../actors/coordinator/ports.ts';
 import { isTerminal } from '../../../machines/job.machine.ts';
 
 interface Allocation {

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Commands } from '../../../actors/coordinator/commands.ts';
-import type { After } from '../../../actors/coordinator/fleet.ts';
+import type { After } from '../../../actors/coordinator/inputs.ts';
 import { JobTable, LiveJob } from '../../../actors/coordinator/live.ts';
 import { memberEnded, type MemberUndo } from '../../../actors/coordinator/members.ts';
-import { emptyBatch, type JobRecord } from '../../../actors/coordinator/store.ts';
+import { emptyBatch, type JobRecord } from '../../../actors/coordinator/ports.ts';
 import type { JobStatus } from '../../../machines/job.machine.ts';
 import { CapacitySnapshot } from '../../../src/placement/index.ts';
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { JobTable, LiveJob } from '../../../actors/coordinator/live.ts';
 import { overrunItems } from '../../../actors/coordinator/overrun.ts';
-import type { JobRecord } from '../../../actors/coordinator/store.ts';
+import type { JobRecord } from '../../../actors/coordinator/ports.ts';
 import { CapacitySnapshot } from '../../../src/placement/index.ts';
 
 const T0 = 1_700_000_000_000;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SimulatedRuntime, realClock, type Clock } from '../../../src/runtimes/simulated.ts';
+import { systemClock, type Clock } from '../../../src/domain/clock.ts';
+import { SimulatedRuntime } from '../../../src/runtimes/simulated.ts';
 import { LaunchError, type Execution, type ExitResult } from '../../../src/runtimes/types.ts';
 import { collector, spec } from './helpers.ts';
 
@@ -15,10 +16,10 @@ function manualClock() {
     setTimeout: (fn, ms) => {
       const id = next++;
       timers.push({ at: now + ms, fn, id });
-      return id;
+      return { cancel: () => (timers = timers.filter((t) => t.id !== id)) };
     },
-    clearTimeout: (h) => {
-      timers = timers.filter((t) => t.id !== h);
+    setInterval: () => {
+      throw new Error('the simulated runtime sets no intervals');
     },
   };
   const advance = (ms: number) => {
@@ -96,7 +97,7 @@ describe('simulated runtime', () => {
     // millisecond, so "after the end" is a clock that reads exactly the end.
     const end = (saved.startedAtMs as number) + (saved.durationMs as number);
     const later = collector();
-    const r = (await new SimulatedRuntime({ clock: { ...realClock, now: () => end } }).reattach(saved, later.sink)) as ExitResult;
+    const r = (await new SimulatedRuntime({ clock: { ...systemClock, now: () => end } }).reattach(saved, later.sink)) as ExitResult;
     expect(r).toEqual({ code: 3, signal: null });
     expect(later.lines.map((l) => [l.line, l.offset])).toEqual([['simulated exit code 3', 1]]);
   });
