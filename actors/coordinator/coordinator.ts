@@ -14,7 +14,7 @@
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
+import { isTerminal, type JobEvent, type JobStatus } from '../../machines/job.machine.ts';
 import { CapacitySnapshot } from '../../src/placement/index.ts';
 import type { Clock } from '../../src/domain/clock.ts';
 import type { Heartbeat, NodeBusEvent } from '../../src/wire/messages.ts';
@@ -22,7 +22,7 @@ import type { Actor } from 'xstate';
 import type { coordinatorMachine, CoordinatorStats } from '../../machines/coordinator.machine.ts';
 import { Commands } from './commands.ts';
 import { Fleet } from './fleet.ts';
-import type { After, Input, MemberEndInput } from './inputs.ts';
+import type { After, CancelInput, Input, MemberEndInput } from './inputs.ts';
 import { JobTable, LiveJob } from './live.ts';
 import { BlockLink } from './blocks.ts';
 import { restoreHolds } from './rebuild.ts';
@@ -30,6 +30,7 @@ import { memberEnded, type MemberUndo } from './members.ts';
 import { overrunItems, type OverrunSettings } from './overrun.ts';
 import { planWrites, type Plan } from './plan.ts';
 import { admitAndPlace, type QueueSettings } from './queue.ts';
+import { cancelAnswer, stoppingAnswer } from './cancel.ts';
 import type { CoordinatorStorePort, NodeLink } from './ports.ts';
 import { batchIsEmpty, emptyBatch, type Batch, type JobRecord, type ReleaseRef } from './ports.ts';
 
@@ -68,6 +69,9 @@ export class Coordinator {
   private passQueued = false;
   private stopped = false;
   private idle: Promise<void> = Promise.resolve();
+  /** This pass: jobs its cancels name (kept out of admission and placement), and finished ones read for them. */
+  private cancelling = new Set<string>();
+  private cancelRows = new Map<string, JobStatus>();
   readonly stats: CoordinatorStats = { passes: 0, placements: 0, liveJobs: 0, queued: 0, nodes: 0 };
 
   private readonly commands: Commands;
@@ -223,6 +227,8 @@ export class Coordinator {
     await this.idle;
     for (const input of this.inbox.splice(0)) {
       if ('msg' in input) input.msg?.nak();
+      // A cancel is told at once to ask again (the API answers 503 with Retry-After).
+      if (input.kind === 'cancel') input.reply(stoppingAnswer);
       // Operator requests get no answer: the API reports the coordinator unavailable (503), and the next leader takes them.
     }
     for (const j of this.jobs.values()) j.stop();
@@ -238,6 +244,8 @@ export class Coordinator {
     const replies: Array<() => void> = [];
     const after: After = [];
     this.undo = [];
+    this.cancelling = new Set();
+    this.cancelRows = new Map();
     for (const i of inputs) if ('msg' in i && i.msg) msgs.push(i.msg);
 
     try {
@@ -255,9 +263,9 @@ export class Coordinator {
       const placed = this.admitAndPlace(batch, inputs.some((i) => i.kind === 'sweep'));
       this.fleet.flush(batch);
       if (batchIsEmpty(batch)) {
-        for (const r of replies) r();
         for (const m of msgs) m.ack();
         await Promise.all(after.map((f) => f()));
+        for (const r of replies) r();
         return;
       }
 
@@ -286,8 +294,9 @@ export class Coordinator {
         this.o.log.error({ err }, 'could not apply a committed pass in memory; rebuilding from Postgres');
         await this.resync();
       }
-      for (const r of replies) r();
       await Promise.all([...commands, ...after.map((f) => f())]);
+      // Answers go out once the pass is committed and its commands (a cancel's kill) are handed to the node queues.
+      for (const r of replies) r();
       this.updateStats();
     } catch (err) {
       this.o.log.error({ err }, 'coordinator pass failed; retrying in 1 s');
@@ -299,18 +308,26 @@ export class Coordinator {
     }
   }
 
-  /** Reads from Postgres what this pass's inputs name: new pending jobs, and cancelled ones. */
+  /** Reads from Postgres what this pass's inputs name: new pending jobs, jobs to cancel, finished ones holding GPUs. */
   private async loadInputs(inputs: Input[]): Promise<void> {
     const pendingIds = new Set<string>();
+    const cancelIds = new Set<string>();
     let sweep = false;
     const refresh = new Set<string>();
     for (const i of inputs) {
       if (i.kind === 'submitted') for (const id of i.ids) if (!this.jobs.has(id)) pendingIds.add(id);
       if (i.kind === 'sweep') sweep = true;
-      if (i.kind === 'cancel') refresh.add(i.jobId);
+      if (i.kind === 'cancel' && !this.jobs.has(i.jobId)) cancelIds.add(i.jobId);
     }
     const fresh: JobRecord[] = [];
     if (pendingIds.size > 0) fresh.push(...(await this.store.loadPending([...pendingIds])));
+    // A job a cancel names that is not held here: a pending one not admitted yet joins this pass; a finished one is answered from its row.
+    if (cancelIds.size > 0) {
+      for (const rec of await this.store.loadJobs([...cancelIds])) {
+        if (isTerminal(rec.status)) this.cancelRows.set(rec.id, rec.status);
+        else fresh.push(rec);
+      }
+    }
     if (sweep) {
       this.userWeights = await this.store.loadUserWeights();
       // Blocks bought, extended or released since: their nodes' end times follow.
@@ -329,7 +346,7 @@ export class Coordinator {
     for (const rec of await this.store.loadJobs([...refresh])) {
       const job = this.jobs.get(rec.id);
       if (!job || job.status === rec.status) continue;
-      // The API changed it (cancel): take the row as it is now.
+      // Changed outside this coordinator (an older API's cancel, an operator): take the row as it is now.
       job.refresh(rec);
       this.jobs.touch(job);
       if (isTerminal(rec.status)) this.finishOrHold(job, 'cancelled by its owner');
@@ -346,9 +363,25 @@ export class Coordinator {
         return this.fleet.action(input.action, input.nodeId, input.reason, input.reply, replies);
       case 'call':
         return input.run(batch, after);
+      case 'cancel':
+        return this.cancel(input, batch, replies);
       default:
-        return; // submitted, cancel and sweep were handled by loadInputs
+        return; // submitted and sweep were handled by loadInputs
     }
+  }
+
+  /** A user's cancel: the machine's `cancel` goes into this pass's batch; the answer waits for the commit. */
+  private cancel(input: CancelInput, batch: Batch, replies: Array<() => void>): void {
+    const job = this.jobs.get(input.jobId);
+    if (!job || isTerminal(job.status)) {
+      const status = job?.status ?? this.cancelRows.get(input.jobId) ?? null;
+      replies.push(() => input.reply(cancelAnswer(input.jobId, status)));
+      return;
+    }
+    batch.items.push({ jobId: input.jobId, events: [{ type: 'cancel' } satisfies JobEvent] });
+    this.cancelling.add(input.jobId);
+    // After the commit the job may have left the table (cancelled, nothing held): its record still says how it ended.
+    replies.push(() => input.reply(cancelAnswer(input.jobId, (this.jobs.get(input.jobId) ?? job).status)));
   }
 
   private handleNodeEvent(nodeId: string, ev: NodeBusEvent, batch: Batch, after: After): void {
@@ -395,7 +428,13 @@ export class Coordinator {
     const decision = admitAndPlace(
       this.jobs,
       this.capacity,
-      { ...this.o.queue, userWeights: this.userWeights, offers: this.offers, stopWhenFull: !fullPass && this.jobs.pending.size === 0 },
+      {
+        ...this.o.queue,
+        userWeights: this.userWeights,
+        offers: this.offers,
+        stopWhenFull: !fullPass && this.jobs.pending.size === 0,
+        skip: this.cancelling,
+      },
       this.clock.now(),
     );
     batch.items.push(...decision.items);

@@ -12,10 +12,11 @@ import {
   capacityRequestSchema,
   encodeJson,
   heartbeatSchema,
-  jobsCancelSchema,
+  jobCancelRequestSchema,
   jobsSubmittedSchema,
   nodeActionRequestSchema,
   nodeEventSchema,
+  type JobCancelReply,
 } from '../../src/wire/messages.ts';
 import type { NodeAction } from '../../src/wire/subjects.ts';
 import { createActor } from 'xstate';
@@ -144,7 +145,6 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     await consume(t.streams.JOBS, t.consumers.coordinatorJobs, (m) => {
       try {
         if (m.subject === t.subjects.jobsSubmitted) c.push({ kind: 'submitted', ids: jobsSubmittedSchema.parse(m.json()).job_ids, msg: m });
-        else if (m.subject === t.subjects.jobsCancel) c.push({ kind: 'cancel', jobId: jobsCancelSchema.parse(m.json()).job_id, msg: m });
         else bad(m, new Error('unknown subject'));
       } catch (err) {
         bad(m, err);
@@ -190,6 +190,9 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
         }),
       );
     }
+    // Only the leader subscribes (this runs once leadership is won), and stop() unsubscribes first:
+    // a coordinator that lost leadership answers no more cancels.
+    subs.push(answerCancels(o.bus, c));
     subs.push(
       o.bus.nc.subscribe(t.subjects.coordCapacity, {
         callback: (err, m) => {
@@ -267,6 +270,33 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
   }
 
   return { leading, stop };
+}
+
+/**
+ * Answers cancel requests (`<prefix>.coord.jobs.cancel`) with `c`: each
+ * becomes an input of its next pass, answered once committed. A malformed
+ * request is answered `invalid_request` and never reaches the pass.
+ */
+export function answerCancels(bus: Bus, c: Coordinator): Subscription {
+  return bus.nc.subscribe(bus.t.subjects.coordJobCancel, {
+    callback: (err, m) => {
+      if (err) return;
+      const req = jobCancelRequestSchema.safeParse(safeJson(m.data));
+      if (!req.success) {
+        const reply: JobCancelReply = { ok: false, error: 'invalid_request', message: 'malformed cancel request: expected {"job_id": "<uuid>"}' };
+        m.respond(encodeJson(reply));
+        return;
+      }
+      const reply = (r: JobCancelReply) => {
+        try {
+          m.respond(encodeJson(r));
+        } catch {
+          // The connection closed (shutdown): the asker gets no answer and reports 503; its retry reads the committed state.
+        }
+      };
+      c.push({ kind: 'cancel', jobId: req.data.job_id, reply });
+    },
+  });
 }
 
 function safeJson(data: Uint8Array): unknown {

@@ -5,7 +5,7 @@
  * simulator's agents) name these without importing the coordinator back.
  */
 import type { JsMsg } from '@nats-io/jetstream';
-import type { NodeActionReply, NodeBusEvent } from '../../src/wire/messages.ts';
+import type { JobCancelReply, NodeActionReply, NodeBusEvent } from '../../src/wire/messages.ts';
 import type { NodeAction } from '../../src/wire/subjects.ts';
 import type { MemberEnd } from './live.ts';
 import type { Batch } from './ports.ts';
@@ -18,9 +18,17 @@ export interface MemberEndInput extends MemberEnd {
   lost?: boolean;
 }
 
+/** A user's cancel, asked of the leader on `<prefix>.coord.jobs.cancel`; `reply` is called after the pass commits. */
+export interface CancelInput {
+  kind: 'cancel';
+  jobId: string;
+  reply: (r: JobCancelReply) => void;
+}
+
 export type Input =
   | { kind: 'submitted'; ids: string[]; msg?: JsMsg }
-  | { kind: 'cancel'; jobId: string; msg?: JsMsg }
+  /** A user's cancel, asked by the API (cancel.ts): answered once committed. */
+  | CancelInput
   | { kind: 'node-event'; nodeId: string; event: NodeBusEvent; msg?: JsMsg }
   | { kind: 'node-lost'; nodeId: string }
   | { kind: 'node-action'; action: NodeAction; nodeId: string; reason?: string; reply: (r: NodeActionReply) => void }

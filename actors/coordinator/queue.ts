@@ -39,6 +39,8 @@ export interface QueueSettings {
    * refreshes hourly: reasons are not part of its metrics.
    */
   reasonRefreshMs?: number;
+  /** Jobs this pass cancels: neither admitted, placed nor explained (their cancel comes first). */
+  skip?: ReadonlySet<string>;
 }
 
 export interface QueueDecision {
@@ -80,6 +82,7 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
   let admissions = 0;
   let more = false;
   for (const j of jobs.waiting.values()) {
+    if (s.skip?.has(j.rec.id)) continue;
     if (j.status === 'pending') {
       if (admissions >= MAX_ADMISSIONS_PER_PASS) {
         more = true;

@@ -75,6 +75,9 @@ export const configSchema = z.object({
     .max(3600)
     .default(10)
     .describe('Seconds between SIGTERM and SIGKILL when a job is cancelled'),
+  SCALAR_COORDINATOR_TIMEOUT_MS: positiveInt
+    .default(5000)
+    .describe('How long the API waits for the coordinator to commit a cancel before it answers 503 coordinator_unavailable (with Retry-After)'),
   SCALAR_LOG_RETENTION_HOURS: positiveNumber.default(168).describe('How long job logs are kept in the LOGS stream'),
   SCALAR_LOG_MAX_MB: positiveInt.default(1024).describe('Most megabytes of job logs kept; the oldest go first'),
   SCALAR_INSPECT: z

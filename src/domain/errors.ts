@@ -31,7 +31,7 @@ export const ErrorCode = {
   unsupported_media_type: 415,
   internal: 500,
   unavailable: 503,
-  /** A node or capacity action needs the coordinator, and none answered in time. */
+  /** A cancel, node or capacity action needs the coordinator, and none answered in time (sent with Retry-After). */
   coordinator_unavailable: 503,
   /** The capacity provider refused or could not be reached; nothing was bought or released. */
   provider_unavailable: 503,

@@ -4,6 +4,7 @@
  * and every job message carries (job_id, attempt) so a stale one is ignored.
  */
 import { z } from 'zod';
+import { JOB_STATUSES } from '../../machines/job.machine.ts';
 
 const jobId = z.uuid();
 const attempt = z.number().int().min(1);
@@ -23,8 +24,6 @@ export const attemptRefSchema = z.object({ job_id: jobId, attempt });
 export const jobsSubmittedSchema = z.object({ job_ids: z.array(jobId).min(1) });
 export type JobsSubmitted = z.infer<typeof jobsSubmittedSchema>;
 
-export const jobsCancelSchema = z.object({ job_id: jobId, attempt, node_id: nodeId.nullable() });
-export type JobsCancel = z.infer<typeof jobsCancelSchema>;
 
 // ---- coordinator → agent (stream NODE_CMDS) ----
 export const runCommandSchema = z.object({
@@ -137,6 +136,33 @@ export type LogLineMessage = z.infer<typeof logLineSchema>;
 export const nodeActionRequestSchema = z.object({ node_id: nodeId, reason: z.string().optional() });
 export type NodeActionRequest = z.infer<typeof nodeActionRequestSchema>;
 export type NodeActionReply = { ok: true; state: string } | { ok: false; error: 'node_not_found' | 'invalid_state'; message: string };
+
+// ---- api → coordinator (core NATS request/reply on `<prefix>.coord.jobs.cancel`) ----
+/**
+ * A user's cancel. Only the job id: the API has already checked that the
+ * caller may see the job. The coordinator steps the job machine in its pass,
+ * commits the transition, sends the kill to the agent, and only then replies.
+ */
+export const jobCancelRequestSchema = z.object({ job_id: jobId });
+export type JobCancelRequest = z.infer<typeof jobCancelRequestSchema>;
+
+const jobStatus = z.enum(JOB_STATUSES);
+/**
+ * `ok`: the job is cancelled (now, or it already was). `job_already_finished`:
+ * it completed or failed first. `job_not_found`: no such job. `retry`: the
+ * pass could not settle it (the row changed under it); the API answers 503.
+ * `invalid_request`: the request did not parse.
+ */
+export const jobCancelReplySchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), status: z.literal('cancelled') }),
+  z.object({
+    ok: z.literal(false),
+    error: z.enum(['job_already_finished', 'job_not_found', 'retry', 'invalid_request']),
+    status: jobStatus.optional(),
+    message: z.string(),
+  }),
+]);
+export type JobCancelReply = z.infer<typeof jobCancelReplySchema>;
 
 // ---- api → coordinator's capacity actor (core NATS request/reply on `<prefix>.coord.capacity`) ----
 /** A capacity block's pool (and the tier of capacity it is): its nodes join that pool. */

@@ -17,7 +17,7 @@ export type NodeAction = 'drain' | 'resume';
 export interface Topology {
   prefix: string;
   streams: {
-    /** api → coordinator: submitted and cancel. Work queue: a message lives until the coordinator handled it. */
+    /** api → coordinator: submitted (wake-ups). Work queue: a message lives until the coordinator handled it. */
     JOBS: string;
     /** coordinator → agent: run and kill, one durable consumer per node. */
     NODE_CMDS: string;
@@ -29,7 +29,6 @@ export interface Topology {
   subjects: {
     jobsAll: string;
     jobsSubmitted: string;
-    jobsCancel: string;
     nodeCmd(nodeId: string): string;
     allNodeCmds: string;
     nodeEvents(nodeId: string): string;
@@ -50,6 +49,12 @@ export interface Topology {
      * (CapacityRequest / CapacityReply in messages.ts).
      */
     coordCapacity: string;
+    /**
+     * Core NATS request/reply, api → the leading coordinator: cancel a job
+     * (JobCancelRequest / JobCancelReply in messages.ts). Outside `jobs.>`, so
+     * the JOBS stream never stores it (a stream would answer with a PubAck).
+     */
+    coordJobCancel: string;
   };
   consumers: {
     coordinatorJobs: string;
@@ -70,7 +75,6 @@ export function topology(prefix = 'scalar'): Topology {
     subjects: {
       jobsAll: `${p}.jobs.>`,
       jobsSubmitted: `${p}.jobs.submitted`,
-      jobsCancel: `${p}.jobs.cancel`,
       nodeCmd: (id) => `${p}.node.${id}.cmd`,
       allNodeCmds: `${p}.node.*.cmd`,
       nodeEvents: (id) => `${p}.node.${id}.events`,
@@ -83,6 +87,7 @@ export function topology(prefix = 'scalar'): Topology {
       allLogs: `${p}.logs.>`,
       coordNode: (action) => `${p}.coord.node.${action}`,
       coordCapacity: `${p}.coord.capacity`,
+      coordJobCancel: `${p}.coord.jobs.cancel`,
     },
     consumers: {
       coordinatorJobs: 'coordinator-jobs',

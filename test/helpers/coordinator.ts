@@ -3,7 +3,14 @@
  * test app's Postgres and NATS: polling, and a clean cluster between tests.
  */
 import pino from 'pino';
-import { startCoordinator, type CoordinatorRuntimeOptions, type RunningCoordinator } from '../../actors/coordinator/index.ts';
+import { createActor } from 'xstate';
+import { answerCancels, startCoordinator, type CoordinatorRuntimeOptions, type RunningCoordinator } from '../../actors/coordinator/index.ts';
+import { Coordinator } from '../../actors/coordinator/coordinator.ts';
+import { natsNodeLink } from '../../actors/coordinator/nats-link.ts';
+import { DEFAULT_SCHEDULING } from '../../actors/coordinator/settings.ts';
+import { CoordinatorStore } from '../../actors/coordinator/store.ts';
+import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
+import { systemClock } from '../../src/domain/clock.ts';
 import type { TestApp } from './app.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -30,6 +37,47 @@ export function startTestCoordinator(
     onLeadershipLost: () => undefined,
     ...extra,
   });
+}
+
+/**
+ * A coordinator that acts only on cancel requests: the real Coordinator and
+ * its passes on the test app's Postgres and NATS, answering
+ * `<prefix>.coord.jobs.cancel`, but without leadership, timers, JetStream
+ * feeds or a rebuild. It holds nothing until a cancel names a job, so nothing
+ * admits, places or sweeps jobs behind a test's back: tests that drive a
+ * job's states themselves (applyJobEvent, as the coordinator would) or that
+ * need jobs to stay pending can still cancel through the API, which asks a
+ * coordinator. Stop it before the test app closes.
+ */
+export interface CancelCoordinator {
+  coordinator: Coordinator;
+  stop(): Promise<void>;
+}
+
+export async function startCancelCoordinator(t: TestApp): Promise<CancelCoordinator> {
+  const root = createActor(coordinatorMachine, { id: 'coordinator' }).start();
+  const s = DEFAULT_SCHEDULING;
+  const coordinator = new Coordinator({
+    store: new CoordinatorStore(t.db.orm, s.prices),
+    link: natsNodeLink(t.bus),
+    clock: systemClock,
+    log,
+    heartbeatIntervalMs: 1000,
+    killGraceSec: 1,
+    queue: { policy: s.policy, blockMarginSec: s.blockMarginSec, preemptGraceSec: s.preemptGraceSec },
+    overrun: s.overrun,
+    root,
+  });
+  const sub = answerCancels(t.bus, coordinator);
+  await t.bus.nc.flush(); // the server has the subscription before the first cancel
+  return {
+    coordinator,
+    async stop() {
+      sub.unsubscribe();
+      await coordinator.stop();
+      root.stop();
+    },
+  };
 }
 
 /** Polls `fn` every 25 ms until it returns something truthy (errors count as "not yet"); throws after `timeoutMs`. */

@@ -3,13 +3,20 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/api/app.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
+import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';
 import { expectError, sleep } from '../helpers/expect.ts';
 
 let t: TestApp;
+let cancels: CancelCoordinator | undefined;
 beforeAll(async () => {
   t = await startTestApp();
+  // Cancel asks a coordinator; this one answers cancels only, so jobs stay as the tests leave them.
+  cancels = await startCancelCoordinator(t);
 });
-afterAll(() => t?.close());
+afterAll(async () => {
+  await cancels?.stop();
+  await t?.close();
+});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const KEY = /^sk_[A-Za-z0-9_-]{43,}$/;

@@ -1,15 +1,14 @@
 /**
  * The API wakes the coordinator over NATS (real Postgres, real NATS): every
- * committed submit batch publishes its job ids on `jobsSubmitted`, and a
- * cancel of a job that holds GPUs publishes a kill request on `jobsCancel`.
- * The coordinator is not running here: this file reads the JOBS stream as it
- * would.
+ * committed submit batch publishes its job ids on `jobsSubmitted`. The
+ * coordinator is not running here: this file reads the JOBS stream as it
+ * would. (Cancel is a request to the coordinator: test/integration/cancel.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { AckPolicy, type Consumer } from '@nats-io/jetstream';
 import { applyJobEvent } from '../../src/db/job-events.ts';
-import { jobsCancelSchema, jobsSubmittedSchema, type JobsCancel } from '../../src/wire/messages.ts';
+import { jobsSubmittedSchema } from '../../src/wire/messages.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { buildApp } from '../../src/api/app.ts';
 import { connectTestBus, dropTestBus, exampleJob, startTestApp, testNatsPrefix, type TestApp } from '../helpers/app.ts';
@@ -17,20 +16,17 @@ import { expectError } from '../helpers/expect.ts';
 
 let t: TestApp;
 let submitted: Consumer;
-let cancels: Consumer;
 
 beforeAll(async () => {
   t = await startTestApp();
   const { jsm, js, t: topo } = t.bus;
-  // JOBS is a work queue: one consumer per subject, acked as the coordinator would.
-  for (const [name, subject] of [
-    ['test-submitted', topo.subjects.jobsSubmitted],
-    ['test-cancel', topo.subjects.jobsCancel],
-  ] as const) {
-    await jsm.consumers.add(topo.streams.JOBS, { durable_name: name, ack_policy: AckPolicy.Explicit, filter_subject: subject });
-  }
+  // JOBS is a work queue, acked as the coordinator would.
+  await jsm.consumers.add(topo.streams.JOBS, {
+    durable_name: 'test-submitted',
+    ack_policy: AckPolicy.Explicit,
+    filter_subject: topo.subjects.jobsSubmitted,
+  });
   submitted = await js.consumers.get(topo.streams.JOBS, 'test-submitted');
-  cancels = await js.consumers.get(topo.streams.JOBS, 'test-cancel');
 });
 afterAll(() => t?.close());
 
@@ -65,7 +61,6 @@ async function readAll<T>(c: Consumer, parse: (v: unknown) => T): Promise<T[]> {
 }
 
 const parseSubmitted = (v: unknown) => jobsSubmittedSchema.parse(v);
-const parseCancel = (v: unknown) => jobsCancelSchema.parse(v);
 const idsIn = (msgs: { job_ids: string[] }[]) => msgs.flatMap((m) => m.job_ids);
 
 async function submit(headers: Record<string, string> = {}): Promise<string> {
@@ -76,12 +71,6 @@ async function submit(headers: Record<string, string> = {}): Promise<string> {
 
 async function drive(id: string, events: JobEvent[]) {
   for (const e of events) expect((await applyJobEvent(t.db.orm.em, id, e)).kind).toBe('applied');
-}
-
-async function cancel(id: string) {
-  const res = await t.call({ method: 'POST', url: `/jobs/${id}/cancel` });
-  expect(res.statusCode, res.body).toBe(200);
-  return res.json();
 }
 
 describe('jobsSubmitted', () => {
@@ -115,59 +104,6 @@ describe('jobsSubmitted', () => {
   });
 });
 
-describe('jobsCancel', () => {
-  it('cancelling a scheduled job publishes a kill for its attempt and node', async () => {
-    const id = await submit();
-    await drive(id, [{ type: 'admit' }, { type: 'place', node_id: 'node-a', gpu_indices: [0, 1] }]);
-    const job = await cancel(id);
-    expect(job.status).toBe('cancelled');
-    const [msg] = await readUntil(cancels, parseCancel, (g) => g.length >= 1);
-    expect(msg).toEqual<JobsCancel>({ job_id: id, attempt: 1, node_id: 'node-a' });
-  });
-
-  it('cancelling a running job on its second attempt names that attempt and its node', async () => {
-    const id = await submit();
-    await drive(id, [
-      { type: 'admit' },
-      { type: 'place', node_id: 'node-a', gpu_indices: [0] },
-      { type: 'requeue', reason: 'node-a lost' },
-      { type: 'place', node_id: 'node-b', gpu_indices: [3] },
-      { type: 'start' },
-    ]);
-    await cancel(id);
-    const [msg] = await readUntil(cancels, parseCancel, (g) => g.length >= 1);
-    expect(msg).toEqual<JobsCancel>({ job_id: id, attempt: 2, node_id: 'node-b' });
-  });
-
-  it('cancelling a pending or queued job publishes nothing (no GPUs to free)', async () => {
-    const pending = await submit();
-    const queued = await submit();
-    await drive(queued, [{ type: 'admit' }]);
-    await cancel(pending);
-    await cancel(queued);
-    // A cancel that does publish comes after them: it must be the first message.
-    const running = await submit();
-    await drive(running, [{ type: 'admit' }, { type: 'place', node_id: 'node-c', gpu_indices: [2] }, { type: 'start' }]);
-    await cancel(running);
-    const [first] = await readUntil(cancels, parseCancel, (g) => g.length >= 1);
-    expect(first!.job_id).toBe(running);
-    expect(await readAll(cancels, parseCancel)).toEqual([]);
-  });
-
-  it('cancelling a cancelled job again publishes nothing', async () => {
-    const id = await submit();
-    await drive(id, [{ type: 'admit' }, { type: 'place', node_id: 'node-a', gpu_indices: [5] }, { type: 'start' }]);
-    await cancel(id);
-    await readUntil(cancels, parseCancel, (g) => g.length >= 1);
-    expect((await cancel(id)).status).toBe('cancelled');
-    const other = await submit();
-    await drive(other, [{ type: 'admit' }, { type: 'place', node_id: 'node-d', gpu_indices: [0] }]);
-    await cancel(other);
-    const [next] = await readUntil(cancels, parseCancel, (g) => g.length >= 1);
-    expect(next!.job_id).toBe(other);
-  });
-});
-
 describe('/readyz with NATS', () => {
   it('is ready while NATS answers', async () => {
     const res = await t.call({ method: 'GET', url: '/readyz', key: null });
@@ -191,7 +127,7 @@ describe('/readyz with NATS', () => {
     }
   });
 
-  it('without a bus (REST-only tests), submit and cancel work and nothing is published', async () => {
+  it('without a bus (REST-only tests), submit works and nothing is published; cancel cannot ask a coordinator: 503', async () => {
     const app = await buildApp({ cfg: t.cfg, orm: t.db.orm, log: pino({ level: 'silent' }) });
     try {
       await readAll(submitted, parseSubmitted);
@@ -200,11 +136,14 @@ describe('/readyz with NATS', () => {
       expect(res.statusCode).toBe(201);
       const id = res.json().id;
       await drive(id, [{ type: 'admit' }, { type: 'place', node_id: 'node-a', gpu_indices: [0] }]);
-      expect((await app.inject({ method: 'POST', url: `/jobs/${id}/cancel`, headers: auth })).statusCode).toBe(200);
+      // Only the coordinator writes job status, and this API cannot reach one: the job stays as it is.
+      const refused = await app.inject({ method: 'POST', url: `/jobs/${id}/cancel`, headers: auth });
+      expectError(refused, 503, 'coordinator_unavailable');
+      expect(refused.headers['retry-after']).toBe('2');
+      expect((await app.inject({ method: 'GET', url: `/jobs/${id}`, headers: auth })).json().status).toBe('scheduled');
       expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
       expectError(await app.inject({ method: 'GET', url: `/jobs/${id}/logs`, headers: auth }), 503, 'unavailable');
       expect(await readAll(submitted, parseSubmitted)).toEqual([]);
-      expect(await readAll(cancels, parseCancel)).toEqual([]);
     } finally {
       await app.close();
     }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Subscription } from '@nats-io/transport-node';
 import { encodeJson, type CapacityReply } from '../../src/wire/messages.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
+import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';
 
 /**
  * "No request can produce a 5xx except a real outage": a seeded stream of
@@ -9,11 +10,14 @@ import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
  * requests), so a failure here reproduces.
  */
 let t: TestApp;
+let cancels: CancelCoordinator | undefined;
 let userKey: string;
 let userId: string;
 let capacityActor: Subscription;
 beforeAll(async () => {
   t = await startTestApp();
+  // Cancel asks a coordinator; this one answers cancels only, so jobs stay as the tests leave them.
+  cancels = await startCancelCoordinator(t);
   ({ key: userKey, id: userId } = await t.newUser('fuzz'));
   // A block to release, and a stand-in for the capacity actor that refuses
   // everything: a buy or release that passes validation gets a 4xx from it
@@ -33,6 +37,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   capacityActor?.unsubscribe();
+  await cancels?.stop();
   await t?.close();
 });
 

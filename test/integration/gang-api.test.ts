@@ -7,9 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { applyJobEvent } from '../../src/db/job-events.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
+import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';
 import { expectFieldError } from '../helpers/expect.ts';
 
 let t: TestApp;
+let cancels: CancelCoordinator | undefined;
 let user: { id: string; key: string };
 
 // Prices chosen so the arithmetic is easy to read: one FAST GPU-second costs
@@ -19,9 +21,14 @@ const FLEX_PER_GPU_SEC = 0.0005;
 
 beforeAll(async () => {
   t = await startTestApp({ SCALAR_PRICE_FAST_GPU_HOUR: '3.6', SCALAR_PRICE_FLEX_GPU_HOUR: '1.8' });
+  // Cancel asks a coordinator; this one answers cancels only, so jobs stay as the tests leave them.
+  cancels = await startCancelCoordinator(t);
   user = await t.newUser('gangs');
 });
-afterAll(() => t?.close());
+afterAll(async () => {
+  await cancels?.stop();
+  await t?.close();
+});
 
 const sql = (q: string, params: unknown[] = []) => t.db.orm.em.fork().execute(q, params);
 

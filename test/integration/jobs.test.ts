@@ -2,13 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyJobEvent } from '../../src/db/job-events.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
+import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';
 import { expectError, expectFieldError } from '../helpers/expect.ts';
 
 let t: TestApp;
+let cancels: CancelCoordinator | undefined;
 beforeAll(async () => {
   t = await startTestApp();
+  // Cancel asks a coordinator; this one answers cancels only, so jobs stay as the tests leave them.
+  cancels = await startCancelCoordinator(t);
 });
-afterAll(() => t?.close());
+afterAll(async () => {
+  await cancels?.stop();
+  await t?.close();
+});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;

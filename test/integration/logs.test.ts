@@ -9,21 +9,28 @@ import { applyJobEvent } from '../../src/db/job-events.ts';
 import { encodeJson, type LogLineMessage } from '../../src/wire/messages.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
+import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';
 import { expectError, expectFieldError, sleep } from '../helpers/expect.ts';
 
 let t: TestApp;
+let cancels: CancelCoordinator | undefined;
 let base: string;
 let user: { id: string; key: string };
 
 beforeAll(async () => {
   // Poll job status often, and wait at most 3 s for a cancelled job's kill to be confirmed.
   t = await startTestApp({}, { logs: { pollMs: 200, settleMs: 3000, keepaliveMs: 300 } });
+  // Cancel asks a coordinator; this one answers cancels only, so jobs stay as the tests leave them.
+  cancels = await startCancelCoordinator(t);
   user = await t.newUser('logs-user');
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   const addr = t.app.server.address();
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
 });
-afterAll(() => t?.close());
+afterAll(async () => {
+  await cancels?.stop();
+  await t?.close();
+});
 
 async function submit(key?: string): Promise<string> {
   const res = await t.call({ method: 'POST', url: '/jobs', payload: exampleJob(), ...(key ? { key } : {}) });

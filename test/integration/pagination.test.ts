@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
+import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';
 
 let t: TestApp;
+let cancels: CancelCoordinator | undefined;
 let key: string;
 /** Ids of the jobs created before any walk, in submission order. */
 const existing: string[] = [];
@@ -67,6 +69,8 @@ function expectExactlyOnce(jobs: Job[], expected: Iterable<string>) {
 
 beforeAll(async () => {
   t = await startTestApp();
+  // Cancel asks a coordinator; this one answers cancels only, so jobs stay as the tests leave them.
+  cancels = await startCancelCoordinator(t);
   key = (await t.newUser('pager')).key;
   // 250 jobs, in waves of concurrent submissions like a busy client would send.
   for (let wave = 0; wave < 5; wave++) existing.push(...(await submitMany(50, wave % 2 ? 'FLEX' : 'FAST')));
@@ -77,7 +81,10 @@ beforeAll(async () => {
     cancelled.add(existing[i]!);
   }
 });
-afterAll(() => t?.close());
+afterAll(async () => {
+  await cancels?.stop();
+  await t?.close();
+});
 
 describe('walking GET /jobs with a cursor', () => {
   it('a quiet walk with limit 7 returns all 250 jobs once each, newest first, in full pages', async () => {

@@ -71,8 +71,11 @@ export const jobRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['jobs'],
         summary: 'Cancel a job',
         description:
-          'Idempotent: cancelling a cancelled job returns it again. A job that already completed or failed ' +
-          'answers 409 `job_already_finished` with its status.',
+          'The coordinator commits the cancel (and sends the kill to a scheduled or running job) before this ' +
+          'answers. Idempotent: cancelling a cancelled job returns it again. A job that already completed or failed ' +
+          'answers 409 `job_already_finished` with its status. 503 `coordinator_unavailable`, with `Retry-After`, ' +
+          'when no coordinator answers within SCALAR_COORDINATOR_TIMEOUT_MS (default 5 s): the job may or may not ' +
+          'be cancelled yet, and asking again is safe.',
         params: IdParams,
         response: { 200: JobResponse, 404: ErrorResponse, 409: ErrorResponse, ...authErrors },
       },

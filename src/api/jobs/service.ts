@@ -3,7 +3,6 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { initialTransition } from 'xstate';
 import { jobMachine, type JobStatus } from '../../../machines/job.machine.ts';
-import { applyJobEvent } from '../../db/job-events.ts';
 import type { Config } from '../../config/index.ts';
 import { Job, JobEvent } from '../../db/entities.ts';
 import { GroupCommitter } from '../../db/group-commit.ts';
@@ -13,7 +12,8 @@ import type { JobResponse, JobSubmitBody, Tier } from './schemas.ts';
 import { seqPage } from '../common/cursor.ts';
 import { toJobEventResponse, toJobResponse } from './serialize.ts';
 import type { Bus } from '../../wire/connection.ts';
-import { encodeJson, type JobsCancel, type JobsSubmitted } from '../../wire/messages.ts';
+import { encodeJson, jobCancelReplySchema, type JobCancelRequest, type JobsSubmitted } from '../../wire/messages.ts';
+import { askCoordinator, coordinatorUnavailable } from '../common/ask-coordinator.ts';
 
 type JobRow = Omit<Job, 'seq' | 'user'> & { user: string };
 type EventRow = Omit<JobEvent, 'id' | 'job'> & { job: string };
@@ -47,13 +47,18 @@ function stamp(row: { job: JobRow; event: EventRow }, now: Date): void {
 }
 
 export interface JobServiceDeps {
-  /** Without a bus (some tests) nothing is published: the coordinator still finds pending jobs by its sweep. */
+  /**
+   * Without a bus (some tests) nothing is published: the coordinator still
+   * finds pending jobs by its sweep. Cancel needs it: without one it answers
+   * 503 `coordinator_unavailable`.
+   */
   bus?: Bus;
-  log?: Logger;
+  log: Logger;
 }
 
 /**
- * Job submission, reads and cancel. Submissions are group-committed: the
+ * Job submission, reads and cancel (a request to the coordinator, which
+ * alone writes job status). Submissions are group-committed: the
  * inserts of concurrent requests share one transaction, and each request is
  * answered only once its row is committed.
  *
@@ -65,14 +70,14 @@ export interface JobServiceDeps {
 export class JobService {
   private readonly committer: GroupCommitter<{ job: JobRow; event: EventRow }, void>;
   private readonly bus: Bus | undefined;
-  private readonly log: Logger | undefined;
+  private readonly log: Logger;
   /** Wake-ups not yet acknowledged by JetStream; drain() waits for them. */
   private readonly publishing = new Set<Promise<void>>();
 
   constructor(
     private readonly orm: MikroORM,
     private readonly cfg: Config,
-    deps: JobServiceDeps = {},
+    deps: JobServiceDeps,
   ) {
     this.bus = deps.bus;
     this.log = deps.log;
@@ -162,7 +167,7 @@ export class JobService {
       .then(
         () => undefined,
         (err: unknown) => {
-          this.log?.warn(
+          this.log.warn(
             { err, jobs: jobIds.length },
             'could not announce submitted jobs on NATS; the coordinator will find them on its next sweep',
           );
@@ -170,30 +175,6 @@ export class JobService {
       )
       .finally(() => this.publishing.delete(p));
     this.publishing.add(p);
-  }
-
-  /**
-   * Tells the coordinator to kill a cancelled attempt that holds GPUs. Awaits
-   * the PubAck; a failure is logged, not answered: the job is cancelled in
-   * Postgres either way, and the coordinator reconciles cancelled jobs that
-   * still hold GPUs on its own.
-   */
-  private async dispatchKill(p: { jobId: string; attempt: number; nodeId: string | null }): Promise<void> {
-    const bus = this.bus;
-    if (!bus) return;
-    const msg: JobsCancel = { job_id: p.jobId, attempt: p.attempt, node_id: p.nodeId };
-    try {
-      await bus.js.publish(bus.t.subjects.jobsCancel, encodeJson(msg), {
-        msgID: `cancel:${p.jobId}:${p.attempt}`,
-        // While NATS is away the answer should not hang: the coordinator reconciles anyway.
-        timeout: 3000,
-      });
-    } catch (err) {
-      this.log?.error(
-        { err, job_id: p.jobId, attempt: p.attempt, node_id: p.nodeId },
-        'could not publish a cancel on NATS; the coordinator will reconcile the cancelled job',
-      );
-    }
   }
 
   async submit(principal: Principal, body: JobSubmitBody, idempotencyKey?: string): Promise<SubmitResult> {
@@ -343,28 +324,42 @@ export class JobService {
   }
 
   /**
-   * Cancel through the job machine. Cancelling a job that is already
-   * cancelled answers the job again (idempotent); a job that completed or
-   * failed cannot be cancelled (409, with its status).
+   * Cancel is asked of the coordinator, the only writer of job status: it
+   * commits the transition (and sends the kill for a scheduled or running
+   * job) before it answers, and the job is then read back. Cancelling a job
+   * that is already cancelled answers the job again (idempotent); a job that
+   * completed or failed cannot be cancelled (409, with its status). No answer
+   * within SCALAR_COORDINATOR_TIMEOUT_MS is a 503 `coordinator_unavailable`
+   * with Retry-After: the job may or may not be cancelled, and asking again
+   * is safe.
    */
   async cancel(principal: Principal, id: string): Promise<JobResponse> {
+    // Another user's job is a 404 whether or not a coordinator runs.
     await this.visibleJob(this.em(), principal, id);
-    const outcome = await applyJobEvent(this.orm.em, id, { type: 'cancel' });
-    switch (outcome.kind) {
-      case 'applied':
-        // scheduled/running: the machine names a kill for the node's agent.
-        for (const e of outcome.effects) if (e.type === 'dispatchKill') await this.dispatchKill(e.params);
-        return this.respond(this.em(), outcome.job);
-      case 'refused':
-        if (outcome.status === 'cancelled') return this.respond(this.em(), outcome.job);
-        throw new ApiError('job_already_finished', `job ${id} already ${outcome.status}; it cannot be cancelled`, {
-          job_id: id,
-          status: outcome.status,
-        });
-      case 'not_found':
-      case 'stale':
-        throw ApiError.notFound('job', id);
+    const req: JobCancelRequest = { job_id: id };
+    const r = await askCoordinator(this.bus, (b) => b.t.subjects.coordJobCancel, req, jobCancelReplySchema, {
+      timeoutMs: this.cfg.SCALAR_COORDINATOR_TIMEOUT_MS,
+      log: this.log,
+      what: 'cancel',
+      context: { job_id: id },
+    });
+    if (!r.ok) {
+      switch (r.error) {
+        case 'job_already_finished':
+          throw new ApiError('job_already_finished', `job ${id} already ${r.status}; it cannot be cancelled`, { job_id: id, status: r.status });
+        case 'job_not_found':
+          throw ApiError.notFound('job', id);
+        case 'retry':
+          throw coordinatorUnavailable(r.message);
+        case 'invalid_request':
+          this.log.error({ job_id: id, reply: r }, 'the coordinator refused a cancel request this API built');
+          throw coordinatorUnavailable('the coordinator did not understand the cancel request');
+      }
     }
+    const em = this.em();
+    const job = await em.findOne(Job, { id });
+    if (!job) throw ApiError.notFound('job', id);
+    return this.respond(em, job);
   }
 
   /** Waits for queued submissions to commit and their wake-ups to be published (graceful shutdown). */

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError, type ErrorCode } from '../../domain/errors.ts';
 
 interface FieldError {
   field: string;
@@ -55,6 +55,14 @@ function fieldErrors(err: FastifyError, request: FastifyRequest): FieldError[] {
   }
   return out;
 }
+
+/**
+ * Seconds a client should wait before it asks again (`Retry-After`), for the
+ * errors a retry can cure. A coordinator that did not answer is usually back
+ * (or replaced by a standby) within a few seconds, and the requests that ask
+ * it are safe to repeat.
+ */
+export const RETRY_AFTER_SEC: Partial<Record<ErrorCode, number>> = { coordinator_unavailable: 2 };
 
 const DB_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300', '08006', '08001']);
 
@@ -121,6 +129,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (api.status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ code: api.code, reason: api.message }, 'request refused');
     if (api.code === 'unauthorized') reply.header('www-authenticate', 'Bearer');
+    const retryAfter = RETRY_AFTER_SEC[api.code];
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
     return reply.status(api.status).send(api.toBody());
   });
 
