@@ -96,7 +96,7 @@ export function pureTransition(snapshot: JobSnapshot, event: JobEvent): [JobSnap
 
 /**
  * One pure step of the job machine from a stored state: what every writer
- * (the API's cancel, the coordinator's passes) runs before it writes.
+ * (the coordinator's passes; the tests' one-job helper) runs before it writes.
  * `from` may pass the snapshot for `state` when the caller has it (the
  * coordinator's live actor, or the previous step), which saves restoring it.
  */

@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { applyJobEvent } from '../../src/db/job-events.ts';
+import { applyJobEvent } from '../helpers/job-events.ts';
 import { LEADER_LOCK_ID } from '../../actors/coordinator/leader.ts';
 import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { encodeJson, jobCancelReplySchema } from '../../src/wire/messages.ts';

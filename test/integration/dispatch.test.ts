@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { AckPolicy, type Consumer } from '@nats-io/jetstream';
-import { applyJobEvent } from '../../src/db/job-events.ts';
+import { applyJobEvent } from '../helpers/job-events.ts';
 import { jobsSubmittedSchema } from '../../src/wire/messages.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { buildApp } from '../../src/api/app.ts';

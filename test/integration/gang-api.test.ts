@@ -5,7 +5,7 @@
  * allocations, usage_records) is written here with SQL.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { applyJobEvent } from '../../src/db/job-events.ts';
+import { applyJobEvent } from '../helpers/job-events.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';
 import { expectFieldError } from '../helpers/expect.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyJobEvent } from '../../src/db/job-events.ts';
+import { applyJobEvent } from '../helpers/job-events.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startCancelCoordinator, type CancelCoordinator } from '../helpers/coordinator.ts';

@@ -5,7 +5,7 @@
  * real HTTP connection.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyJobEvent } from '../../src/db/job-events.ts';
+import { applyJobEvent } from '../helpers/job-events.ts';
 import { encodeJson, type LogLineMessage } from '../../src/wire/messages.ts';
 import type { JobEvent } from '../../machines/job.machine.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';

@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Subscription } from '@nats-io/transport-node';
-import { applyJobEvent } from '../../src/db/job-events.ts';
+import { applyJobEvent } from '../helpers/job-events.ts';
 import { encodeJson, nodeActionRequestSchema, type NodeActionReply, type NodeActionRequest } from '../../src/wire/messages.ts';
 import type { NodeAction } from '../../src/wire/subjects.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';

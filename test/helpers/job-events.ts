@@ -1,14 +1,15 @@
 /**
- * The one-job write path: lock the row, step the machine (machines/job.step.ts),
- * write the row and its job_events row in one transaction, and only after the
- * commit run the effects the machine named. The coordinator writes through
- * its batched store instead (actors/coordinator/store.ts), running the same
- * `stepJob`.
+ * Puts a job in a given state the way the coordinator would: lock the row,
+ * step the machine (machines/job.step.ts), write the row and its job_events
+ * row in one transaction, and only after the commit run the effects the
+ * machine named. In production the coordinator is the only writer of job
+ * status (it writes through its batched store, running the same `stepJob`);
+ * tests use this to set up a job's state without running one.
  */
 import { LockMode, type EntityManager } from '@mikro-orm/postgresql';
 import type { JobEffect, JobEffectParams, JobEvent, JobStatus } from '../../machines/job.machine.ts';
 import { jobStateOf, STAMP, stepJob } from '../../machines/job.step.ts';
-import { Job, JobEvent as JobEventRow } from './entities.ts';
+import { Job, JobEvent as JobEventRow } from '../../src/db/entities.ts';
 
 /** Real implementations of the machine's named effects, run after the commit. */
 export type JobEffectHandlers = Partial<Record<JobEffect, (p: JobEffectParams) => void | Promise<void>>>;
