@@ -1,17 +1,17 @@
 /**
  * Expected failures of capacity requests (admin buy and release). They are
- * ApiErrors with codes from the one catalogue (src/domain/errors.ts), so the
- * API answers them as they are; anything else thrown is a bug.
+ * DomainErrors with codes from the one catalogue (src/domain/errors.ts): the
+ * coordinator answers the API with the code, and only the API's error plugin
+ * knows what HTTP status it is. Anything else thrown is a bug.
  */
-import { ApiError, type ErrorCode } from '../../src/domain/errors.ts';
+import { DomainError } from '../../src/domain/errors.ts';
+import type { CAPACITY_REFUSALS } from '../../src/wire/messages.ts';
 import { ProviderError } from '../../src/capacity/provider.ts';
 
-export type CapacityErrorCode = Extract<
-  ErrorCode,
-  'unknown_instance_type' | 'validation_failed' | 'block_not_found' | 'block_released' | 'invalid_state' | 'provider_unavailable'
->;
+/** The refusals the capacity actor answers the API with (the wire protocol's list; each is a catalogued ErrorCode). */
+export type CapacityErrorCode = (typeof CAPACITY_REFUSALS)[number];
 
-export class CapacityError extends ApiError {
+export class CapacityError extends DomainError {
   declare readonly code: CapacityErrorCode;
 
   constructor(code: CapacityErrorCode, message: string, details: Record<string, unknown> = {}) {
@@ -32,8 +32,9 @@ export class CapacityError extends ApiError {
 
   /**
    * A provider's refusal in the catalogue's terms: a bad request stays the
-   * caller's fault (400); anything else means nothing was bought or released
-   * and it may work later (503).
+   * caller's fault (validation_failed, unknown_instance_type); anything else
+   * means nothing was bought or released and it may work later
+   * (provider_unavailable).
    */
   static fromProvider(err: ProviderError): CapacityError {
     switch (err.code) {

@@ -35,7 +35,7 @@ import { CapacityStore } from '../capacity/store.ts';
 import { StaleBlockWriteError } from '../capacity/ports.ts';
 import { simulatedMarketplaceFromConfig } from '../../src/capacity/marketplace.ts';
 import type { Config } from '../../src/config/index.ts';
-import { ApiError } from '../../src/domain/errors.ts';
+import { CapacityError } from '../capacity/errors.ts';
 
 export interface CoordinatorRuntimeOptions {
   orm: MikroORM;
@@ -244,9 +244,9 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
         req.action === 'buy'
           ? await actor.buy({ instanceType: req.instance_type, nodes: req.nodes, hours: req.hours, tier: req.tier }, req.by)
           : await actor.release(req.block_id, req.by);
-      return { ok: true, block: block as never };
+      return { ok: true, block };
     } catch (err) {
-      if (err instanceof ApiError) return { ok: false, code: err.code as never, message: err.message };
+      if (err instanceof CapacityError) return { ok: false, code: err.code, message: err.message };
       if (err instanceof StaleBlockWriteError) {
         return { ok: false, code: 'invalid_state', message: 'the block changed while this request was handled; look at it again and retry' };
       }

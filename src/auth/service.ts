@@ -3,7 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { ApiKey, User } from '../db/entities.ts';
-import { ApiError } from '../domain/errors.ts';
+import { DomainError } from '../domain/errors.ts';
 import type { Principal } from './principal.ts';
 import { displayPrefix, generateApiKey, hashApiKey, hashesEqual, isWellFormedKey } from './keys.ts';
 
@@ -162,7 +162,7 @@ export class AuthService {
       if (h) await tx.execute('select pg_notify(?, ?)', [REVOKE_CHANNEL, h]);
       return h;
     });
-    if (!hash) throw ApiError.notFound('api_key', keyId);
+    if (!hash) throw DomainError.notFound('api_key', keyId);
     this.cache.delete(hash);
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { displayPrefix, generateApiKey, hashApiKey, hashesEqual, isWellFormedKey } from '../../src/auth/keys.ts';
 import { decodeCursor, encodeCursor } from '../../src/api/common/cursor.ts';
-import { ApiError } from '../../src/domain/errors.ts';
+import { ApiError } from '../../src/api/common/errors.ts';
 
 describe('API keys', () => {
   it('are sk_ followed by 32 random bytes in base64url', () => {

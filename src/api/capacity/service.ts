@@ -8,7 +8,7 @@ import {
   type CapacityRequest,
 } from '../../wire/messages.ts';
 import { CapacityEvent } from '../../db/entities.ts';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 import { groupBy } from '../../domain/collections.ts';
 import { askCoordinator } from '../common/ask-coordinator.ts';
 import type { Principal } from '../../auth/principal.ts';

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Bus } from '../../wire/connection.ts';
 import { encodeJson } from '../../wire/messages.ts';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from './errors.ts';
 
 export const coordinatorUnavailable = (message: string): ApiError => new ApiError('coordinator_unavailable', message, {});
 

@@ -1,4 +1,4 @@
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from './errors.ts';
 
 /**
  * Opaque keyset cursors. A cursor is the `seq` of the last row of a page;

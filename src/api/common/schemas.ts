@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ApiError, ERROR_CODES } from '../../domain/errors.ts';
+import { ERROR_CODES } from '../../domain/errors.ts';
+import { ApiError } from './errors.ts';
 
 export const ErrorResponse = z
   .object({

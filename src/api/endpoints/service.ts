@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config/index.ts';
 import { Endpoint } from '../../db/entities.ts';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { CreateEndpointBody } from './schemas.ts';
 import { seqPage } from '../common/cursor.ts';

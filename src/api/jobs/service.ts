@@ -6,7 +6,7 @@ import { jobMachine, type JobStatus } from '../../../machines/job.machine.ts';
 import type { Config } from '../../config/index.ts';
 import { Job, JobEvent } from '../../db/entities.ts';
 import { GroupCommitter } from '../../db/group-commit.ts';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { JobResponse, JobSubmitBody, Tier } from './schemas.ts';
 import { seqPage } from '../common/cursor.ts';

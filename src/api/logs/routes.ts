@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 import { decodeLogCursor } from './service.ts';
 import { authErrors, ErrorResponse, existingId, IdParams } from '../common/schemas.ts';
 import { LogHeaders, LogPage, LogQuery } from './schemas.ts';

@@ -4,7 +4,7 @@ import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { Bus } from '../../wire/connection.ts';
 import { logLineSchema } from '../../wire/messages.ts';
 import { isTerminal, type JobStatus } from '../../../machines/job.machine.ts';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 import type { LogLine, LogPage, LogStreamName } from './schemas.ts';
 
 /**

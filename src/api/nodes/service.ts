@@ -5,7 +5,7 @@ import type { Bus } from '../../wire/connection.ts';
 import { type NodeActionReply, type NodeActionRequest } from '../../wire/messages.ts';
 import { NODE_ID_PATTERN, type NodeAction } from '../../wire/subjects.ts';
 import { Node } from '../../db/entities.ts';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 import { groupBy } from '../../domain/collections.ts';
 import { askCoordinator } from '../common/ask-coordinator.ts';
 import type { NodeListQuery, NodeResponse } from './schemas.ts';

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { ApiError, type ErrorCode } from '../../domain/errors.ts';
+import { DomainError, type ErrorCode } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 
 interface FieldError {
   field: string;
@@ -72,7 +73,7 @@ const DB_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57
  * outage, logged in full and answered without internals.
  */
 export function toErrorReply(err: FastifyError, request: FastifyRequest): ApiError {
-  if (err instanceof ApiError) return err;
+  if (err instanceof DomainError) return ApiError.from(err);
   if (err.validation) {
     const fields = fieldErrors(err, request);
     const first = fields[0];

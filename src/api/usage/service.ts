@@ -2,7 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config/index.ts';
 import type { Principal } from '../../auth/principal.ts';
 import { User } from '../../db/entities.ts';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 import { USAGE_DEFAULT_DAYS, type TierUsage, type UsageByTier, type UsageQuery, type UsageResponse } from './schemas.ts';
 
 const TIERS = ['FAST', 'FLEX'] as const;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { AuthService } from '../../auth/service.ts';
 import { User } from '../../db/entities.ts';
-import { ApiError } from '../../domain/errors.ts';
+import { ApiError } from '../common/errors.ts';
 import type { CreatedUser, UserResponse } from './schemas.ts';
 
 export function toUserResponse(u: User): UserResponse {
