@@ -11,6 +11,7 @@
  */
 import { assertEvent, assign, setup } from 'xstate';
 import type { SnapshotFrom } from 'xstate';
+import type { JobFailureCode } from './job.failure.ts';
 
 // Enums are `as const` objects with a derived union (STYLE.md): the object
 // gives runtime values for the DB and API, the union gives exhaustive switches.
@@ -58,6 +59,12 @@ export interface JobContext {
   exitCode: number | null;
   /** Plain-words answer to "why is my job in this status?". */
   statusReason: string | null;
+  /**
+   * The same answer as a code (machines/job.failure.ts) when the job failed,
+   * was cancelled, or is being (or was) requeued or stopped; null while it
+   * waits for a first placement, is placed, runs, or completed.
+   */
+  failureCode: JobFailureCode | null;
   /** The FAST job this attempt is being preempted for, while its kill is in flight. */
   preemptedBy: string | null;
   /** Attempts that ended by preemption: they do not count against maxAttempts. */
@@ -101,10 +108,10 @@ export type JobEvent =
   | { type: 'start' }
   /** scheduled|running -> completed (code 0) or failed. Scheduled is allowed because a short process can exit before its start report arrives. */
   | { type: 'exit'; code: number }
-  /** Any live state -> failed, e.g. unresolvable placement or a timeout. */
-  | { type: 'fail'; reason: string }
-  /** scheduled|running -> queued for another attempt (node lost, preempted), or failed once attempts run out. */
-  | { type: 'requeue'; reason: string }
+  /** Any live state -> failed, e.g. unresolvable placement or a launch failure. */
+  | { type: 'fail'; code: JobFailureCode; reason: string }
+  /** scheduled|running -> queued for another attempt (e.g. node_lost), or failed (max_attempts) once attempts run out. */
+  | { type: 'requeue'; code: JobFailureCode; reason: string }
   /** Any live state -> cancelled. */
   | { type: 'cancel'; reason?: string }
   /** scheduled|running -> (same): a FAST job needs these GPUs; the attempt is killed with a grace and then requeued, uncounted. */
@@ -237,6 +244,8 @@ export const jobMachine = setup({
         gpuIndices: [...event.gpu_indices],
         placements: placements.map((p) => ({ node_id: p.node_id, gpu_indices: [...p.gpu_indices] })),
         memberFailure: null,
+        // A new attempt: what ended the last one is in job_events.
+        failureCode: null,
         statusReason:
           placements.length > 1
             ? `starting on ${placements.length} nodes (${placements.map((p) => p.node_id).join(', ')})`
@@ -245,15 +254,16 @@ export const jobMachine = setup({
     }),
     // Running needs no explanation.
     recordStart: assign({ statusReason: null }),
-    recordExit: assign(({ event }) => {
+    recordExit: assign(({ context, event }) => {
       assertEvent(event, 'exit');
-      return event.code === 0
-        ? { exitCode: event.code }
-        : { exitCode: event.code, statusReason: `exited with code ${event.code}` };
+      if (event.code === 0) return { exitCode: event.code };
+      // A gang's attempt ends with the exit of its first failed member.
+      const failureCode: JobFailureCode = context.placements.length > 1 ? 'gang_member_failed' : 'exit_nonzero';
+      return { exitCode: event.code, statusReason: `exited with code ${event.code}`, failureCode };
     }),
     recordFailure: assign(({ event }) => {
       assertEvent(event, 'fail');
-      return { statusReason: event.reason };
+      return { statusReason: event.reason, failureCode: event.code };
     }),
     recordRequeue: assign(({ context, event }) => {
       assertEvent(event, 'requeue');
@@ -267,11 +277,12 @@ export const jobMachine = setup({
         exitCode: null,
         memberFailure: null,
         statusReason: event.reason,
+        failureCode: event.code,
       };
     }),
     recordPreemption: assign(({ event }) => {
       assertEvent(event, 'preempt');
-      return { preemptedBy: event.by, statusReason: `preempted by FAST job ${event.by}; stopping` };
+      return { preemptedBy: event.by, statusReason: `preempted by FAST job ${event.by}; stopping`, failureCode: 'preempted' as const };
     }),
     recordPreempted: assign(({ context }) => ({
       attempt: context.attempt + 1,
@@ -283,23 +294,26 @@ export const jobMachine = setup({
       preemptedBy: null,
       memberFailure: null,
       statusReason: `preempted by FAST job ${context.preemptedBy}`,
+      failureCode: 'preempted' as const,
     })),
     recordMemberFailure: assign(({ event }) => {
       assertEvent(event, 'member_failed');
       return {
         memberFailure: { node_id: event.node_id, code: event.code, reason: event.reason, ...(event.lost ? { lost: true } : {}) },
         statusReason: `${event.reason}; stopping the other members`,
+        // The attempt's end once every member has: a lost member requeues it, any other failure fails it.
+        failureCode: event.lost ? ('node_lost' as const) : ('gang_member_failed' as const),
       };
     }),
     recordTimeout: assign(({ event }) => {
       assertEvent(event, 'timeout');
-      return { statusReason: event.reason };
+      return { statusReason: event.reason, failureCode: 'time_limit' as const };
     }),
     recordGiveUp: assign(({ context, event }) => {
       assertEvent(event, 'requeue');
       // attempt stays: no new attempt started. The placement is kept as the
       // record of where the last attempt ran, as for any other failure.
-      return { statusReason: `${event.reason}; gave up after ${context.maxAttempts} attempts` };
+      return { statusReason: `${event.reason}; gave up after ${context.maxAttempts} attempts`, failureCode: 'max_attempts' as const };
     }),
     recordDiagnosis: assign(({ event }) => {
       assertEvent(event, 'diagnose');
@@ -307,7 +321,7 @@ export const jobMachine = setup({
     }),
     recordCancel: assign(({ event }) => {
       assertEvent(event, 'cancel');
-      return { statusReason: event.reason ?? 'cancelled by user' };
+      return { statusReason: event.reason ?? 'cancelled by user', failureCode: 'cancelled_by_user' as const };
     }),
   },
   guards: {
@@ -329,6 +343,7 @@ export const jobMachine = setup({
     placements: [],
     exitCode: null,
     statusReason: null,
+    failureCode: null,
     preemptedBy: null,
     preemptions: 0,
     memberFailure: null,

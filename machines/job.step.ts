@@ -19,6 +19,7 @@ import {
   type MemberFailure,
   type NodeSlice,
 } from './job.machine.ts';
+import { isJobFailureCode } from './job.failure.ts';
 
 /** The timestamp fields (camelCase) each status stamps when it is reached; every store keeps these. */
 export type StampField = 'queuedAt' | 'scheduledAt' | 'startedAt' | 'completedAt' | 'failedAt' | 'cancelledAt' | 'finishedAt';
@@ -126,6 +127,7 @@ export interface StoredJobFields {
   gpuIndices?: number[] | null;
   exitCode?: number | null;
   statusReason?: string | null;
+  failureCode?: string | null;
   placements?: NodeSlice[] | null;
   preemptedBy?: string | null;
   preemptions?: number;
@@ -144,6 +146,7 @@ export function jobStateOf(job: StoredJobFields): JobState {
       placements: job.placements ?? (job.nodeId ? [{ node_id: job.nodeId, gpu_indices: job.gpuIndices ?? [] }] : []),
       exitCode: job.exitCode ?? null,
       statusReason: job.statusReason ?? null,
+      failureCode: isJobFailureCode(job.failureCode) ? job.failureCode : null,
       preemptedBy: job.preemptedBy ?? null,
       preemptions: job.preemptions ?? 0,
       memberFailure: job.memberFailure ?? null,

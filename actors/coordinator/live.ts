@@ -118,6 +118,7 @@ export class LiveJob {
     Object.assign(this.rec, {
       status: after.status,
       statusReason: c.statusReason,
+      failureCode: c.failureCode,
       attempt: c.attempt,
       nodeId: c.nodeId,
       gpuIndices: c.nodeId ? [...c.gpuIndices] : null,

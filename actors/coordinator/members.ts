@@ -99,10 +99,12 @@ const failed = (e: MemberEnd): boolean => e.code !== 0;
 function attemptEnd(nodes: string[], ended: Map<string, MemberEnd & { lost?: boolean }>): JobEvent {
   for (const [n, e] of ended) {
     if (!failed(e)) continue;
-    const where = nodes.length === 1 ? '' : ` (gang member on ${n})`;
-    if (e.lost) return { type: 'requeue', reason: `${e.reason ?? `node ${n} lost`}` };
+    const gang = nodes.length > 1;
+    const where = gang ? ` (gang member on ${n})` : '';
+    if (e.lost) return { type: 'requeue', code: 'node_lost', reason: `${e.reason ?? `node ${n} lost`}` };
     if (e.code !== null) return { type: 'exit', code: e.code };
-    return { type: 'fail', reason: `${e.reason ?? 'failed'}${where}` };
+    // No exit code and not lost: the member never started (the runtime refused it).
+    return { type: 'fail', code: gang ? 'gang_member_failed' : 'launch_failed', reason: `${e.reason ?? 'failed'}${where}` };
   }
   return { type: 'exit', code: 0 };
 }

@@ -62,6 +62,7 @@ export function planWrites(batch: Batch, jobs: JobTable): Map<string, Plan> {
           to_status: step.next.status,
           event: ev.type,
           reason: step.next.context.statusReason,
+          failure_code: step.next.context.failureCode,
         });
       }
       if (ev.type === 'place') {

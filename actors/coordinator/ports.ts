@@ -13,6 +13,7 @@
 import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { JobState } from '../../machines/job.step.ts';
+import type { JobFailureCode } from '../../machines/job.failure.ts';
 import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
 import type { KillCommand, RunCommand } from '../../src/wire/messages.ts';
 
@@ -58,6 +59,7 @@ export interface JobRecord {
   tier: Tier;
   status: JobStatus;
   statusReason: string | null;
+  failureCode: JobFailureCode | null;
   priority: number;
   gpuCount: number;
   vramPerGpuGb: number;
@@ -132,7 +134,7 @@ export interface JobWrite {
   after: JobState;
   /** snake_case timestamp columns to stamp. */
   stamps: string[];
-  events: { attempt: number; from_status: JobStatus; to_status: JobStatus; event: string; reason: string | null }[];
+  events: { attempt: number; from_status: JobStatus; to_status: JobStatus; event: string; reason: string | null; failure_code: JobFailureCode | null }[];
   allocations: { attempt: number; node_id: string; gpu_index: number }[];
   /** Attempts whose allocations this change frees. */
   releases: AttemptRef[];

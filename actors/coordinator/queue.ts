@@ -135,7 +135,7 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
   for (const [id, u] of out.unschedulable) {
     const job = jobs.get(id)!;
     const reason = `unschedulable: ${u.reason}`;
-    items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'fail', reason }], placement: placementJson(u.diagnosis, { reason, at: now }) });
+    items.push({ jobId: id, attempt: job.rec.attempt, events: [{ type: 'fail', code: 'unschedulable', reason }], placement: placementJson(u.diagnosis, { reason, at: now }) });
   }
 
   for (const p of out.preemptions) {

@@ -12,9 +12,10 @@ import type { JobStatus, MemberFailure, NodeSlice } from '../../machines/job.mac
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
 import { STAMP_COLUMNS } from '../../machines/job.step.ts';
+import { isJobFailureCode } from '../../machines/job.failure.ts';
 import type { ActiveAllocation, Batch, CoordinatorStorePort, JobRecord, Prices, StoredNode } from './ports.ts';
 
-const JOB_COLUMNS = `id, seq, user_id, tier, status, status_reason, priority, gpu_count, vram_per_gpu_gb, cpu_cores, ram_gb,
+const JOB_COLUMNS = `id, seq, user_id, tier, status, status_reason, failure_code, priority, gpu_count, vram_per_gpu_gb, cpu_cores, ram_gb,
   expected_duration_sec, image, command, env, attempt, max_attempts, node_id, gpu_indices, exit_code,
   node_count, placements, preempted_by, preemptions, member_failure, created_at, scheduled_at`;
 
@@ -27,6 +28,7 @@ function toJobRecord(r: Record<string, unknown>): JobRecord {
     tier: r.tier as Tier,
     status: r.status as JobStatus,
     statusReason: (r.status_reason as string | null) ?? null,
+    failureCode: isJobFailureCode(r.failure_code) ? r.failure_code : null,
     priority: Number(r.priority),
     gpuCount: Number(r.gpu_count),
     vramPerGpuGb: Number(r.vram_per_gpu_gb),
@@ -191,6 +193,7 @@ export class CoordinatorStore implements CoordinatorStorePort {
         exp_attempt: w.expect.attempt,
         status: w.after.status,
         status_reason: c.statusReason,
+        failure_code: c.failureCode,
         attempt: c.attempt,
         node_id: c.nodeId,
         gpu_indices: c.nodeId ? c.gpuIndices : null,
@@ -219,10 +222,10 @@ export class CoordinatorStore implements CoordinatorStorePort {
     const res: { id: string }[] = await em.execute(
       `with w as (
          select * from jsonb_to_recordset(?::jsonb) as x(id uuid, exp_status text, exp_attempt int, status text,
-           status_reason text, attempt int, node_id text, gpu_indices jsonb, placements jsonb, preempted_by uuid,
+           status_reason text, failure_code text, attempt int, node_id text, gpu_indices jsonb, placements jsonb, preempted_by uuid,
            preemptions int, member_failure jsonb, has_placement boolean, placement jsonb, exit_code int, stamps text)
        ), upd as (
-         update jobs j set status = w.status, status_reason = w.status_reason, attempt = w.attempt, node_id = w.node_id,
+         update jobs j set status = w.status, status_reason = w.status_reason, failure_code = w.failure_code, attempt = w.attempt, node_id = w.node_id,
            gpu_indices = nullif(w.gpu_indices, 'null'::jsonb), placements = nullif(w.placements, 'null'::jsonb),
            preempted_by = w.preempted_by, preemptions = w.preemptions, member_failure = nullif(w.member_failure, 'null'::jsonb),
            placement = case when w.has_placement then nullif(w.placement, 'null'::jsonb) else j.placement end,
@@ -231,9 +234,9 @@ export class CoordinatorStore implements CoordinatorStorePort {
          from w where j.id = w.id and j.status = w.exp_status and j.attempt = w.exp_attempt
          returning j.id
        ), ev as (
-         insert into job_events (job_id, attempt, from_status, to_status, event, reason, created_at)
-         select e.job_id, e.attempt, e.from_status, e.to_status, e.event, e.reason, ?::timestamptz
-           from jsonb_to_recordset(?::jsonb) as e(job_id uuid, attempt int, from_status text, to_status text, event text, reason text)
+         insert into job_events (job_id, attempt, from_status, to_status, event, reason, failure_code, created_at)
+         select e.job_id, e.attempt, e.from_status, e.to_status, e.event, e.reason, e.failure_code, ?::timestamptz
+           from jsonb_to_recordset(?::jsonb) as e(job_id uuid, attempt int, from_status text, to_status text, event text, reason text, failure_code text)
           where e.job_id in (select id from upd)
        ), rel as (
          update allocations a set released_at = ?::timestamptz

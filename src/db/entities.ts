@@ -1,4 +1,5 @@
 import { defineEntity, type InferEntity } from '@mikro-orm/core';
+import type { JobFailureCode } from '../../machines/job.failure.ts';
 
 /**
  * The durable record. Column names are snake_case (MikroORM's default
@@ -52,6 +53,8 @@ export const Job = defineEntity({
     tier: p.string().length(8),
     status: p.string().length(16),
     statusReason: p.text().nullable(),
+    /** The reason as a code (machines/job.failure.ts JobFailureCode); null when the status needs none. */
+    failureCode: p.string().length(32).$type<JobFailureCode>().nullable(),
     gpuCount: p.integer(),
     vramPerGpuGb: p.double().$type<number>(),
     cpuCores: p.double().$type<number>(),
@@ -106,6 +109,7 @@ export const JobEvent = defineEntity({
     toStatus: p.string().length(16),
     event: p.string().length(32),
     reason: p.text().nullable(),
+    failureCode: p.string().length(32).$type<JobFailureCode>().nullable(),
     createdAt: p.datetime(),
   }),
   indexes: [{ name: 'job_events_job_id_idx', properties: ['job', 'id'] }],

@@ -224,6 +224,7 @@ function jobRecord(j: SimJobSpec, cfg: Config) {
     tier: j.tier,
     status: 'pending' as const,
     statusReason: null,
+    failureCode: null,
     priority: 0,
     gpuCount: j.gpuCount,
     vramPerGpuGb: j.vramPerGpuGb,

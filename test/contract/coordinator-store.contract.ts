@@ -158,7 +158,7 @@ export function describeCoordinatorStoreContract(name: string, open: () => Promi
         const [j1, j2] = await s.store.loadJobs([J(1), J(2)]).then((r) => r.sort((a, b) => a.seq - b.seq));
         expect(unseq(j1!)).toEqual({ ...seeded(1), status: 'queued', statusReason: 'waiting for capacity' });
         expect(unseq(j2!)).toEqual({ ...seeded(2), statusReason: 'waiting for 4 free GPUs' });
-        expect(await s.events(J(1))).toEqual([{ attempt: 1, from_status: 'pending', to_status: 'queued', event: 'admit', reason: 'waiting for capacity', at: T0 }]);
+        expect(await s.events(J(1))).toEqual([{ attempt: 1, from_status: 'pending', to_status: 'queued', event: 'admit', reason: 'waiting for capacity', failure_code: null, at: T0 }]);
         expect(await s.events(J(2))).toEqual([]);
         expect(await s.store.pendingIds()).toEqual([J(6)]);
         expect(await s.store.loadPending([J(1)])).toEqual([]);
@@ -197,6 +197,9 @@ export function describeCoordinatorStoreContract(name: string, open: () => Promi
           { jobId: J(9), attempt: 2, nodeId: 'fast-1', gpus: 1, gpuSeconds: 60, costUsd: expect.closeTo(0.03, 9) },
         ]);
         expect((await s.events(J(9))).map((e) => [e.attempt, e.from_status, e.to_status, e.event])).toEqual([[3, 'scheduled', 'queued', 'exit']]);
+        // The code is stored with the row and with its transition.
+        expect((await s.events(J(9)))[0]!.failure_code).toBe('preempted');
+        expect(rows.get(J(9))!.failureCode).toBe('preempted');
       });
 
       it('a write whose row moved on (status or attempt) is left alone with its events, allocations and releases; others apply', async () => {
@@ -208,7 +211,7 @@ export function describeCoordinatorStoreContract(name: string, open: () => Promi
         late.writes.find((w) => w.jobId === J(9))!.expect.attempt = 1;
         expect(await s.store.commit(late, new Date(T0 + 1000))).toEqual(new Set([J(1)]));
         const rows = new Map((await s.store.loadJobs([J(1), J(3), J(9)])).map((r) => [r.id, unseq(r)]));
-        expect(rows.get(J(3))).toEqual({ ...seeded(3), status: 'cancelled', statusReason: 'cancelled by its owner' });
+        expect(rows.get(J(3))).toEqual({ ...seeded(3), status: 'cancelled', statusReason: 'cancelled by its owner', failureCode: 'cancelled_by_user' });
         expect(rows.get(J(9))).toEqual(seeded(9));
         expect(rows.get(J(1))!.status).toBe('queued');
         expect((await s.events(J(3))).map((e) => e.to_status)).toEqual(['cancelled']);

@@ -78,6 +78,7 @@ describe('scalar api + coordinator + process agents, end to end', () => {
 
     const done = await waitStatus(submitted.id, 'failed');
     expect(done.exit_code).toBe(3);
+    expect(done.failure_code).toBe('exit_nonzero');
     expect(liveAgents().map((a) => a.nodeId)).toContain(done.node_id);
     expect(done.gpu_indices).toHaveLength(1);
     expect(done.attempt).toBe(1);

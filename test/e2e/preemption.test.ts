@@ -69,7 +69,7 @@ describe('FLEX backfill on the fast pool, preempted by a FAST job', () => {
       const lines = (await cluster.http<{ data: { attempt: number; line: string }[] }>('GET', `/jobs/${f.id}/logs`)).body.data;
       expect(lines.filter((l) => l.attempt === 1).map((l) => l.line)).toContain('got SIGTERM');
       const events = (await cluster.http<{ events: { attempt: number; to: string; reason: string | null }[] }>('GET', `/jobs/${f.id}/events`)).body.events;
-      expect(events).toContainEqual(expect.objectContaining({ attempt: 2, to: 'queued', reason: `preempted by FAST job ${fast.id}` }));
+      expect(events).toContainEqual(expect.objectContaining({ attempt: 2, to: 'queued', reason: `preempted by FAST job ${fast.id}`, failure_code: 'preempted' }));
     }
 
     // 4. The FAST job started within one second of the GPUs freeing.

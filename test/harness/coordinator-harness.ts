@@ -25,7 +25,8 @@ import type { NodeLink } from '../../actors/coordinator/ports.ts';
 import { SimAgents, type AgentNode } from '../../src/sim/adapters/agents.ts';
 import { MemoryCoordinatorStore, type MemoryJobEvent } from '../../src/sim/adapters/coordinator-store.ts';
 import { VirtualClock } from '../../src/sim/clock.ts';
-import type { KillCommand, RunCommand } from '../../src/wire/messages.ts';
+import type { JobCancelReply, KillCommand, RunCommand } from '../../src/wire/messages.ts';
+import type { OverrunSettings } from '../../actors/coordinator/overrun.ts';
 import { aJob, T0 } from '../helpers/coordinator-records.ts';
 
 /** Production's cadences: the sweep every 2 s, heartbeats every 5 s. */
@@ -45,6 +46,11 @@ export interface SentCommand {
 /** A job to submit: an id and what differs from aJob's defaults; it exits 0 after `durationSec` unless killed. */
 export type JobSpec = Partial<Omit<JobRecord, 'seq'>> & { id: string; durationSec?: number };
 
+export interface HarnessOptions {
+  /** SCALAR_OVERRUN_POLICY and _FACTOR; production's default (extend) otherwise. */
+  overrun?: OverrunSettings;
+}
+
 export class CoordinatorHarness {
   readonly clock = new VirtualClock(T0);
   readonly store = new MemoryCoordinatorStore(DEFAULT_SCHEDULING.prices, () => new Map(), { keepEvents: true });
@@ -57,7 +63,7 @@ export class CoordinatorHarness {
   /** Rejects on the first failed pass: a harness flow has no reason to fail one. */
   private readonly failure: Promise<never>;
 
-  private constructor() {
+  private constructor(opts: HarnessOptions) {
     let failed: (err: unknown) => void = () => undefined;
     this.failure = new Promise<never>((_, reject) => (failed = reject));
     this.failure.catch(() => undefined);
@@ -83,7 +89,7 @@ export class CoordinatorHarness {
       heartbeatIntervalMs: HEARTBEAT_MS,
       killGraceSec: KILL_GRACE_SEC,
       queue: { policy: s.policy, blockMarginSec: s.blockMarginSec, preemptGraceSec: s.preemptGraceSec },
-      overrun: s.overrun,
+      overrun: opts.overrun ?? s.overrun,
       root: this.root,
       onPassError: (err) => failed(err),
     });
@@ -94,8 +100,8 @@ export class CoordinatorHarness {
     }, HEARTBEAT_MS);
   }
 
-  static async start(): Promise<CoordinatorHarness> {
-    const h = new CoordinatorHarness();
+  static async start(opts: HarnessOptions = {}): Promise<CoordinatorHarness> {
+    const h = new CoordinatorHarness(opts);
     await h.coordinator.rehydrate();
     return h;
   }
@@ -125,6 +131,20 @@ export class CoordinatorHarness {
     }
   }
 
+  /** What POST /jobs/{id}/cancel asks of the leader: the cancel, answered once its pass has committed. */
+  async cancel(jobId: string): Promise<JobCancelReply> {
+    let answer: JobCancelReply | undefined;
+    this.coordinator.push({ kind: 'cancel', jobId, reply: (r) => (answer = r) });
+    await this.settle();
+    if (!answer) throw new Error(`the cancel of ${jobId} was not answered`);
+    return answer;
+  }
+
+  /** The node's agent dies: it stops heartbeating (its processes with it), and the coordinator finds it lost. */
+  kill(nodeId: string): void {
+    this.agents.stop([nodeId]);
+  }
+
   /** The job's attempt on `nodeId` exits now with `code`. */
   async crash(nodeId: string, jobId: string, code: number): Promise<void> {
     this.agents.crash(nodeId, { job_id: jobId, attempt: this.job(jobId).attempt }, code);
@@ -135,6 +155,11 @@ export class CoordinatorHarness {
     const j = this.store.job(id);
     if (!j) throw new Error(`no job ${id}`);
     return j;
+  }
+
+  /** The failure_code of each of the job's job_events rows, oldest first. */
+  failureCodes(id: string): Array<string | null> {
+    return this.store.events!.filter((e: MemoryJobEvent) => e.job_id === id).map((e) => e.failure_code);
   }
 
   /** The job's job_events rows: `from→to (event)`, oldest first. */

@@ -19,6 +19,7 @@ export function aJob(n: number, over: Partial<Omit<JobRecord, 'seq'>> = {}): Omi
     tier: 'FAST',
     status: 'pending',
     statusReason: null,
+    failureCode: null,
     priority: 0,
     gpuCount: 2,
     vramPerGpuGb: 40,

@@ -46,6 +46,7 @@ export async function applyJobEvent(
     const now = opts.now ?? new Date();
     job.status = to;
     job.statusReason = ctx.statusReason;
+    job.failureCode = ctx.failureCode;
     job.attempt = ctx.attempt;
     job.nodeId = ctx.nodeId;
     job.gpuIndices = ctx.nodeId ? ctx.gpuIndices : null;
@@ -64,6 +65,7 @@ export async function applyJobEvent(
         toStatus: to,
         event: event.type,
         reason: ctx.statusReason,
+        failureCode: ctx.failureCode,
         createdAt: now,
       });
     }

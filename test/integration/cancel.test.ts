@@ -135,7 +135,7 @@ describe('with a leading coordinator', () => {
     const drive: JobEvent[] = [
       { type: 'admit' },
       { type: 'place', node_id: 'cancel-node-a', gpu_indices: [0] },
-      { type: 'requeue', reason: 'cancel-node-a lost' },
+      { type: 'requeue', code: 'node_lost', reason: 'cancel-node-a lost' },
       { type: 'place', node_id: 'cancel-node-b', gpu_indices: [3] },
       { type: 'start' },
     ];

@@ -31,12 +31,13 @@ describeCoordinatorStoreContract('PostgreSQL (CoordinatorStore)', async () => {
       return {
         store,
         events: async (jobId) =>
-          (await sql(`select attempt, from_status, to_status, event, reason, created_at from job_events where job_id = ? order by id`, [jobId])).map((r) => ({
+          (await sql(`select attempt, from_status, to_status, event, reason, failure_code, created_at from job_events where job_id = ? order by id`, [jobId])).map((r) => ({
             attempt: r.attempt,
             from_status: r.from_status,
             to_status: r.to_status,
             event: r.event,
             reason: r.reason,
+            failure_code: r.failure_code,
             at: new Date(r.created_at).getTime(),
           })),
         usage: async () =>

@@ -105,12 +105,14 @@ describe('coordinator: placement and the run round trip', () => {
     const failed = await until(statusIs(a, 'failed'));
     expect(failed.exit_code).toBe(3);
     expect(failed.status_reason).toMatch(/code 3/);
+    expect(failed).toMatchObject({ failure_code: 'exit_nonzero', failure_retryable: false, failure_fault: 'user' });
 
     const b = await submit({ tier: 'FAST' });
     await fast.expect('run');
     await fast.launchFailed({ job_id: b, attempt: 1 }, 'docker engine unavailable');
     const lf = await until(statusIs(b, 'failed'));
     expect(lf.status_reason).toContain('docker engine unavailable');
+    expect(lf).toMatchObject({ failure_code: 'launch_failed', failure_retryable: true, failure_fault: 'system' });
     expect(await activeAllocations(b)).toEqual([]);
   });
 
@@ -231,6 +233,7 @@ describe('coordinator: cancel, lost nodes, drain', () => {
     }
     const failed = await until(statusIs(id, 'failed'));
     expect(failed.status_reason).toMatch(/lost.*gave up after 3 attempts/);
+    expect(failed).toMatchObject({ failure_code: 'max_attempts', failure_retryable: true, failure_fault: 'system' });
   });
 
   it('a drained node takes no new jobs until resumed', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { expectError } from '../helpers/expect.ts';
+import { JOB_FAILURE_CODES } from '../../machines/job.failure.ts';
 
 let t: TestApp;
 type Json = any;
@@ -183,7 +184,21 @@ describe('/openapi.json', () => {
 
   it('GET /jobs documents its query parameters', () => {
     const params = doc.paths['/jobs'].get.parameters.filter((p: Json) => p.in === 'query').map((p: Json) => p.name);
-    expect(params.sort()).toEqual(['cursor', 'limit', 'status', 'tier']);
+    expect(params.sort()).toEqual(['cursor', 'failure_code', 'limit', 'status', 'tier']);
+  });
+
+  it('a job\'s failure_code is documented with every code, on the job and on its events', () => {
+    const job = deref(doc.paths['/jobs/{id}'].get.responses['200'].content['application/json'].schema);
+    const codes = (s: Json): string[] => {
+      const variants: Json[] = s.anyOf ?? s.oneOf ?? s.allOf ?? [s];
+      return variants.map(deref).flatMap((v: Json) => v.enum ?? []);
+    };
+    expect(codes(job.properties.failure_code).sort()).toEqual([...JOB_FAILURE_CODES].sort());
+    expect(job.properties).toHaveProperty('failure_retryable');
+    expect(codes(job.properties.failure_fault).sort()).toEqual(['system', 'user']);
+    const events = deref(doc.paths['/jobs/{id}/events'].get.responses['200'].content['application/json'].schema);
+    const event = deref(events.properties.events.items);
+    expect(codes(event.properties.failure_code).sort()).toEqual([...JOB_FAILURE_CODES].sort());
   });
 
   it('the Job response schema has every field of the spec response', () => {

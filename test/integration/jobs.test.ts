@@ -60,6 +60,9 @@ describe('POST /jobs', () => {
       tier: 'FAST',
       status: 'pending',
       status_reason: expect.any(String),
+      failure_code: null,
+      failure_retryable: null,
+      failure_fault: null,
       gpu_count: 1,
       node_count: 1,
       vram_per_gpu_gb: 40,
@@ -156,6 +159,12 @@ describe('GET /jobs filters', () => {
     for (const id of [ids.fastCancelled, ids.flexCancelled]) {
       expect((await t.call({ method: 'POST', url: `/jobs/${id}/cancel`, key })).statusCode).toBe(200);
     }
+    // Another user's jobs match the same filters; the lists below must not show them.
+    const other = (await t.newUser('filters-other')).key;
+    for (const tier of ['FAST', 'FLEX'] as const) {
+      const theirs = (await submit({ ...exampleJob(), tier }, other)).id;
+      expect((await t.call({ method: 'POST', url: `/jobs/${theirs}/cancel`, key: other })).statusCode).toBe(200);
+    }
   });
   const list = async (qs: string) => {
     const res = await t.call({ method: 'GET', url: `/jobs${qs}`, key });
@@ -177,12 +186,15 @@ describe('GET /jobs filters', () => {
     ['?tier=FLEX', ['flexCancelled', 'flexPending']],
     ['?status=cancelled&tier=FLEX', ['flexCancelled']],
     ['?status=pending&tier=FAST&limit=100', ['fastPending']],
+    ['?failure_code=cancelled_by_user', ['flexCancelled', 'fastCancelled']],
+    ['?failure_code=cancelled_by_user&tier=FAST', ['fastCancelled']],
+    ['?failure_code=unschedulable', []],
   ] as const)('%s returns exactly the matching jobs', async (qs, names) => {
     const page = await list(qs);
     expect(page.jobs.map((j) => j.id)).toEqual(names.map((n) => ids[n]));
   });
 
-  it.each(['?status=bogus', '?status=PENDING', '?tier=fast', '?tier=SLOW'])('%s is a 400 naming the parameter', async (qs) => {
+  it.each(['?status=bogus', '?status=PENDING', '?tier=fast', '?tier=SLOW', '?failure_code=oom', '?failure_code=', `?failure_code=${'x'.repeat(5000)}`])('%s is a 400 naming the parameter', async (qs) => {
     const res = await t.call({ method: 'GET', url: `/jobs${qs}`, key });
     expectFieldError(res, qs.slice(1, qs.indexOf('=')));
   });
@@ -245,6 +257,10 @@ describe('POST /jobs/{id}/cancel', () => {
     expect(res.statusCode).toBe(200);
     const got = res.json();
     expect(got).toMatchObject({ id: job.id, status: 'cancelled', status_reason: 'cancelled by user' });
+    // The same answer as a code a client can switch on, and what it means.
+    expect(got).toMatchObject({ failure_code: 'cancelled_by_user', failure_retryable: false, failure_fault: 'user' });
+    const { events } = (await t.call({ method: 'GET', url: `/jobs/${job.id}/events` })).json();
+    expect(events.map((e: { to: string; failure_code: string | null }) => [e.to, e.failure_code])).toEqual([['pending', null], ['cancelled', 'cancelled_by_user']]);
     expect(got.cancelled_at).toMatch(ISO);
     expect(got.finished_at).toBe(got.cancelled_at);
     expect(got.updated_at).toBe(got.cancelled_at);
@@ -333,7 +349,7 @@ describe('GET /jobs/{id}/events', () => {
     const job = await submit();
     const { events } = (await t.call({ method: 'GET', url: `/jobs/${job.id}/events` })).json();
     expect(events).toEqual([
-      { id: expect.any(Number), from: null, to: 'pending', event: 'submit', reason: null, attempt: 1, time: job.created_at },
+      { id: expect.any(Number), from: null, to: 'pending', event: 'submit', reason: null, failure_code: null, attempt: 1, time: job.created_at },
     ]);
   });
 });

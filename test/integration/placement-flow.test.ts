@@ -35,6 +35,7 @@ interface Job {
   user_id: string;
   status: string;
   status_reason: string | null;
+  failure_code: string | null;
   node_id: string | null;
   gpu_indices: number[] | null;
   placements: { node_id: string; gpu_indices: number[] }[];
@@ -148,6 +149,7 @@ describe('unschedulable fails fast; waiting explains itself', () => {
     const failed = await until(statusIs(tooMany, 'failed'), 5000);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(failed.status_reason).toMatch(/^unschedulable: /);
+    expect(failed).toMatchObject({ failure_code: 'unschedulable', failure_retryable: false, failure_fault: 'user' });
     expect(failed.status_reason).toMatch(/^unschedulable: no fast node is large enough: needs 16 GPUs with ≥ 40 GB, the largest has 8\b/);
     expect(failed.node_id).toBeNull();
     expect(failed.placement).toMatchObject({ step: null, nodes: 1, reason: failed.status_reason });
@@ -443,6 +445,7 @@ describe('gang failure', () => {
     const failed = await until(statusIs(id, 'failed'));
     expect(failed.exit_code).toBe(3);
     expect(failed.status_reason).toBe('exited with code 3');
+    expect(failed.failure_code).toBe('gang_member_failed');
     expect(await heldOn()).toEqual([]);
   });
 });

@@ -26,6 +26,7 @@ function aJob(status: JobStatus, overrides: Partial<JobContext> = {}): JobContex
     placements: [],
     exitCode: null,
     statusReason: null,
+    failureCode: null,
     preemptedBy: null,
     preemptions: 0,
     memberFailure: null,
@@ -37,8 +38,8 @@ function aJob(status: JobStatus, overrides: Partial<JobContext> = {}): JobContex
     scheduled: onA,
     running: onA,
     completed: { ...onA, exitCode: 0 },
-    failed: { ...onA, exitCode: 3, statusReason: 'exited with code 3' },
-    cancelled: { statusReason: 'cancelled by user' },
+    failed: { ...onA, exitCode: 3, statusReason: 'exited with code 3', failureCode: 'exit_nonzero' },
+    cancelled: { statusReason: 'cancelled by user', failureCode: 'cancelled_by_user' },
   };
   return { ...base, ...byStatus[status], ...overrides };
 }
@@ -49,8 +50,8 @@ const sample: Record<JobEventType, JobEvent> = {
   place: { type: 'place', node_id: 'node-b', gpu_indices: [2, 3] },
   start: { type: 'start' },
   exit: { type: 'exit', code: 0 },
-  fail: { type: 'fail', reason: 'unresolvable: no node has 16 GPUs' },
-  requeue: { type: 'requeue', reason: 'node lost' },
+  fail: { type: 'fail', code: 'unschedulable', reason: 'unresolvable: no node has 16 GPUs' },
+  requeue: { type: 'requeue', code: 'node_lost', reason: 'node lost' },
   cancel: { type: 'cancel' },
   diagnose: { type: 'diagnose', reason: '0 of 2 ready fast nodes can hold it' },
   preempt: { type: 'preempt', by: 'fast-job-9' },
@@ -60,6 +61,7 @@ const sample: Record<JobEventType, JobEvent> = {
 const memberFailed = {
   memberFailure: { node_id: 'node-c', code: 3, reason: 'gang member on node-c exited with code 3' },
   statusReason: 'gang member on node-c exited with code 3; stopping the other members',
+  failureCode: 'gang_member_failed' as const,
 };
 
 interface Allowed {
@@ -75,7 +77,7 @@ interface Allowed {
 }
 
 const gaveUp = 'node lost; gave up after 3 attempts';
-const requeued = { nodeId: null, gpuIndices: [], placements: [], exitCode: null, statusReason: 'node lost' };
+const requeued = { nodeId: null, gpuIndices: [], placements: [], exitCode: null, statusReason: 'node lost', failureCode: 'node_lost' as const };
 // An attempt ended while a FAST job's preemption was in flight: back to the
 // queue, the attempt not counted (preemptions + 1), whatever the end was.
 const preempted = (attempt: number) => ({
@@ -87,6 +89,7 @@ const preempted = (attempt: number) => ({
   exitCode: null,
   preemptedBy: null,
   statusReason: 'preempted by FAST job fast-job-9',
+  failureCode: 'preempted' as const,
 });
 
 const allowed: Allowed[] = [
@@ -99,13 +102,13 @@ const allowed: Allowed[] = [
     changes: { statusReason: 'waiting for the coordinator' },
     actions: [],
   },
-  { from: 'pending', event: sample.fail, to: 'failed', changes: { statusReason: 'unresolvable: no node has 16 GPUs' }, actions: [] },
-  { from: 'pending', event: { type: 'cancel' }, to: 'cancelled', changes: { statusReason: 'cancelled by user' }, actions: [] },
+  { from: 'pending', event: sample.fail, to: 'failed', changes: { statusReason: 'unresolvable: no node has 16 GPUs', failureCode: 'unschedulable' }, actions: [] },
+  { from: 'pending', event: { type: 'cancel' }, to: 'cancelled', changes: { statusReason: 'cancelled by user', failureCode: 'cancelled_by_user' }, actions: [] },
   {
     from: 'pending',
     event: { type: 'cancel', reason: 'duplicate submission' },
     to: 'cancelled',
-    changes: { statusReason: 'duplicate submission' },
+    changes: { statusReason: 'duplicate submission', failureCode: 'cancelled_by_user' },
     actions: [],
   },
 
@@ -146,8 +149,8 @@ const allowed: Allowed[] = [
     },
     actions: ['dispatchRun'],
   },
-  { from: 'queued', event: sample.fail, to: 'failed', changes: { statusReason: 'unresolvable: no node has 16 GPUs' }, actions: [] },
-  { from: 'queued', event: { type: 'cancel' }, to: 'cancelled', changes: { statusReason: 'cancelled by user' }, actions: [] },
+  { from: 'queued', event: sample.fail, to: 'failed', changes: { statusReason: 'unresolvable: no node has 16 GPUs', failureCode: 'unschedulable' }, actions: [] },
+  { from: 'queued', event: { type: 'cancel' }, to: 'cancelled', changes: { statusReason: 'cancelled by user', failureCode: 'cancelled_by_user' }, actions: [] },
   // diagnose is targetless: still queued, only the reason changes, no effect.
   { from: 'queued', event: sample.diagnose, to: 'queued', changes: { statusReason: '0 of 2 ready fast nodes can hold it' }, actions: [] },
 
@@ -159,14 +162,14 @@ const allowed: Allowed[] = [
     from: 'scheduled',
     event: { type: 'exit', code: 3 },
     to: 'failed',
-    changes: { exitCode: 3, statusReason: 'exited with code 3' },
+    changes: { exitCode: 3, statusReason: 'exited with code 3', failureCode: 'exit_nonzero' },
     actions: ['releaseGpus'],
   },
   {
     from: 'scheduled',
     event: sample.fail,
     to: 'failed',
-    changes: { statusReason: 'unresolvable: no node has 16 GPUs' },
+    changes: { statusReason: 'unresolvable: no node has 16 GPUs', failureCode: 'unschedulable' },
     actions: ['releaseGpus'],
   },
   // guard canRetry: attempt 1 < 3 retries as attempt 2; attempt 3 == 3 gives up.
@@ -176,24 +179,24 @@ const allowed: Allowed[] = [
     given: { attempt: 3 },
     event: sample.requeue,
     to: 'failed',
-    changes: { statusReason: gaveUp },
+    changes: { statusReason: gaveUp, failureCode: 'max_attempts' },
     actions: ['releaseGpus'],
   },
   // cancel kills but does not release: the GPUs are freed when the kill is confirmed.
-  { from: 'scheduled', event: { type: 'cancel' }, to: 'cancelled', changes: { statusReason: 'cancelled by user' }, actions: ['dispatchKill'] },
+  { from: 'scheduled', event: { type: 'cancel' }, to: 'cancelled', changes: { statusReason: 'cancelled by user', failureCode: 'cancelled_by_user' }, actions: ['dispatchKill'] },
   // preempt is targetless: the attempt keeps its GPUs until the agent reports the exit.
   {
     from: 'scheduled',
     event: sample.preempt,
     to: 'scheduled',
-    changes: { preemptedBy: 'fast-job-9', statusReason: 'preempted by FAST job fast-job-9; stopping' },
+    changes: { preemptedBy: 'fast-job-9', statusReason: 'preempted by FAST job fast-job-9; stopping', failureCode: 'preempted' },
     actions: ['dispatchKill'],
   },
   {
     from: 'scheduled',
     event: sample.timeout,
     to: 'failed',
-    changes: { statusReason: 'ran 7200 s, over its 3600 s × 2 limit' },
+    changes: { statusReason: 'ran 7200 s, over its 3600 s × 2 limit', failureCode: 'time_limit' },
     actions: ['dispatchKill'],
   },
   // member_failed is targetless: the attempt ends once every member has.
@@ -207,7 +210,7 @@ const allowed: Allowed[] = [
     from: 'running',
     event: { type: 'exit', code: 3 },
     to: 'failed',
-    changes: { exitCode: 3, statusReason: 'exited with code 3' },
+    changes: { exitCode: 3, statusReason: 'exited with code 3', failureCode: 'exit_nonzero' },
     actions: ['releaseGpus'],
   },
   // Killed by a signal: runtimes report it as a negative code, still not clean.
@@ -215,14 +218,14 @@ const allowed: Allowed[] = [
     from: 'running',
     event: { type: 'exit', code: -9 },
     to: 'failed',
-    changes: { exitCode: -9, statusReason: 'exited with code -9' },
+    changes: { exitCode: -9, statusReason: 'exited with code -9', failureCode: 'exit_nonzero' },
     actions: ['releaseGpus'],
   },
   {
     from: 'running',
-    event: { type: 'fail', reason: 'timed out after 3600 s' },
+    event: { type: 'fail', code: 'time_limit', reason: 'timed out after 3600 s' },
     to: 'failed',
-    changes: { statusReason: 'timed out after 3600 s' },
+    changes: { statusReason: 'timed out after 3600 s', failureCode: 'time_limit' },
     actions: ['releaseGpus'],
   },
   // canRetry: attempt 2 < 3 retries as attempt 3 (the last one).
@@ -234,28 +237,28 @@ const allowed: Allowed[] = [
     changes: { attempt: 3, ...requeued },
     actions: ['releaseGpus'],
   },
-  { from: 'running', given: { attempt: 3 }, event: sample.requeue, to: 'failed', changes: { statusReason: gaveUp }, actions: ['releaseGpus'] },
+  { from: 'running', given: { attempt: 3 }, event: sample.requeue, to: 'failed', changes: { statusReason: gaveUp, failureCode: 'max_attempts' }, actions: ['releaseGpus'] },
   // maxAttempts 1 means no retry at all.
   {
     from: 'running',
     given: { maxAttempts: 1 },
-    event: { type: 'requeue', reason: 'preempted' },
+    event: { type: 'requeue', code: 'node_lost', reason: 'preempted' },
     to: 'failed',
-    changes: { statusReason: 'preempted; gave up after 1 attempts' },
+    changes: { statusReason: 'preempted; gave up after 1 attempts', failureCode: 'max_attempts' },
     actions: ['releaseGpus'],
   },
   {
     from: 'running',
     event: { type: 'cancel', reason: 'deadline passed' },
     to: 'cancelled',
-    changes: { statusReason: 'deadline passed' },
+    changes: { statusReason: 'deadline passed', failureCode: 'cancelled_by_user' },
     actions: ['dispatchKill'],
   },
   {
     from: 'running',
     event: sample.preempt,
     to: 'running',
-    changes: { preemptedBy: 'fast-job-9', statusReason: 'preempted by FAST job fast-job-9; stopping' },
+    changes: { preemptedBy: 'fast-job-9', statusReason: 'preempted by FAST job fast-job-9; stopping', failureCode: 'preempted' },
     actions: ['dispatchKill'],
   },
   { from: 'running', event: sample.member_failed, to: 'running', changes: memberFailed, actions: [] },
@@ -267,6 +270,7 @@ const allowed: Allowed[] = [
     changes: {
       memberFailure: { node_id: 'node-c', code: null, reason: 'gang member on node-c lost', lost: true },
       statusReason: 'gang member on node-c lost; stopping the other members',
+      failureCode: 'node_lost',
     },
     actions: [],
   },
@@ -297,7 +301,7 @@ const allowed: Allowed[] = [
     from: 'running',
     event: sample.timeout,
     to: 'failed',
-    changes: { statusReason: 'ran 7200 s, over its 3600 s × 2 limit' },
+    changes: { statusReason: 'ran 7200 s, over its 3600 s × 2 limit', failureCode: 'time_limit' },
     actions: ['dispatchKill'],
   },
 ];

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { JOB_STATUSES } from '../../../machines/job.machine.ts';
+import { JOB_FAILURE_CODES } from '../../../machines/job.failure.ts';
 import { NullableTimestamp, PageQuery, storableString, Timestamp } from '../common/schemas.ts';
 import { ResourceFields, ResourceFieldsOut, SPEC_EXAMPLE_JOB } from '../common/resources.ts';
 
@@ -8,6 +9,18 @@ export const Tier = z.enum(TIERS, 'must be FAST or FLEX').describe('FAST: warm c
 export type Tier = z.infer<typeof Tier>;
 
 export const JobStatusSchema = z.enum(JOB_STATUSES as unknown as [string, ...string[]]);
+
+export const JobFailureCodeSchema = z
+  .enum(JOB_FAILURE_CODES)
+  .describe(
+    'Why the job failed, was cancelled, or why its last attempt ended (a requeue). One of: ' +
+      'exit_nonzero (the process exited non-zero), launch_failed (the node could not start it), ' +
+      'node_lost (its node stopped answering; requeued), time_limit (ran past its expected duration × the overrun factor), ' +
+      'preempted (a FAST job needed its GPUs; requeued), unschedulable (no node could ever hold it), ' +
+      'gang_member_failed (a member of the gang failed), cancelled_by_user, max_attempts (attempts used up). ' +
+      'Clients switch on this; status_reason words it for people',
+  )
+  .meta({ id: 'JobFailureCode' });
 
 export const MAX_DURATION_SEC = 30 * 24 * 3600;
 export const MAX_NODE_COUNT = 64;
@@ -106,6 +119,18 @@ export const JobResponse = z
     tier: Tier,
     status: JobStatusSchema,
     status_reason: z.string().nullable().describe('Plain-words reason for the current status, e.g. why it waits'),
+    failure_code: JobFailureCodeSchema.nullable().describe(
+      'The reason as a stable code when the job failed, was cancelled, is being stopped, or was requeued; ' +
+        'null while it waits for its first placement, is placed, runs or completed',
+    ),
+    failure_retryable: z
+      .boolean()
+      .nullable()
+      .describe('With failure_code: whether the same job may succeed if run again unchanged (false: the job or its request must change)'),
+    failure_fault: z
+      .enum(['user', 'system'])
+      .nullable()
+      .describe("With failure_code: 'user' (the job's code or request) or 'system' (a node, capacity, the cluster)"),
     ...ResourceFieldsOut,
     node_count: z.number().describe('Nodes of the gang (1: a single-node job); the resources above are per node'),
     expected_duration_sec: z.number(),
@@ -143,6 +168,7 @@ export type JobResponse = z.infer<typeof JobResponse>;
 export const JobListQuery = z.strictObject({
   status: JobStatusSchema.optional(),
   tier: Tier.optional(),
+  failure_code: JobFailureCodeSchema.optional().describe('Only jobs whose failure_code is this, e.g. unschedulable'),
   ...PageQuery,
 });
 
@@ -157,6 +183,7 @@ export const JobEventResponse = z
     to: JobStatusSchema,
     event: z.string(),
     reason: z.string().nullable(),
+    failure_code: JobFailureCodeSchema.nullable().describe('The code of a transition that failed, cancelled, stopped or requeued the job'),
     attempt: z.number(),
     time: Timestamp,
   })

@@ -1,7 +1,15 @@
 import type { Job, JobEvent } from '../../db/entities.ts';
 import type { JobResponse } from './schemas.ts';
 import type { JobStatus } from '../../../machines/job.machine.ts';
+import { failureInfo, isJobFailureCode } from '../../../machines/job.failure.ts';
 import type { Tier } from './schemas.ts';
+
+/** failure_code and what the one switch (machines/job.failure.ts) says of it; a code this build does not know reads as none. */
+function failureFields(code: string | null | undefined): Pick<JobResponse, 'failure_code' | 'failure_retryable' | 'failure_fault'> {
+  if (!isJobFailureCode(code)) return { failure_code: null, failure_retryable: null, failure_fault: null };
+  const info = failureInfo(code);
+  return { failure_code: code, failure_retryable: info.retryable, failure_fault: info.fault };
+}
 
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 
@@ -36,6 +44,7 @@ export function toJobResponse(job: Job, costUsd: number): JobResponse {
     tier: job.tier as Tier,
     status: job.status as JobStatus,
     status_reason: job.statusReason ?? null,
+    ...failureFields(job.failureCode),
     gpu_count: job.gpuCount,
     vram_per_gpu_gb: job.vramPerGpuGb,
     cpu_cores: job.cpuCores,
@@ -73,6 +82,7 @@ export function toJobEventResponse(e: JobEvent) {
     to: e.toStatus as JobStatus,
     event: e.event,
     reason: e.reason ?? null,
+    failure_code: isJobFailureCode(e.failureCode) ? e.failureCode : null,
     attempt: e.attempt,
     time: e.createdAt.toISOString(),
   };

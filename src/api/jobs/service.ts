@@ -7,6 +7,7 @@ import type { Config } from '../../config/index.ts';
 import { Job, JobEvent } from '../../db/entities.ts';
 import { GroupCommitter } from '../../db/group-commit.ts';
 import { ApiError } from '../common/errors.ts';
+import type { JobFailureCode } from '../../../machines/job.failure.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { JobResponse, JobSubmitBody, Tier } from './schemas.ts';
 import { seqPage } from '../common/cursor.ts';
@@ -104,6 +105,7 @@ export class JobService {
       tier: body.tier,
       status,
       statusReason: 'waiting for the coordinator to admit it',
+      failureCode: null,
       gpuCount: body.gpu_count,
       nodeCount: body.node_count ?? 1,
       vramPerGpuGb: body.vram_per_gpu_gb ?? this.cfg.SCALAR_DEFAULT_VRAM_PER_GPU_GB,
@@ -141,6 +143,7 @@ export class JobService {
       toStatus: status,
       event: 'submit',
       reason: null,
+      failureCode: null,
       createdAt: now,
     };
     return { job, event };
@@ -304,12 +307,13 @@ export class JobService {
 
   async list(
     principal: Principal,
-    q: { status?: string; tier?: Tier; limit: number; cursor?: string },
+    q: { status?: string; tier?: Tier; failure_code?: JobFailureCode; limit: number; cursor?: string },
   ): Promise<{ jobs: JobResponse[]; next_cursor: string | null }> {
     const where: Record<string, unknown> = {};
     if (!principal.isAdmin) where.user = principal.userId;
     if (q.status) where.status = q.status;
     if (q.tier) where.tier = q.tier;
+    if (q.failure_code) where.failureCode = q.failure_code;
     const em = this.em();
     const { page, next_cursor } = await seqPage(q, where, (w, o) => em.find(Job, w, o));
     const costs = await this.costs(em, page);

@@ -20,6 +20,7 @@
  */
 import type { ActiveAllocation, Batch, CoordinatorStorePort, JobRecord, JobWrite, Prices, StoredNode } from '../../../actors/coordinator/ports.ts';
 import { isTerminal } from '../../../machines/job.machine.ts';
+import type { JobFailureCode } from '../../../machines/job.failure.ts';
 
 interface Allocation {
   jobId: string;
@@ -46,6 +47,7 @@ export interface MemoryJobEvent {
   to_status: string;
   event: string;
   reason: string | null;
+  failure_code: JobFailureCode | null;
   at: number;
 }
 
@@ -232,6 +234,7 @@ export class MemoryCoordinatorStore implements CoordinatorStorePort {
     Object.assign(row, {
       status: w.after.status,
       statusReason: c.statusReason,
+      failureCode: c.failureCode,
       attempt: c.attempt,
       nodeId: c.nodeId,
       gpuIndices: c.nodeId ? [...c.gpuIndices] : null,

@@ -10,6 +10,7 @@ export interface E2eJob {
   id: string;
   status: string;
   status_reason: string | null;
+  failure_code: string | null;
   attempt: number;
   node_id: string | null;
   gpu_indices: number[] | null;

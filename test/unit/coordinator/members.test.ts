@@ -17,7 +17,7 @@ const T0 = 1_700_000_000_000;
 function gang(nodes: string[], status: JobStatus = 'running') {
   const placements = nodes.map((n) => ({ node_id: n, gpu_indices: [0] }));
   const rec: JobRecord = {
-    id: 'job-1', seq: 1, userId: 'u1', tier: 'FAST', status, statusReason: null, priority: 0,
+    id: 'job-1', seq: 1, userId: 'u1', tier: 'FAST', status, statusReason: null, failureCode: null, priority: 0,
     gpuCount: 1, vramPerGpuGb: 40, cpuCores: 1, ramGb: 1, expectedDurationSec: 600,
     image: 'x', command: ['x'], env: {}, attempt: 1, maxAttempts: 3, nodeId: nodes[0]!, gpuIndices: [0],
     exitCode: null, nodeCount: nodes.length, placements, preemptedBy: null, preemptions: 0, memberFailure: null,
@@ -85,7 +85,7 @@ describe('members of an attempt', () => {
       { type: 'member_failed', node_id: 'n1', code: null, reason: 'gang member on n1 lost', lost: true },
     ]);
     const last = await g.end('n2', { code: 143, reason: null });
-    expect(last.batch.items[0]!.events).toEqual([{ type: 'requeue', reason: 'node n1 lost (no heartbeat for 3 intervals)' }]);
+    expect(last.batch.items[0]!.events).toEqual([{ type: 'requeue', code: 'node_lost', reason: 'node n1 lost (no heartbeat for 3 intervals)' }]);
   });
 
   it('a duplicate report of a member that already ended changes nothing', async () => {

@@ -14,7 +14,7 @@ const MIN = 60_000;
 
 function setup(status: 'running' | 'scheduled' = 'running', expectedSec = 600) {
   const rec: JobRecord = {
-    id: 'job-1', seq: 1, userId: 'u1', tier: 'FAST', status, statusReason: null, priority: 0,
+    id: 'job-1', seq: 1, userId: 'u1', tier: 'FAST', status, statusReason: null, failureCode: null, priority: 0,
     gpuCount: 1, vramPerGpuGb: 40, cpuCores: 1, ramGb: 1, expectedDurationSec: expectedSec,
     image: 'x', command: ['x'], env: {}, attempt: 1, maxAttempts: 3, nodeId: 'n1', gpuIndices: [0],
     exitCode: null, nodeCount: 1, placements: [{ node_id: 'n1', gpu_indices: [0] }], preemptedBy: null,
