@@ -272,7 +272,7 @@ function outcomesOf(store: MemoryCoordinatorStore, spec: Map<string, SimJobSpec>
       firstStartSec: h?.firstStartedAt != null ? (h.firstStartedAt - SIM_EPOCH_MS) / 1000 : null,
       endSec: h?.finishedAt != null ? (h.finishedAt - SIM_EPOCH_MS) / 1000 : null,
       status,
-      unschedulable: row?.status === 'failed' && (row.statusReason ?? '').startsWith('unschedulable'),
+      unschedulable: row?.failureCode === 'unschedulable',
       preemptions: row?.preemptions ?? 0,
       lostGpuSec: lost.get(id) ?? 0,
       usedGpuSec: used.get(id) ?? 0,
