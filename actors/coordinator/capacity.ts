@@ -9,6 +9,7 @@ import { CapacityActor, type CapacityActorOptions } from '../capacity/actor.ts';
 import type { CapacityProvider } from '../../src/capacity/provider.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { QueueSettings } from './queue.ts';
+import { POOLS } from '../../src/domain/cluster.ts';
 
 /**
  * What could be bought counts for "could this job ever run?" only when the
@@ -17,7 +18,7 @@ import type { QueueSettings } from './queue.ts';
  */
 export function offersOf(provider: CapacityProvider, autoscale: boolean): QueueSettings['offers'] {
   if (!autoscale) return [];
-  return (['fast', 'flex'] as const).flatMap((pool) =>
+  return POOLS.flatMap((pool) =>
     provider.instanceTypes().map((it) => ({ pool, gpus: it.gpus, vramPerGpuGb: it.vramPerGpuGb, cpu: it.cpu, ram: it.ramGb, maxNodes: it.maxNodes })),
   );
 }

@@ -8,7 +8,10 @@ export const Pool = { fast: 'fast', flex: 'flex' } as const;
 export type Pool = (typeof Pool)[keyof typeof Pool];
 export const POOLS: readonly Pool[] = Object.freeze(Object.values(Pool));
 
-export type Tier = 'FAST' | 'FLEX';
+/** A job's tier. FAST: warm, pre-bought capacity. FLEX: cheaper, waits, may backfill idle fast nodes and be preempted there. */
+export const Tier = { FAST: 'FAST', FLEX: 'FLEX' } as const;
+export type Tier = (typeof Tier)[keyof typeof Tier];
+export const TIERS: readonly Tier[] = Object.freeze(Object.values(Tier));
 
 /** One GPU as the agent discovered (or was told) it. `index` is what CUDA_VISIBLE_DEVICES names. */
 export interface GpuInfo {

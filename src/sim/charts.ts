@@ -14,6 +14,7 @@ import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { JobOutcome, SimMetrics, Tier } from './types.ts';
+import { TIERS } from '../domain/cluster.ts';
 
 /** One run to draw: its legend label, its metrics (for the series) and its job outcomes (for the CDF). */
 export interface ChartRun {
@@ -192,7 +193,7 @@ export function cdfPoints(waitsSec: number[], maxPoints = CDF_MAX_POINTS): CdfPo
  * hours: zero waits stay visible at 0 and minutes-to-days spread out evenly.
  */
 export function waitCdfSpec(runs: ChartRun[], subtitle?: string): TopLevelSpec {
-  const tiers: Tier[] = ['FAST', 'FLEX'];
+  const tiers = [...TIERS];
   const lines = runs.flatMap((r) =>
     tiers.map((tier) => {
       const waits = r.outcomes

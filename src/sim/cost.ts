@@ -16,7 +16,8 @@
  */
 import type { BlockRow } from '../../actors/capacity/ports.ts';
 import { SIMULATED_CATALOGUE } from '../capacity/marketplace.ts';
-import type { FleetGroup, Pool } from './types.ts';
+import type { FleetGroup } from './types.ts';
+import { POOLS } from '../domain/cluster.ts';
 
 /** USD per GPU-hour of an owned node like this group's. */
 export function ownedGpuHourPrice(g: Pick<FleetGroup, 'pool' | 'gpusPerNode' | 'vramGb'>): number {
@@ -38,7 +39,7 @@ export interface CapacityCost {
 export function fleetCost(fleet: FleetGroup[], blocks: BlockRow[], makespanSec: number, epochMs: number): CapacityCost {
   const hours = makespanSec / 3600;
   const end = epochMs + makespanSec * 1000;
-  const pools: Pool[] = ['fast', 'flex'];
+  const pools = POOLS;
   const start = { fast: 0, flex: 0 };
   const startCost = { fast: 0, flex: 0 };
   for (const g of fleet) {

@@ -5,6 +5,7 @@
  */
 import type { Coordinator } from '../../actors/coordinator/coordinator.ts';
 import type { Sample } from './types.ts';
+import { POOLS } from '../domain/cluster.ts';
 
 /** GPUs held, GPUs up, and free GPUs per node, from the capacity snapshot. */
 export function gpuCounts(c: Coordinator): { used: number; total: number; free: number } {
@@ -57,7 +58,7 @@ export function fragmentation(c: Coordinator): { fragmentedGpus: number; waiting
     smallestOfPool[n.pool] = Math.min(smallestOfPool[n.pool], smallest);
   }
   let fragmentedGpus = 0;
-  for (const p of ['fast', 'flex'] as const) if (unusable[p] >= smallestOfPool[p]) fragmentedGpus += unusable[p];
+  for (const p of POOLS) if (unusable[p] >= smallestOfPool[p]) fragmentedGpus += unusable[p];
   return { fragmentedGpus, waitingGpus };
 }
 

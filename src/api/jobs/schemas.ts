@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import { JOB_STATUSES } from '../../../machines/job.machine.ts';
 import { JOB_FAILURE_CODES } from '../../../machines/job.failure.ts';
+import { TIERS } from '../../domain/cluster.ts';
 import { NullableTimestamp, PageQuery, storableString, Timestamp } from '../common/schemas.ts';
 import { ResourceFields, ResourceFieldsOut, SPEC_EXAMPLE_JOB } from '../common/resources.ts';
 
-export const TIERS = ['FAST', 'FLEX'] as const;
-export const Tier = z.enum(TIERS, 'must be FAST or FLEX').describe('FAST: warm capacity, starts in seconds. FLEX: cheaper, may wait hours and be preempted');
-export type Tier = z.infer<typeof Tier>;
+export const TierSchema = z.enum(TIERS, 'must be FAST or FLEX').describe('FAST: warm capacity, starts in seconds. FLEX: cheaper, may wait hours and be preempted');
 
 export const JobStatusSchema = z.enum(JOB_STATUSES as unknown as [string, ...string[]]);
 
@@ -29,7 +28,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The request body of POST /jobs. Unknown fields are refused: a typo must not be silently ignored. */
 export const JobSubmitBody = z
   .strictObject({
-    tier: Tier,
+    tier: TierSchema,
     ...ResourceFields,
     node_count: z
       .int('must be an integer')
@@ -116,7 +115,7 @@ export const JobResponse = z
   .object({
     id: z.string(),
     user_id: z.string(),
-    tier: Tier,
+    tier: TierSchema,
     status: JobStatusSchema,
     status_reason: z.string().nullable().describe('Plain-words reason for the current status, e.g. why it waits'),
     failure_code: JobFailureCodeSchema.nullable().describe(
@@ -167,7 +166,7 @@ export type JobResponse = z.infer<typeof JobResponse>;
 
 export const JobListQuery = z.strictObject({
   status: JobStatusSchema.optional(),
-  tier: Tier.optional(),
+  tier: TierSchema.optional(),
   failure_code: JobFailureCodeSchema.optional().describe('Only jobs whose failure_code is this, e.g. unschedulable'),
   ...PageQuery,
 });

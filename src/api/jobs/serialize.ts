@@ -2,7 +2,7 @@ import type { Job, JobEvent } from '../../db/entities.ts';
 import type { JobResponse } from './schemas.ts';
 import type { JobStatus } from '../../../machines/job.machine.ts';
 import { failureInfo, isJobFailureCode } from '../../../machines/job.failure.ts';
-import type { Tier } from './schemas.ts';
+import type { Tier } from '../../domain/cluster.ts';
 
 /** failure_code and what the one switch (machines/job.failure.ts) says of it; a code this build does not know reads as none. */
 function failureFields(code: string | null | undefined): Pick<JobResponse, 'failure_code' | 'failure_retryable' | 'failure_fault'> {

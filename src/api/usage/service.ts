@@ -3,9 +3,9 @@ import type { Config } from '../../config/index.ts';
 import type { Principal } from '../../auth/principal.ts';
 import { User } from '../../db/entities.ts';
 import { ApiError } from '../common/errors.ts';
+import { TIERS } from '../../domain/cluster.ts';
 import { USAGE_DEFAULT_DAYS, type TierUsage, type UsageByTier, type UsageQuery, type UsageResponse } from './schemas.ts';
 
-const TIERS = ['FAST', 'FLEX'] as const;
 const DAY_MS = 24 * 3600 * 1000;
 
 interface UsageRow {
