@@ -1,5 +1,7 @@
 import { defineEntity, type InferEntity } from '@mikro-orm/core';
 import type { JobFailureCode } from '../../machines/job.failure.ts';
+import type { NodeState } from '../../machines/node.machine.ts';
+import type { Pool } from '../domain/cluster.ts';
 
 /**
  * The durable record. Column names are snake_case (MikroORM's default
@@ -162,8 +164,8 @@ export const Node = defineEntity({
   tableName: 'nodes',
   properties: (p) => ({
     id: p.text().primary(),
-    pool: p.string().length(8),
-    state: p.string().length(16),
+    pool: p.string().length(8).$type<Pool>(),
+    state: p.string().length(16).$type<NodeState>(),
     stateReason: p.text().nullable(),
     runtime: p.string().length(16),
     cpuCores: p.double().$type<number>(),

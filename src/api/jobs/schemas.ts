@@ -7,7 +7,7 @@ import { ResourceFields, ResourceFieldsOut, SPEC_EXAMPLE_JOB } from '../common/r
 
 export const TierSchema = z.enum(TIERS, 'must be FAST or FLEX').describe('FAST: warm capacity, starts in seconds. FLEX: cheaper, may wait hours and be preempted');
 
-export const JobStatusSchema = z.enum(JOB_STATUSES as unknown as [string, ...string[]]);
+export const JobStatusSchema = z.enum(JOB_STATUSES);
 
 export const JobFailureCodeSchema = z
   .enum(JOB_FAILURE_CODES)

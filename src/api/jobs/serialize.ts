@@ -32,12 +32,15 @@ function diagnosisOf(job: Pick<Job, 'placement'>): JobResponse['placement'] {
   return d && typeof d === 'object' && !Array.isArray(d) ? d : null;
 }
 
+/** A job row as loaded (user a reference) or as just built for insert (user an id). */
+export type JobFields = Omit<Job, 'seq' | 'user'> & { user: string | { id: string } };
+
 /**
  * A job row, in the API's snake_case shape. `costUsd` is the job's cost so far
  * (JobService.costs): it needs usage_records and allocations, which the row
  * does not carry.
  */
-export function toJobResponse(job: Job, costUsd: number): JobResponse {
+export function toJobResponse(job: JobFields, costUsd: number): JobResponse {
   return {
     id: job.id,
     user_id: typeof job.user === 'string' ? job.user : job.user.id,

@@ -154,8 +154,8 @@ export class JobService {
     await this.em().transactional(async (tx) => {
       const now = await lockJobInserts(tx);
       for (const item of items) stamp(item, now);
-      await tx.insertMany(Job, items.map((i) => i.job) as never[]);
-      await tx.insertMany(JobEvent, items.map((i) => i.event) as never[]);
+      await tx.insertMany(Job, items.map((i) => i.job));
+      await tx.insertMany(JobEvent, items.map((i) => i.event));
     });
     this.announce(items.map((i) => i.job.id));
     return items.map(() => undefined);
@@ -207,8 +207,8 @@ export class JobService {
     try {
       await this.em().transactional(async (tx) => {
         stamp(row, await lockJobInserts(tx));
-        await tx.insert(Job, row.job as never);
-        await tx.insert(JobEvent, row.event as never);
+        await tx.insert(Job, row.job);
+        await tx.insert(JobEvent, row.event);
         const owned = await tx.execute(
           `insert into idempotency_keys (user_id, key, request_hash, job_id, created_at)
            values (?, ?, ?, ?, now())
@@ -244,7 +244,7 @@ export class JobService {
 
   /** A job that was just inserted: it has held nothing yet, so it has cost nothing. */
   private rowToResponse(row: JobRow): JobResponse {
-    return toJobResponse({ ...row, user: { id: row.user } } as unknown as Job, 0);
+    return toJobResponse(row, 0);
   }
 
   private async respond(em: EntityManager, job: Job): Promise<JobResponse> {

@@ -3,11 +3,11 @@ import { NODE_STATES } from '../../../machines/node.machine.ts';
 import { POOLS } from '../../domain/cluster.ts';
 import { NullableTimestamp, PageQuery, storableString, Timestamp } from '../common/schemas.ts';
 
-export const NodeStateSchema = z.enum(NODE_STATES as unknown as [string, ...string[]], {
+export const NodeStateSchema = z.enum(NODE_STATES, {
   error: `must be one of ${NODE_STATES.join(', ')}`,
 });
 export const PoolSchema = z
-  .enum(POOLS as unknown as [string, ...string[]], { error: `must be one of ${POOLS.join(', ')}` })
+  .enum(POOLS, { error: `must be one of ${POOLS.join(', ')}` })
   .describe('fast: warm capacity for FAST jobs (FLEX jobs may backfill it). flex: capacity for FLEX jobs');
 
 /** Node ids are names the agent chose (subject tokens), not UUIDs. */
