@@ -13,9 +13,9 @@ import { startSimulatedAgents, type SimulatedNode } from '../../actors/agent/sim
 import { busOptions, connectBus } from '../wire/connection.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { createLogger } from '../logger/index.ts';
-import { startApi, onShutdown } from '../api/server.ts';
+import { startApi } from '../api/server.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
-import { fatal, loadConfig } from './common.ts';
+import { fatal, loadConfig, onShutdown } from './common.ts';
 import { launchCoordinator } from './coordinator.ts';
 import { ensureNats } from './nats-server.ts';
 
