@@ -11,8 +11,14 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const DIST_ENTRY = path.join(ROOT, 'dist/src/cli/main.js');
 /** Written by scripts/build.mjs after tsc succeeds: its mtime is when the build last matched the sources. */
 export const STAMP = path.join(ROOT, 'dist/.built');
-/** What the build is made of: the compiled folders (tsconfig.build.json) and the compiler settings. */
-const INPUTS = ['src', 'actors', 'machines', 'tsconfig.json', 'tsconfig.build.json'];
+/**
+ * What the build is made of: the .ts files of the compiled folders
+ * (tsconfig.build.json) and the compiler settings. Other files there do not
+ * count: applying migrations rewrites src/db/migrations/.snapshot-scalar.json,
+ * which is not compiled, and must not make the build look old.
+ */
+const SOURCE_DIRS = ['src', 'actors', 'machines'];
+const SETTINGS = ['tsconfig.json', 'tsconfig.build.json'];
 
 function mtime(p) {
   try {
@@ -22,22 +28,28 @@ function mtime(p) {
   }
 }
 
-/** The newest input (a folder's own mtime counts, so a deleted or renamed file does too), or undefined when there are none. */
+/** The newest input, or undefined when there are none (the Docker image has no sources). */
 function newestInput() {
   let newest;
-  const visit = (p) => {
+  const consider = (p) => {
     const t = mtime(p);
-    if (t === undefined) return;
-    if (!newest || t > newest.mtimeMs) newest = { path: p, mtimeMs: t };
+    if (t !== undefined && (!newest || t > newest.mtimeMs)) newest = { path: p, mtimeMs: t };
+  };
+  const visit = (dir) => {
     let entries;
     try {
-      entries = readdirSync(p, { withFileTypes: true });
+      entries = readdirSync(dir, { withFileTypes: true });
     } catch {
-      return; // a file
+      return;
     }
-    for (const e of entries) visit(path.join(p, e.name));
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) visit(p);
+      else if (e.name.endsWith('.ts')) consider(p);
+    }
   };
-  for (const i of INPUTS) visit(path.join(ROOT, i));
+  for (const d of SOURCE_DIRS) visit(path.join(ROOT, d));
+  for (const f of SETTINGS) consider(path.join(ROOT, f));
   return newest;
 }
 
