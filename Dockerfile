@@ -1,5 +1,21 @@
 # The scalar binary: one image for `scalar api`, `scalar coordinator`,
-# `scalar agent` and `scalar migrate`.
+# `scalar agent`, `scalar migrate`, `scalar keys` and `scalar simulate`.
+# It runs the compiled build: the first stage compiles with the dev
+# dependencies (TypeScript), the second holds only the runtime dependencies,
+# bin/ and dist/ (no sources, no tsx).
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY bin ./bin
+COPY scripts/build.mjs ./scripts/build.mjs
+COPY src ./src
+COPY actors ./actors
+COPY machines ./machines
+RUN npm run build
+
 FROM node:20-bookworm-slim
 WORKDIR /app
 RUN mkdir -p /state /data && chown node:node /state /data
@@ -7,10 +23,7 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY bin ./bin
-COPY src ./src
-COPY actors ./actors
-COPY machines ./machines
-COPY tsconfig.json ./
+COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 8080
 ENTRYPOINT ["node", "bin/scalar.mjs"]

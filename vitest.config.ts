@@ -10,5 +10,8 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 20_000,
     hookTimeout: 60_000,
+    // The tests run the TypeScript sources, also when they spawn bin/scalar.mjs, whatever
+    // state dist/ is in; test/e2e/dev.test.ts unsets it to run `npm start`'s compiled build.
+    env: { SCALAR_FROM_SOURCE: '1' },
   },
 });

@@ -13,33 +13,11 @@ import { assertEvent, assign, setup } from 'xstate';
 import type { SnapshotFrom } from 'xstate';
 import type { JobFailureCode } from './job.failure.ts';
 
-// Enums are `as const` objects with a derived union (STYLE.md): the object
-// gives runtime values for the DB and API, the union gives exhaustive switches.
-// Keys are listed in lifecycle order, which JOB_STATUSES relies on.
-export const JobStatus = {
-  pending: 'pending',
-  queued: 'queued',
-  scheduled: 'scheduled',
-  running: 'running',
-  completed: 'completed',
-  failed: 'failed',
-  cancelled: 'cancelled',
-} as const;
-export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
-
-/** Every status, in lifecycle order (pending first, the terminal ones last). */
-export const JOB_STATUSES: readonly JobStatus[] = Object.freeze(Object.values(JobStatus));
-
-/** Statuses a job never leaves. The machine marks them `type: 'final'`. */
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set<JobStatus>([
-  JobStatus.completed,
-  JobStatus.failed,
-  JobStatus.cancelled,
-]);
-
-export function isTerminal(s: JobStatus): boolean {
-  return TERMINAL_STATUSES.has(s);
-}
+// The statuses live in job.status.ts, which imports no xstate: the wire
+// protocol validates them, and the agent, which loads the protocol, never
+// loads the machine.
+export { JobStatus, JOB_STATUSES, TERMINAL_STATUSES, isTerminal } from './job.status.ts';
+import type { JobStatus } from './job.status.ts';
 
 /** The part of a job row the lifecycle reads and writes. Field names mirror the columns in camelCase. */
 export interface JobContext {

@@ -9,7 +9,6 @@
  */
 import { cpus, hostname, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { Agent } from '../../actors/agent/agent.ts';
 import { BusUnavailableError, busOptions, connectBus, type Bus } from '../wire/connection.ts';
@@ -128,7 +127,7 @@ function flushAndExit(log: Logger, code: number): void {
   log.flush(() => process.exit(code));
 }
 
-async function runAgent(raw: AgentCliOptions): Promise<void> {
+export async function runAgent(raw: AgentCliOptions): Promise<void> {
   const cfg = loadConfig();
   let opts: ResolvedAgentOptions;
   let gpus: GpuInfo[];
@@ -225,21 +224,4 @@ async function runAgent(raw: AgentCliOptions): Promise<void> {
     },
     'Scalar agent ready',
   );
-}
-
-export function registerAgentCommand(program: Command): void {
-  program
-    .command('agent')
-    .description('run the node agent: runs the jobs the coordinator places on this node (talks only NATS)')
-    .option('--node-id <id>', 'this node\'s id (letters, digits, _ and -); default: the host name')
-    .option('--pool <pool>', 'fast or flex', 'fast')
-    .option('--gpus <spec>', 'GPUs as <count>x<vram_gb>[,...], e.g. 8x80 or 4x40,4x80; default: discovered with nvidia-smi')
-    .option('--cpu <cores>', 'CPU cores offered to jobs; default: all of this host\'s')
-    .option('--ram-gb <gb>', 'RAM offered to jobs in GB; default: this host\'s total memory')
-    .option('--runtime <kind>', 'process, docker or simulated', 'process')
-    .option('--speed <factor>', 'simulated runtime only: how many times faster than expected_duration_sec jobs run (default 1)')
-    .option('--state-dir <dir>', 'where the agent keeps its state and job work directories; default: <SCALAR_DATA_DIR>/agent/<node-id>')
-    .option('--block <id>', 'the capacity block this node belongs to (placement keeps jobs off a block that ends too soon)')
-    .option('--addr <host>', 'where other members of a gang job reach this node (their SCALAR_MASTER_ADDR); default: the host name')
-    .action((opts: AgentCliOptions) => runAgent(opts));
 }

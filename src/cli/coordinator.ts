@@ -7,8 +7,7 @@ import { busOptions, connectBus, type Bus } from '../wire/connection.ts';
 import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startInspection, type Inspection } from '../../actors/coordinator/inspect.ts';
 import { schedulingFromConfig } from '../../actors/coordinator/settings.ts';
-import { onShutdown } from '../api/server.ts';
-import { fatal, loadConfig } from './common.ts';
+import { fatal, loadConfig, onShutdown } from './common.ts';
 
 export interface CoordinatorProcess {
   running: RunningCoordinator;

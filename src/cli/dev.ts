@@ -13,11 +13,14 @@ import { startSimulatedAgents, type SimulatedNode } from '../../actors/agent/sim
 import { busOptions, connectBus } from '../wire/connection.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { createLogger } from '../logger/index.ts';
-import { startApi, onShutdown } from '../api/server.ts';
+import { startApi } from '../api/server.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
-import { fatal, loadConfig } from './common.ts';
+import { fatal, loadConfig, onShutdown } from './common.ts';
 import { launchCoordinator } from './coordinator.ts';
 import { ensureNats } from './nats-server.ts';
+
+/** Whether this is the build (`npm run build` emits .js into dist/) or the sources run through tsx (bin/scalar.mjs chooses). */
+const COMPILED = import.meta.url.endsWith('.js');
 
 /** The simulated fleet of `scalar dev`. */
 export const DEV_NODES: readonly SimulatedNode[] = [
@@ -94,6 +97,7 @@ export async function runDev(opts: { speed: number }): Promise<void> {
       key ? `  Admin key    ${key}   (${access.note})` : `  Admin key    ${access.note}`,
       `  Capacity     ${cfg.SCALAR_PROVIDER === 'simulated' ? `simulated marketplace; autoscaler ${cfg.SCALAR_AUTOSCALE ? 'on' : 'off'} (GET /capacity, /capacity/blocks, /capacity/events)` : 'no provider'}`,
       ...(coordinator.inspection ? [`  Inspector    ${coordinator.inspection.url}`] : []),
+      `  Code         ${COMPILED ? 'compiled (dist/)' : 'TypeScript sources (tsx)'}`,
       '',
       '  Submit a job:',
       `    curl -s -X POST ${api.url}/jobs -H "Authorization: Bearer ${key ?? '<your admin key>'}" \\`,

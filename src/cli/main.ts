@@ -1,38 +1,17 @@
+/**
+ * The `scalar` command line: every command, its options and its help, in one
+ * place. Each command's code is imported only when that command runs, so
+ * `scalar agent` loads the agent and NATS but never Fastify, MikroORM or the
+ * simulator's charts, and `scalar coordinator` never loads Fastify (the idle
+ * memory of each process is in docs/performance.md). Only commander and two
+ * small, pure simulator modules (for the defaults shown in `--help`) load for
+ * every command.
+ */
 import { Command, InvalidArgumentError } from 'commander';
-import { createLogger } from '../logger/index.ts';
-import { openDatabase } from '../db/database.ts';
-import { startApi, onShutdown } from '../api/server.ts';
-import { AuthService } from '../auth/service.ts';
-import { ensureAdminAccess } from './bootstrap.ts';
-import { fatal, loadConfig } from './common.ts';
-import { runCoordinator } from './coordinator.ts';
-import { runDev } from './dev.ts';
-import { registerSimulate } from './simulate.ts';
-
-/** `scalar api`: JSON logs only, so log collectors never see a stray line. */
-async function runApi(): Promise<void> {
-  const cfg = loadConfig();
-  const log = createLogger(cfg);
-  try {
-    const db = await openDatabase(cfg, log);
-    let api: Awaited<ReturnType<typeof startApi>> | undefined;
-    try {
-      const access = await ensureAdminAccess(cfg, db, log, { createDevAdmin: false });
-      api = await startApi(cfg, db, log);
-      onShutdown(log, cfg.SCALAR_SHUTDOWN_GRACE_MS, async () => {
-        await api!.close();
-        await db.close();
-      });
-      log.info({ url: api.url, database: db.embedded ? 'embedded' : 'DATABASE_URL', admin: access.note }, 'Scalar API ready');
-    } catch (err) {
-      await api?.close().catch(() => undefined);
-      await db.close().catch(() => undefined);
-      throw err;
-    }
-  } catch (err) {
-    await fatal(log, err);
-  }
-}
+import { DEFAULT_FLEET } from '../sim/fleet-spec.ts';
+import { DEFAULT_TIER_RULE, DEFAULT_USERS } from '../sim/workload.ts';
+import type { AgentCliOptions } from './agent.ts';
+import type { SimulateOptions } from './simulate.ts';
 
 const program = new Command()
   .name('scalar')
@@ -42,48 +21,46 @@ const program = new Command()
 program
   .command('api')
   .description('run the REST API (stateless; run as many as you like)')
-  .action(() => runApi());
+  .action(async () => (await import('./api.ts')).runApi());
 
 program
   .command('coordinator')
   .description('run the coordinator: placement and the job and node actors (one leader; others stand by)')
-  .action(() => runCoordinator());
+  .action(async () => (await import('./coordinator.ts')).runCoordinator());
 
 program
   .command('dev')
   .description('run everything on embedded defaults (what `npm start` runs): API, coordinator, NATS and three simulated nodes')
   .option('--speed <factor>', 'simulated jobs run expected_duration_sec / factor seconds', '1')
-  .action((opts: { speed: string }) => {
+  .action(async (opts: { speed: string }) => {
     const speed = Number(opts.speed);
     if (!(speed > 0)) {
       process.stderr.write('scalar dev: --speed must be a positive number\n');
       process.exit(2);
     }
-    return runDev({ speed });
+    return (await import('./dev.ts')).runDev({ speed });
   });
 
-registerSimulate(program);
+program
+  .command('simulate')
+  .description('replay a job trace through the real coordinator in virtual time, and report waits, utilisation, fragmentation, preemptions and cost')
+  .requiredOption('--trace <file>', 'trace CSV: job_id,submit_time_sec,gpu_count,duration_sec,vram_per_gpu_gb,cpu_cores,ram_gb,user,status')
+  .option('--fleet <spec>', 'starting fleet, POOL=NODESxGPUSxVRAM[xCPUxRAM],…', DEFAULT_FLEET)
+  .option('--policy <name>', 'scheduling policy: scalar or fifo-first-fit', 'scalar')
+  .option('--compare <a,b>', 'run several policies on the same trace and seed, and print them side by side with ratios')
+  .option('--autoscale <on|off>', 'let the autoscaler buy and release capacity blocks from the simulated marketplace', 'off')
+  .option('--tiers <rule>', 'how jobs get a tier: random:P, max-gpus:N, all-fast or all-flex', DEFAULT_TIER_RULE)
+  .option('--users <n>', 'users to spread jobs without a user over (for fair share)', String(DEFAULT_USERS))
+  .option('--seed <n>', 'seed of the tier and user draws and of the marketplace prices', '1')
+  .option('--out <dir>', 'where metrics.json and the charts go', 'simulation')
+  .option('--no-png', 'write SVG charts only')
+  .action(async (opts: SimulateOptions) => (await import('./simulate.ts')).runSimulate(opts));
 
 program
   .command('migrate')
   .description('apply pending database migrations')
   .option('--create <name>', 'developers: write a new migration from the entity changes')
-  .action(async (opts: { create?: string }) => {
-    const cfg = loadConfig();
-    const log = createLogger(cfg, { toStderr: true });
-    try {
-      const db = await openDatabase(cfg, log, { migrate: !opts.create });
-      if (opts.create) {
-        const res = await db.orm.getMigrator().createMigration(undefined, false, false, opts.create);
-        process.stdout.write(res.fileName ? `wrote ${res.fileName}\n` : 'no entity changes; nothing written\n');
-      } else {
-        process.stdout.write('database is up to date\n');
-      }
-      await db.close();
-    } catch (err) {
-      await fatal(log, err);
-    }
-  });
+  .action(async (opts: { create?: string }) => (await import('./migrate.ts')).runMigrate(opts));
 
 const keys = program.command('keys').description('manage API keys');
 keys
@@ -99,34 +76,21 @@ keys
       return v;
     },
   )
-  .action(async (opts: { name: string; admin?: boolean; user?: string }) => {
-    const cfg = loadConfig();
-    const log = createLogger(cfg, { toStderr: true });
-    try {
-      if (opts.user && opts.admin) throw new Error('--admin makes a new admin user; it cannot be combined with --user');
-      const db = await openDatabase(cfg, log);
-      try {
-        const auth = new AuthService(db.orm, { cacheTtlSec: 0 }, log);
-        let userId = opts.user;
-        if (userId) {
-          if (!(await auth.userExists(userId))) throw new Error(`no user ${userId}`);
-          const key = await auth.createKey(userId, opts.name);
-          process.stderr.write(`created key ${key.id} for user ${userId}\n`);
-          process.stdout.write(key.api_key + '\n');
-        } else {
-          const { user, key } = await auth.createUser(opts.name, !!opts.admin);
-          userId = user.id;
-          process.stderr.write(`created ${opts.admin ? 'admin ' : ''}user ${user.id} (${opts.name}) and key ${key.id}\n`);
-          process.stdout.write(key.api_key + '\n');
-        }
-      } finally {
-        await db.close();
-      }
-    } catch (err) {
-      await fatal(log, err);
-    }
-  });
+  .action(async (opts: { name: string; admin?: boolean; user?: string }) => (await import('./keys.ts')).runKeysCreate(opts));
 
-(await import('./agent.ts')).registerAgentCommand(program);
+program
+  .command('agent')
+  .description('run the node agent: runs the jobs the coordinator places on this node (talks only NATS)')
+  .option('--node-id <id>', 'this node\'s id (letters, digits, _ and -); default: the host name')
+  .option('--pool <pool>', 'fast or flex', 'fast')
+  .option('--gpus <spec>', 'GPUs as <count>x<vram_gb>[,...], e.g. 8x80 or 4x40,4x80; default: discovered with nvidia-smi')
+  .option('--cpu <cores>', 'CPU cores offered to jobs; default: all of this host\'s')
+  .option('--ram-gb <gb>', 'RAM offered to jobs in GB; default: this host\'s total memory')
+  .option('--runtime <kind>', 'process, docker or simulated', 'process')
+  .option('--speed <factor>', 'simulated runtime only: how many times faster than expected_duration_sec jobs run (default 1)')
+  .option('--state-dir <dir>', 'where the agent keeps its state and job work directories; default: <SCALAR_DATA_DIR>/agent/<node-id>')
+  .option('--block <id>', 'the capacity block this node belongs to (placement keeps jobs off a block that ends too soon)')
+  .option('--addr <host>', 'where other members of a gang job reach this node (their SCALAR_MASTER_ADDR); default: the host name')
+  .action(async (opts: AgentCliOptions) => (await import('./agent.ts')).runAgent(opts));
 
 await program.parseAsync(process.argv);

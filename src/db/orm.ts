@@ -7,7 +7,13 @@ import { entities } from './entities.ts';
 import { migrationsList } from './migrations/index.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const MIGRATIONS_DIR = path.join(here, 'migrations');
+/**
+ * The committed migrations' folder in the sources. Applying them needs no
+ * folder (migrationsList holds them), but `scalar migrate --create` writes a
+ * TypeScript file there and reads the schema snapshot beside it, so from the
+ * build (dist/src/db/orm.js) this still points at src/db/migrations.
+ */
+export const MIGRATIONS_DIR = import.meta.url.endsWith('.js') ? path.resolve(here, '../../../src/db/migrations') : path.join(here, 'migrations');
 
 export function ormConfig(databaseUrl: string, poolMax = 10): Options {
   return defineConfig({

@@ -4,7 +4,7 @@
  * and every job message carries (job_id, attempt) so a stale one is ignored.
  */
 import { z } from 'zod';
-import { JOB_STATUSES } from '../../machines/job.machine.ts';
+import { JOB_STATUSES } from '../../machines/job.status.ts';
 
 const jobId = z.uuid();
 const attempt = z.number().int().min(1);

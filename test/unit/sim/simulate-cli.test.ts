@@ -32,9 +32,9 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-/** The environment without SCALAR_* variables, so the defaults apply. */
+/** The environment without SCALAR_* settings, so the defaults apply (SCALAR_FROM_SOURCE picks the code, not a setting: it stays). */
 function env(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SCALAR_')));
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SCALAR_') || k === 'SCALAR_FROM_SOURCE'));
 }
 
 function simulate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
