@@ -68,6 +68,19 @@ module.exports = {
       to: { path: ['^src/db/', '^actors/(coordinator|capacity)/', '^node_modules/(@mikro-orm|pg|knex)/'], reachable: true },
     },
     {
+      name: 'agent-stays-small',
+      comment:
+        'An agent runs on every GPU host and idles most of its life: it loads the NATS client, the wire schemas and ' +
+        'its runtimes, never the HTTP server, the state-machine library or the simulator\'s charts ' +
+        '(docs/performance.md, process memory: each of these is megabytes of resident code).',
+      severity: 'error',
+      from: { path: ['^(actors/agent|src/runtimes)/', '^src/cli/agent\\.ts$'] },
+      to: {
+        path: '^node_modules/(fastify|@fastify|xstate|@statelyai|vega|vega-lite|@resvg|cli-progress|pino-pretty)/',
+        reachable: true,
+      },
+    },
+    {
       name: 'postgres-adapters-at-the-root',
       comment:
         'Only the composition roots (the coordinator process wiring, actors/coordinator/index.ts, and src/cli/) ' +

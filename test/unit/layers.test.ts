@@ -61,6 +61,10 @@ const PLANTED: Record<string, { files: Record<string, string>; offender: string 
     offender: 'actors/agent/planted.ts',
     files: { 'actors/agent/planted.ts': "export { AuthService } from '../../src/auth/service.ts';\n" },
   },
+  'agent-stays-small': {
+    offender: 'src/runtimes/planted.ts',
+    files: { 'src/runtimes/planted.ts': "export { default as Fastify } from 'fastify';\n" },
+  },
   'postgres-adapters-at-the-root': {
     offender: 'actors/coordinator/planted.ts',
     files: { 'actors/coordinator/planted.ts': "export { CoordinatorStore } from './store.ts';\n" },
