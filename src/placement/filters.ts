@@ -17,7 +17,7 @@
  */
 import { Pool, type Tier } from '../domain/cluster.ts';
 import { EPSILON } from './snapshot.ts';
-import type { FilterName, JobRequest, NodeState, PlacementContext } from './types.ts';
+import type { FilterName, JobRequest, NodeView, PlacementContext } from './types.ts';
 
 /** One member's request, with what every filter needs precomputed once per decision. */
 export interface Need {
@@ -57,19 +57,19 @@ export function needOf(job: JobRequest, ctx: PlacementContext): Need {
 export interface FilterPlugin {
   readonly name: FilterName;
   /** True: the node cannot hold one member of the job now. */
-  reject(node: NodeState, need: Need, ctx: PlacementContext): boolean;
+  reject(node: NodeView, need: Need, ctx: PlacementContext): boolean;
 }
 
 /** Position in `node.freeGpus` of the first free GPU with VRAM ≥ the ask (freeGpus is VRAM-ascending). */
-export function firstSufficient(node: NodeState, vram: number): number {
+export function firstSufficient(node: NodeView, vram: number): number {
   const free = node.freeGpus;
   let i = 0;
   while (i < free.length && free[i]!.vramGb < vram) i++;
   return i;
 }
 
-export const lacksCpu = (node: NodeState, need: Need): boolean => need.cpu > node.cpuFree + EPSILON;
-export const lacksRam = (node: NodeState, need: Need): boolean => need.ram > node.ramFree + EPSILON;
+export const lacksCpu = (node: NodeView, need: Need): boolean => need.cpu > node.cpuFree + EPSILON;
+export const lacksRam = (node: NodeView, need: Need): boolean => need.ram > node.ramFree + EPSILON;
 
 /** Only `ready` nodes take new jobs (not registering, draining or lost). */
 export const nodeReady: FilterPlugin = {
@@ -117,7 +117,7 @@ export const blockTime: FilterPlugin = {
 export const NODE_FILTERS: readonly FilterPlugin[] = [nodeReady, poolFilter, reservationFilter, cpuRam, gpusFilter, blockTime];
 
 /** The first filter that rejects the node, or null when one member fits there now. */
-export function firstReject(node: NodeState, need: Need, ctx: PlacementContext): FilterPlugin | null {
+export function firstReject(node: NodeView, need: Need, ctx: PlacementContext): FilterPlugin | null {
   for (const f of NODE_FILTERS) if (f.reject(node, need, ctx)) return f;
   return null;
 }

@@ -43,7 +43,7 @@ import { cpuRam, firstReject, firstSufficient, lacksCpu, needOf, reservationFilt
 import { DEFAULT_WEIGHTS, scoreNode } from './scorers.ts';
 import { offersFor, POOLS_OF, unschedulableReason } from './shapes.ts';
 import type { CapacitySnapshot } from './snapshot.ts';
-import type { HoldTimes, JobRequest, NodeState, PlacementContext, PlacementDecision, PlacementDiagnosis, ScorerName } from './types.ts';
+import type { HoldTimes, JobRequest, NodeView, PlacementContext, PlacementDecision, PlacementDiagnosis, ScorerName } from './types.ts';
 
 /** Feasible nodes scored before the search stops (Nomad's limit). */
 export const searchLimit = (nodeCount: number): number => Math.max(2 * nodeCount, 8);
@@ -62,7 +62,7 @@ const SEARCH: Record<Tier, readonly (readonly Group[])[]> = {
 };
 
 interface Candidate {
-  node: NodeState;
+  node: NodeView;
   /** Position in node.freeGpus of the first GPU bind takes. */
   start: number;
   /** 0 unless a FLEX job on a fast node. */
@@ -126,7 +126,7 @@ function search(snapshot: CapacitySnapshot, need: Need, ctx: PlacementContext, n
   const tally = { visited: 0, cpuShort: 0 };
 
   /** Runs the filters on a visited node; true when one member fits there. */
-  const feasible = (node: NodeState): boolean => {
+  const feasible = (node: NodeView): boolean => {
     tally.visited++;
     const f = firstReject(node, need, ctx);
     if (f === null) return true;
@@ -184,7 +184,7 @@ function scoredSearch(
   ctx: PlacementContext,
   level: number,
   tiers: readonly (readonly Group[])[],
-  feasible: (node: NodeState) => boolean,
+  feasible: (node: NodeView) => boolean,
   tally: { visited: number },
 ): Candidate[] {
   const index = snapshot.index;
@@ -227,14 +227,14 @@ function firstFitSearch(
   need: Need,
   level: number,
   tiers: readonly (readonly Group[])[],
-  feasible: (node: NodeState) => boolean,
+  feasible: (node: NodeView) => boolean,
 ): Candidate[] {
   const index = snapshot.index;
   const chosen: Candidate[] = [];
   for (let t = 0; t < tiers.length && chosen.length < need.nodeCount; t++) {
     const want = need.nodeCount - chosen.length;
     /** nodeId ascending, at most `want`. */
-    const kept: NodeState[] = [];
+    const kept: NodeView[] = [];
     for (const g of tiers[t]!) {
       for (let count = need.gpus; count < index.countLimit(g, level); count++) {
         for (let tight = level; tight <= index.levels.length; tight++) {
@@ -274,7 +274,7 @@ function countUnvisited(
   for (const g of groups) unvisited += snapshot.index.groupSize(g);
   let reserved = 0;
   for (const nodeId of ctx.reservations?.keys() ?? []) {
-    const node: (NodeState & Filed) | undefined = snapshot.indexed(nodeId);
+    const node: (NodeView & Filed) | undefined = snapshot.indexed(nodeId);
     if (!node || node.group === null || !groups.includes(node.group)) continue;
     const wasVisited = level >= 0 && node.counts[level]! >= need.gpus;
     if (!wasVisited && reservationFilter.reject(node, need, ctx)) reserved++;

@@ -15,11 +15,11 @@
  * freeGpus[start .. start + gpus).
  */
 import type { Need } from './filters.ts';
-import type { NodeState, PlacementContext, ScoreWeights, ScorerName } from './types.ts';
+import type { NodeView, PlacementContext, ScoreWeights, ScorerName } from './types.ts';
 
 export interface ScorerPlugin {
   readonly name: ScorerName;
-  score(node: NodeState, need: Need, start: number, ctx: PlacementContext): number;
+  score(node: NodeView, need: Need, start: number, ctx: PlacementContext): number;
 }
 
 export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({ best_fit: 3, fragmentation: 2, block_time: 1 });
@@ -139,7 +139,7 @@ export const SCORER_PLUGINS: readonly ScorerPlugin[] = [bestFit, fragmentation, 
 
 /** Each scorer's 0–100 score and the weighted total. */
 export function scoreNode(
-  node: NodeState,
+  node: NodeView,
   need: Need,
   start: number,
   ctx: PlacementContext,

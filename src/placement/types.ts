@@ -93,9 +93,10 @@ export interface FreeGpu {
 
 /**
  * Read-only live view of one node, for placement. Never mutate it; it
- * changes with the snapshot.
+ * changes with the snapshot. (Not the node machine's NodeState, which is a
+ * node's lifecycle state: registering, ready, draining, lost.)
  */
-export interface NodeState {
+export interface NodeView {
   readonly nodeId: string;
   readonly pool: Pool;
   readonly schedulable: boolean;
@@ -119,8 +120,8 @@ export interface NodeState {
 
 /** What queue discipline reads from the snapshot (CapacitySnapshot implements it). */
 export interface SnapshotReader {
-  states(pool?: Pool): Iterable<NodeState>;
-  state(nodeId: string): NodeState | undefined;
+  states(pool?: Pool): Iterable<NodeView>;
+  state(nodeId: string): NodeView | undefined;
   /** Every node slice the job holds, rank order, or undefined. */
   holding(jobId: string): Placement | undefined;
   /** GPUs held by the user's jobs, all nodes. */

@@ -22,7 +22,7 @@ import type {
   FilterName,
   HoldTimes,
   JobRequest,
-  NodeState,
+  NodeView,
   Placement,
   PlacementContext,
   PlacementDecision,
@@ -137,7 +137,7 @@ class Pass<S extends QueueSnapshot> {
   readonly #hasVictims: Set<string>;
   readonly #gpuCache = new Map<string, number>();
   /** Fast nodes holding something preemptible (the only places killing can help a single-node job); built on first use. */
-  #preemptNodes: Map<string, NodeState> | undefined;
+  #preemptNodes: Map<string, NodeView> | undefined;
   readonly #fits = new FailureCache<PlacementDecision & { kind: 'waiting' }>();
   readonly #noVictims = new FailureCache<true>();
   readonly #guard: ShapeGuard;
@@ -269,7 +269,7 @@ class Pass<S extends QueueSnapshot> {
     return true;
   }
 
-  #nodesToPreempt(): Iterable<NodeState> {
+  #nodesToPreempt(): Iterable<NodeView> {
     if (!this.#preemptNodes) {
       this.#preemptNodes = new Map();
       for (const n of this.#snapshot.states('fast')) if (n.holds.some((h) => h.preemptible)) this.#preemptNodes.set(n.nodeId, n);

@@ -15,7 +15,7 @@ import {
   POOLS_OF,
   type JobRequest,
   type NodeCapacity,
-  type NodeState,
+  type NodeView,
   type PlacementContext,
   type Reservation,
 } from '../../../src/placement/index.ts';
@@ -91,15 +91,15 @@ const scenarioArb = fc.record({
 });
 
 /** The nodes (any state) that placement may consider for the job, per the brute-force definition. */
-function feasibleByScan(snap: CapacitySnapshot, job: JobRequest, ctx: PlacementContext): NodeState[] {
+function feasibleByScan(snap: CapacitySnapshot, job: JobRequest, ctx: PlacementContext): NodeView[] {
   const need = needOf(job, ctx);
-  const out: NodeState[] = [];
+  const out: NodeView[] = [];
   for (const pool of POOLS_OF[job.tier]) for (const n of snap.states(pool)) if (firstReject(n, need, ctx) === null) out.push(n);
   return out;
 }
 
 /** Could an empty node of this shape hold one member? */
-function holdsWhenEmpty(n: NodeState, job: JobRequest): boolean {
+function holdsWhenEmpty(n: NodeView, job: JobRequest): boolean {
   const fit = n.gpus.filter((g) => g.vramGb >= (job.gpuCount > 0 ? job.vramPerGpuGb : 0)).length;
   return fit >= job.gpuCount && job.cpuCores <= n.cpuTotal + 1e-9 && job.ramGb <= n.ramTotal + 1e-9;
 }
@@ -159,7 +159,7 @@ describe('placement properties', () => {
           }
           // First fit: exactly the smallest ids (flex first for FLEX).
           if (firstFit) {
-            const rank = (n: NodeState) => (job.tier === 'FLEX' && n.pool === 'fast' ? 1 : 0);
+            const rank = (n: NodeView) => (job.tier === 'FLEX' && n.pool === 'fast' ? 1 : 0);
             const want = feasible
               .sort((a, b) => rank(a) - rank(b) || (a.nodeId < b.nodeId ? -1 : 1))
               .slice(0, job.nodeCount)
