@@ -14,7 +14,7 @@
  * in node.freeGpus (VRAM ascending) of the first one; the job takes
  * freeGpus[start .. start + gpus).
  */
-import type { Need } from './filters.ts';
+import type { Need } from './filters/plugin.ts';
 import type { NodeView, PlacementContext, ScoreWeights, ScorerName } from './types.ts';
 
 export interface ScorerPlugin {
@@ -135,9 +135,10 @@ export const blockTimeScorer: ScorerPlugin = {
   },
 };
 
+/** The scorers; each one's weight is ctx.scoreWeights[name] (DEFAULT_WEIGHTS). Their names are SCORERS (types.ts). */
 export const SCORER_PLUGINS: readonly ScorerPlugin[] = [bestFit, fragmentation, blockTimeScorer];
 
-/** Each scorer's 0–100 score and the weighted total. */
+/** Each scorer's 0–100 score and the weighted total, Σ weight · score / Σ weight (0 when every weight is 0). */
 export function scoreNode(
   node: NodeView,
   need: Need,
@@ -145,13 +146,23 @@ export function scoreNode(
   ctx: PlacementContext,
   weights: ScoreWeights,
 ): { total: number; scores: Record<ScorerName, number> } {
-  const scores = {
-    best_fit: bestFit.score(node, need, start, ctx),
-    fragmentation: fragmentation.score(node, need, start, ctx),
-    block_time: blockTimeScorer.score(node, need, start, ctx),
-  };
-  const sum = weights.best_fit + weights.fragmentation + weights.block_time;
-  const total =
-    sum > 0 ? (weights.best_fit * scores.best_fit + weights.fragmentation * scores.fragmentation + weights.block_time * scores.block_time) / sum : 0;
-  return { total, scores };
+  const scores = {} as Record<ScorerName, number>;
+  let weighted = 0;
+  let sum = 0;
+  for (let i = 0; i < SCORER_PLUGINS.length; i++) {
+    const s = SCORER_PLUGINS[i]!;
+    const score = s.score(node, need, start, ctx);
+    const w = weights[s.name];
+    scores[s.name] = score;
+    weighted += w * score;
+    sum += w;
+  }
+  return { total: sum > 0 ? weighted / sum : 0, scores };
+}
+
+/** Every score to 2 decimals, as the diagnosis shows them. */
+export function roundScores(scores: Readonly<Record<ScorerName, number>>): Record<ScorerName, number> {
+  const out = {} as Record<ScorerName, number>;
+  for (const s of SCORER_PLUGINS) out[s.name] = Math.round(scores[s.name] * 100) / 100;
+  return out;
 }

@@ -132,11 +132,7 @@ export interface SnapshotReader {
   anyFreeGpu(): boolean;
 }
 
-// --- filters, scorers, diagnosis ----------------------------------------------
-
-/** The filters, cheapest first. Each rejects a node for one named reason. */
-export const FILTERS = ['node_ready', 'pool', 'reservation', 'cpu_ram', 'gpus', 'block_time', 'gang'] as const;
-export type FilterName = (typeof FILTERS)[number];
+// --- scorers (the filters are their registry, filters.ts; the diagnosis is in decision.ts) ---
 
 export const SCORERS = ['best_fit', 'fragmentation', 'block_time'] as const;
 export type ScorerName = (typeof SCORERS)[number];
@@ -146,28 +142,6 @@ export type ScoreWeights = Record<ScorerName, number>;
 
 /** How the decision was reached (STYLE.md: escalation for tiers). */
 export type PlacementStep = 'fit' | 'backfill' | 'preempt';
-
-/**
- * Why a job was placed where it was, or why it waits. Serialised (snake_case)
- * into the job's `placement` object on GET /jobs/{id}.
- */
-export interface PlacementDiagnosis {
-  /** Nodes in the pools the job's tier may use. */
-  nodes: number;
-  /** Nodes rejected by each filter (each node counted once, by the first filter that rejected it). */
-  rejected: Record<FilterName, number>;
-  /** The best candidates, best first (at most 3), with the weighted total and each scorer's 0–100 score. */
-  best: { nodeId: string; score: number; scores: Record<ScorerName, number> }[];
-  /** Which step placed it; null while it waits. */
-  step: PlacementStep | null;
-}
-
-export type PlacementDecision =
-  | { kind: 'placed'; placement: Placement; diagnosis: PlacementDiagnosis }
-  /** Fits nowhere now. `reason` is plain words for status_reason, e.g. '0 of 2 fast nodes have 2 free GPUs with ≥ 80 GB'. */
-  | { kind: 'waiting'; reason: string; diagnosis: PlacementDiagnosis }
-  /** No node shape that exists or can be bought could ever hold it: the job fails fast. */
-  | { kind: 'unschedulable'; reason: string; diagnosis: PlacementDiagnosis };
 
 /** A node shape that could exist: a provider's instance type, or a node seen before. */
 export interface NodeShape {
@@ -255,20 +229,4 @@ export interface Preemption {
   victims: string[];
   /** GPU-seconds of work the victims lose (sum of GPUs × seconds run). */
   lostGpuSeconds: number;
-}
-
-export interface WaitingJob {
-  reason: string;
-  diagnosis: PlacementDiagnosis;
-  /** 1-based position among the waiting jobs, in the order this pass considered them. */
-  position: number;
-}
-
-export interface QueueOutcome {
-  /** In the order they were placed; each is already held in the snapshot. */
-  placed: { placement: Placement; diagnosis: PlacementDiagnosis }[];
-  waiting: Map<string, WaitingJob>;
-  unschedulable: Map<string, { reason: string; diagnosis: PlacementDiagnosis }>;
-  preemptions: Preemption[];
-  reservations: Reservation[];
 }

@@ -8,7 +8,8 @@ import type { Pool, Tier } from '../../../src/domain/cluster.ts';
 import { placeJob } from '../../../src/placement/pipeline.ts';
 import { earliestStart, planPreemption, runQueue, scheduleQueue } from '../../../src/placement/queue/index.ts';
 import { CapacitySnapshot } from '../../../src/placement/snapshot.ts';
-import { SCALAR_POLICY, type JobRequest, type QueueContext, type QueueOutcome, type Reservation } from '../../../src/placement/types.ts';
+import type { QueueOutcome } from '../../../src/placement/decision.ts';
+import { SCALAR_POLICY, type JobRequest, type QueueContext, type Reservation } from '../../../src/placement/types.ts';
 import { T0 } from './builders.ts';
 
 interface NodeSpec {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { placeJob } from '../../../src/placement/pipeline.ts';
 import { runQueue, scheduleQueue } from '../../../src/placement/queue/index.ts';
 import type { CapacitySnapshot } from '../../../src/placement/snapshot.ts';
-import { FIFO_FIRST_FIT_POLICY, SCALAR_POLICY, type JobRequest, type QueueOutcome } from '../../../src/placement/types.ts';
+import type { QueueOutcome } from '../../../src/placement/decision.ts';
+import { FIFO_FIRST_FIT_POLICY, SCALAR_POLICY, type JobRequest } from '../../../src/placement/types.ts';
 import { T0, aJob, aNode, ctxOf, fleet, holdOn, sec } from './builders.ts';
 
 const NO_BACKFILL = { ...SCALAR_POLICY, backfill: false };
