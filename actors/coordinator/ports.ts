@@ -14,6 +14,7 @@ import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machin
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { JobState } from '../../machines/job.step.ts';
 import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
+import type { PlacementRecord } from '../../src/placement/index.ts';
 import type { KillCommand, RunCommand } from '../../src/wire/messages.ts';
 
 /** The coordinator's reads and its one write per pass (see CoordinatorStore for the Postgres one). */
@@ -117,7 +118,7 @@ export interface BatchItem {
   attempt?: number;
   events: JobEvent[];
   /** A placement diagnosis to store with the change (jobs.placement). */
-  placement?: Record<string, unknown> | null;
+  placement?: PlacementRecord | null;
 }
 
 /**
@@ -137,7 +138,7 @@ export interface JobWrite {
   /** Attempts whose allocations this change frees. */
   releases: AttemptRef[];
   /** The latest placement diagnosis to store in jobs.placement (undefined: leave the column as it is). */
-  placement?: Record<string, unknown> | null;
+  placement?: PlacementRecord | null;
 }
 
 export interface NodeUpsert {

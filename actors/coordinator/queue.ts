@@ -7,10 +7,12 @@
  */
 import type { JobEvent } from '../../machines/job.machine.ts';
 import {
+  roundScores,
   scheduleQueue,
   type CapacitySnapshot,
   type NodeShape,
   type PlacementDiagnosis,
+  type PlacementRecord,
   type QueuePolicy,
   type WaitingJob,
 } from '../../src/placement/index.ts';
@@ -56,24 +58,22 @@ export interface QueueDecision {
 export function placementJson(
   d: PlacementDiagnosis,
   extra: { position?: number; reason?: string; at: number },
-): Record<string, unknown> {
+): PlacementRecord {
   return {
     position: extra.position ?? null,
     step: d.step,
     nodes: d.nodes,
     rejected: { ...d.rejected },
-    best: d.best.map((b) => ({ node_id: b.nodeId, score: round(b.score), scores: mapValues(b.scores, round) })),
+    best: d.best.map((b) => ({ node_id: b.nodeId, score: round(b.score), scores: roundScores(b.scores) })),
     reason: extra.reason ?? null,
     at: new Date(extra.at).toISOString(),
   };
 }
 
-const waitingJson = (w: WaitingJob, at: number): Record<string, unknown> =>
+const waitingJson = (w: WaitingJob, at: number): PlacementRecord =>
   placementJson(w.diagnosis, { position: w.position, reason: w.reason, at });
 
 const round = (x: number): number => Math.round(x * 100) / 100;
-const mapValues = <K extends string>(o: Record<K, number>, f: (x: number) => number): Record<K, number> =>
-  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v as number)])) as Record<K, number>;
 
 export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: QueueSettings, now = Date.now()): QueueDecision {
   // A burst of thousands of submissions is admitted over several passes, so

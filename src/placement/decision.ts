@@ -58,7 +58,8 @@ export interface QueueOutcome {
  * serves it (snake_case; src/api/jobs/schemas.ts PlacementDiagnosis is its
  * wire schema). Every row the coordinator wrote has this shape.
  */
-export interface PlacementRecord {
+// A type, not an interface: the wire schema's loose object has an index signature, which only a type literal satisfies.
+export type PlacementRecord = {
   /** 1-based position among the waiting jobs; null when placed or failed. */
   position: number | null;
   step: PlacementStep | null;
@@ -69,4 +70,4 @@ export interface PlacementRecord {
   reason: string | null;
   /** ISO 8601. */
   at: string;
-}
+};

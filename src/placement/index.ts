@@ -18,6 +18,6 @@ export {
   type RuledOut,
 } from './filters.ts';
 export { describeWaiting, emptyDiagnosis } from './diagnosis.ts';
-export { DEFAULT_WEIGHTS, SCORER_PLUGINS, type ScorerPlugin } from './scorers.ts';
+export { DEFAULT_WEIGHTS, roundScores, SCORER_PLUGINS, type ScorerPlugin } from './scorers.ts';
 export { POOLS_OF } from './shapes.ts';
 export * from './queue/index.ts';
