@@ -11,6 +11,7 @@
  */
 import { assertEvent, assign, setup } from 'xstate';
 import type { SnapshotFrom } from 'xstate';
+import type { NodeSlice } from '../src/domain/cluster.ts';
 
 // Enums are `as const` objects with a derived union (STYLE.md): the object
 // gives runtime values for the DB and API, the union gives exhaustive switches.
@@ -77,12 +78,6 @@ export interface MemberFailure {
   reason: string;
   /** Its node was lost: once every member has ended, the attempt is requeued rather than failed. */
   lost?: boolean;
-}
-
-/** One member's node and GPUs. snake_case: it is stored and served as is. */
-export interface NodeSlice {
-  node_id: string;
-  gpu_indices: number[];
 }
 
 export interface JobInput {

@@ -10,10 +10,10 @@
  * here, and the adapters (store.ts, the simulator's) import them, never the
  * other way round.
  */
-import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
+import type { JobEvent, JobStatus, MemberFailure } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { JobState } from '../../machines/job.step.ts';
-import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
+import type { AttemptRef, GpuInfo, NodeSlice, Pool, Tier } from '../../src/domain/cluster.ts';
 import type { PlacementRecord } from '../../src/placement/index.ts';
 import type { KillCommand, RunCommand } from '../../src/wire/messages.ts';
 

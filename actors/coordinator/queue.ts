@@ -123,9 +123,9 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
     admit(job, 'placing it now', events);
     events.push({
       type: 'place',
-      node_id: first!.nodeId,
-      gpu_indices: first!.gpuIndices,
-      ...(rest.length > 0 ? { placements: p.placement.nodes.map((n) => ({ node_id: n.nodeId, gpu_indices: n.gpuIndices })) } : {}),
+      node_id: first!.node_id,
+      gpu_indices: first!.gpu_indices,
+      ...(rest.length > 0 ? { placements: p.placement.nodes } : {}),
     });
     // A FAST job placed on GPUs its preemption freed says so (the pass that places it sees only free GPUs).
     const diagnosis = job.preempted ? { ...p.diagnosis, step: 'preempt' as const } : p.diagnosis;

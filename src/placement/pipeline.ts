@@ -183,8 +183,8 @@ function search(snapshot: CapacitySnapshot, need: Need, ctx: PlacementContext, n
   });
   diagnosis.step = 'fit';
   const slices = chosen.map((c) => ({
-    nodeId: c.node.nodeId,
-    gpuIndices: c.node.freeGpus
+    node_id: c.node.nodeId,
+    gpu_indices: c.node.freeGpus
       .slice(c.start, c.start + need.gpus)
       .map((g) => g.index)
       .sort((a, b) => a - b),

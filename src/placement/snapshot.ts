@@ -169,10 +169,10 @@ export class CapacitySnapshot implements SnapshotReader {
     }
     const checked: { entry: NodeEntry; slots: GpuSlot[] }[] = [];
     for (const slice of placement.nodes) {
-      const entry = this.#nodes.get(slice.nodeId);
-      if (!entry) throw new Error(`job ${jobId}: unknown node ${slice.nodeId}`);
-      if (checked.some((c) => c.entry === entry)) throw new Error(`job ${jobId}: node ${slice.nodeId} listed twice`);
-      checked.push({ entry, slots: checkSlice(job, entry, slice.gpuIndices) });
+      const entry = this.#nodes.get(slice.node_id);
+      if (!entry) throw new Error(`job ${jobId}: unknown node ${slice.node_id}`);
+      if (checked.some((c) => c.entry === entry)) throw new Error(`job ${jobId}: node ${slice.node_id} listed twice`);
+      checked.push({ entry, slots: checkSlice(job, entry, slice.gpu_indices) });
     }
 
     const rec: HoldRecord = { jobId, tier: job.tier, userId: job.userId, times: { ...times }, slices: [] };
@@ -222,7 +222,7 @@ export class CapacitySnapshot implements SnapshotReader {
   /** A copy of the slices the job still holds, rank order, or undefined. */
   holding(jobId: string): Placement | undefined {
     const rec = this.#holds.get(jobId);
-    return rec && { jobId, nodes: rec.slices.map((s) => ({ nodeId: s.node.nodeId, gpuIndices: [...s.view.gpuIndices] })) };
+    return rec && { jobId, nodes: rec.slices.map((s) => ({ node_id: s.node.nodeId, gpu_indices: [...s.view.gpuIndices] })) };
   }
 
   /** Live read-only views of the job's slices, rank order (empty when it holds nothing). */

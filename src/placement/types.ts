@@ -11,7 +11,7 @@
  *   snapshot → filters (cheapest first) → scorers (normalised, weighted)
  *   → select → bind, and every decision returns a PlacementDiagnosis.
  */
-import type { Pool, Tier } from '../domain/cluster.ts';
+import type { NodeSlice, Pool, Tier } from '../domain/cluster.ts';
 
 export interface GpuSlot {
   index: number;
@@ -53,12 +53,6 @@ export interface JobRequest {
   expectedDurationSec: number;
 }
 
-/** One node's part of a placement. */
-export interface NodeSlice {
-  nodeId: string;
-  /** Distinct, ascending. */
-  gpuIndices: number[];
-}
 
 export interface Placement {
   jobId: string;

@@ -225,7 +225,7 @@ class NodeSearch {
     let n = this.#gpuCache.get(jobId);
     if (n === undefined) {
       n = 0;
-      for (const s of this.#snapshot.holding(jobId)?.nodes ?? []) n += s.gpuIndices.length;
+      for (const s of this.#snapshot.holding(jobId)?.nodes ?? []) n += s.gpu_indices.length;
       this.#gpuCache.set(jobId, n);
     }
     return (n * Math.max(0, this.#opts.now - startedAt)) / 1000;

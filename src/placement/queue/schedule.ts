@@ -221,7 +221,7 @@ class Pass<S extends QueueSnapshot> {
     if (job.tier !== 'FLEX') return;
     // A FLEX job on a fast node is a new preemptible hold: earlier preemption failures may no longer hold.
     for (const slice of placement.nodes) {
-      const node = this.#snapshot.state(slice.nodeId);
+      const node = this.#snapshot.state(slice.node_id);
       if (node?.pool !== 'fast') continue;
       this.#noVictims.clear();
       this.#preemptNodes?.set(node.nodeId, node);

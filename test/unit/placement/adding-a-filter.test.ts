@@ -53,7 +53,7 @@ describe('a filter added to the registry needs nothing else', () => {
 
   it('without it, the job goes to a', () => {
     const d = placeJob(fleet(), aJob('j').build(), ctxOf());
-    expect(d.kind === 'placed' && d.placement.nodes[0]!.nodeId).toBe('a');
+    expect(d.kind === 'placed' && d.placement.nodes[0]!.node_id).toBe('a');
   });
 
   it('with it, the pipeline counts its rejection and status_reason words it, in reasonRank order', () => {
