@@ -142,7 +142,7 @@ function search(snapshot: CapacitySnapshot, need: Need, ctx: PlacementContext, n
   const tiers = SEARCH[need.tier];
   const tally = { visited: 0 };
   // Rejections per check, by position: the hot loop increments an array slot, not a key; folded into `rejected` below.
-  const hits: number[] = filters.checks.map(() => 0);
+  const hits: number[] = new Array<number>(checks.length).fill(0);
 
   /** Runs the per-node checks on a visited node, first rejection counted; true when one member fits there. */
   const feasible = (node: NodeView): boolean => {

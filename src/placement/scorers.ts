@@ -138,6 +138,11 @@ export const blockTimeScorer: ScorerPlugin = {
 /** The scorers; each one's weight is ctx.scoreWeights[name] (DEFAULT_WEIGHTS). Their names are SCORERS (types.ts). */
 export const SCORER_PLUGINS: readonly ScorerPlugin[] = [bestFit, fragmentation, blockTimeScorer];
 
+/** Every scorer at 0, in SCORER_PLUGINS order: copied for each node scored, so the loop below fills known keys. */
+const ZERO_SCORES: Readonly<Record<ScorerName, number>> = Object.freeze(
+  Object.fromEntries(SCORER_PLUGINS.map((s) => [s.name, 0])) as Record<ScorerName, number>,
+);
+
 /** Each scorer's 0–100 score and the weighted total, Σ weight · score / Σ weight (0 when every weight is 0). */
 export function scoreNode(
   node: NodeView,
@@ -146,7 +151,7 @@ export function scoreNode(
   ctx: PlacementContext,
   weights: ScoreWeights,
 ): { total: number; scores: Record<ScorerName, number> } {
-  const scores = {} as Record<ScorerName, number>;
+  const scores = { ...ZERO_SCORES };
   let weighted = 0;
   let sum = 0;
   for (let i = 0; i < SCORER_PLUGINS.length; i++) {
@@ -162,7 +167,7 @@ export function scoreNode(
 
 /** Every score to 2 decimals, as the diagnosis shows them. */
 export function roundScores(scores: Readonly<Record<ScorerName, number>>): Record<ScorerName, number> {
-  const out = {} as Record<ScorerName, number>;
+  const out = { ...ZERO_SCORES };
   for (const s of SCORER_PLUGINS) out[s.name] = Math.round(scores[s.name] * 100) / 100;
   return out;
 }
