@@ -43,7 +43,7 @@ import type { PlacementDecision, PlacementDiagnosis } from './decision.ts';
 import { describeWaiting, emptyDiagnosis } from './diagnosis.ts';
 import { GROUP, type Filed, type Group } from './free-index.ts';
 import { compileFilters, DEFAULT_FILTERS, firstSufficient, needOf, type CompiledFilters, type FilterPlugin, type Need, type RuledOut } from './filters.ts';
-import { DEFAULT_WEIGHTS, roundScores, scoreNode } from './scorers.ts';
+import { DEFAULT_WEIGHTS, roundScores, scoreNode, scoreTotal, weightVector } from './scorers.ts';
 import { offersFor, POOLS_OF, unschedulableReason } from './shapes.ts';
 import type { CapacitySnapshot } from './snapshot.ts';
 import type { HoldTimes, JobRequest, NodeView, PlacementContext, ScorerName } from './types.ts';
@@ -74,8 +74,8 @@ interface Candidate {
   start: number;
   /** 0 unless a FLEX job on a fast node. */
   poolRank: number;
+  /** The weighted score (scoreTotal); 0 under first fit. */
   total: number;
-  scores: Record<ScorerName, number> | null;
 }
 
 /** Queue order: FAST before FLEX, then higher priority, then older (smaller seq), then jobId. */
@@ -178,8 +178,8 @@ function search(snapshot: CapacitySnapshot, need: Need, ctx: PlacementContext, n
 
   const weights = ctx.scoreWeights ?? DEFAULT_WEIGHTS;
   diagnosis.best = ranked.slice(0, 3).map((c) => {
-    const s = c.scores ? c : { ...c, ...scoreNode(c.node, need, c.start, ctx, weights) };
-    return { nodeId: c.node.nodeId, score: round2(s.total), scores: roundScores(s.scores!) };
+    const s = scoreNode(c.node, need, c.start, ctx, weights);
+    return { nodeId: c.node.nodeId, score: round2(s.total), scores: roundScores(s.scores) };
   });
   diagnosis.step = 'fit';
   const slices = chosen.map((c) => ({
@@ -215,7 +215,7 @@ function scoredSearch(
   tally: { visited: number },
 ): Candidate[] {
   const index = snapshot.index;
-  const weights = ctx.scoreWeights ?? DEFAULT_WEIGHTS;
+  const weights = weightVector(ctx.scoreWeights ?? DEFAULT_WEIGHTS);
   const k = searchLimit(need.nodeCount);
   const maxVisits = visitLimit(need.nodeCount);
   const found: Candidate[] = [];
@@ -229,8 +229,8 @@ function scoredSearch(
           for (const node of index.bucket(g, level, count, tight)) {
             if (feasible(node)) {
               const start = firstSufficient(node, need.vram);
-              const { total, scores } = scoreNode(node, need, start, ctx, weights);
-              found.push({ node, start, poolRank: t, total, scores });
+              // Only the total here; the best three get their scores when the diagnosis is written.
+              found.push({ node, start, poolRank: t, total: scoreTotal(node, need, start, ctx, weights) });
             }
             if (found.length >= k || (tally.visited >= maxVisits && found.length >= need.nodeCount)) break search;
           }
@@ -276,7 +276,7 @@ function firstFitSearch(
         }
       }
     }
-    for (const node of kept) chosen.push({ node, start: firstSufficient(node, need.vram), poolRank: t, total: 0, scores: null });
+    for (const node of kept) chosen.push({ node, start: firstSufficient(node, need.vram), poolRank: t, total: 0 });
   }
   return chosen;
 }

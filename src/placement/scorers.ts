@@ -143,6 +143,34 @@ const ZERO_SCORES: Readonly<Record<ScorerName, number>> = Object.freeze(
   Object.fromEntries(SCORER_PLUGINS.map((s) => [s.name, 0])) as Record<ScorerName, number>,
 );
 
+/** The weights in SCORER_PLUGINS order, with their sum; once per weights object. */
+export interface WeightVector {
+  readonly w: readonly number[];
+  readonly sum: number;
+}
+const vectors = new WeakMap<ScoreWeights, WeightVector>();
+
+export function weightVector(weights: ScoreWeights): WeightVector {
+  let v = vectors.get(weights);
+  if (!v) {
+    const w = SCORER_PLUGINS.map((s) => weights[s.name]);
+    let sum = 0;
+    for (const x of w) sum += x;
+    vectors.set(weights, (v = { w, sum }));
+  }
+  return v;
+}
+
+/**
+ * The weighted total alone, for the search's hot loop (no scores object per
+ * node): the same sums in the same order as scoreNode, so the same total.
+ */
+export function scoreTotal(node: NodeView, need: Need, start: number, ctx: PlacementContext, v: WeightVector): number {
+  let weighted = 0;
+  for (let i = 0; i < SCORER_PLUGINS.length; i++) weighted += v.w[i]! * SCORER_PLUGINS[i]!.score(node, need, start, ctx);
+  return v.sum > 0 ? weighted / v.sum : 0;
+}
+
 /** Each scorer's 0–100 score and the weighted total, Σ weight · score / Σ weight (0 when every weight is 0). */
 export function scoreNode(
   node: NodeView,
@@ -168,6 +196,9 @@ export function scoreNode(
 /** Every score to 2 decimals, as the diagnosis shows them. */
 export function roundScores(scores: Readonly<Record<ScorerName, number>>): Record<ScorerName, number> {
   const out = { ...ZERO_SCORES };
-  for (const s of SCORER_PLUGINS) out[s.name] = Math.round(scores[s.name] * 100) / 100;
+  for (let i = 0; i < SCORER_PLUGINS.length; i++) {
+    const name = SCORER_PLUGINS[i]!.name;
+    out[name] = Math.round(scores[name] * 100) / 100;
+  }
   return out;
 }
