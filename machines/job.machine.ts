@@ -12,6 +12,7 @@
 import { assertEvent, assign, setup } from 'xstate';
 import type { SnapshotFrom } from 'xstate';
 import type { JobFailureCode } from './job.failure.ts';
+import type { NodeSlice } from '../src/domain/cluster.ts';
 
 // The statuses live in job.status.ts, which imports no xstate: the wire
 // protocol validates them, and the agent, which loads the protocol, never
@@ -62,12 +63,6 @@ export interface MemberFailure {
   reason: string;
   /** Its node was lost: once every member has ended, the attempt is requeued rather than failed. */
   lost?: boolean;
-}
-
-/** One member's node and GPUs. snake_case: it is stored and served as is. */
-export interface NodeSlice {
-  node_id: string;
-  gpu_indices: number[];
 }
 
 export interface JobInput {

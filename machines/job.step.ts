@@ -6,6 +6,7 @@
  * records and the simulator all map their rows to `JobState` first.
  */
 import { createActor, type ActorScope, type ExecutableActionsFrom } from 'xstate';
+import type { NodeSlice } from '../src/domain/cluster.ts';
 import {
   JOB_EFFECTS,
   jobMachine,
@@ -17,7 +18,6 @@ import {
   type JobSnapshot,
   type JobStatus,
   type MemberFailure,
-  type NodeSlice,
 } from './job.machine.ts';
 import { isJobFailureCode } from './job.failure.ts';
 

@@ -85,7 +85,7 @@ export class Coordinator {
       o.log,
       o.clock,
       { killSec: o.killGraceSec, preemptSec: o.queue.preemptGraceSec },
-      (id) => this.capacity.holding(id)?.nodes.map((n) => n.nodeId) ?? [],
+      (id) => this.capacity.holding(id)?.nodes.map((n) => n.node_id) ?? [],
       (nodeId) => this.fleet.addrOf(nodeId),
     );
     this.fleet = new Fleet({

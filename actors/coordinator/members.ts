@@ -41,7 +41,7 @@ export function memberEnded(
   if (!nodes.includes(nodeId)) return;
   const ended = job.endedMembers();
   const ref = { job_id: job.rec.id, attempt: job.rec.attempt, node_id: nodeId };
-  const holdsHere = (): boolean => h.capacity.holding(job.rec.id)?.nodes.some((n) => n.nodeId === nodeId) ?? false;
+  const holdsHere = (): boolean => h.capacity.holding(job.rec.id)?.nodes.some((n) => n.node_id === nodeId) ?? false;
 
   if (isTerminal(job.status)) {
     // Cancelled or timed out: this member's kill is confirmed (or its node is

@@ -10,11 +10,12 @@
  * here, and the adapters (store.ts, the simulator's) import them, never the
  * other way round.
  */
-import type { JobEvent, JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
+import type { JobEvent, JobStatus, MemberFailure } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
 import type { JobState } from '../../machines/job.step.ts';
 import type { JobFailureCode } from '../../machines/job.failure.ts';
-import type { AttemptRef, GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
+import type { AttemptRef, GpuInfo, NodeSlice, Pool, Tier } from '../../src/domain/cluster.ts';
+import type { PlacementRecord } from '../../src/placement/index.ts';
 import type { KillCommand, RunCommand } from '../../src/wire/messages.ts';
 
 /** The coordinator's reads and its one write per pass (see CoordinatorStore for the Postgres one). */
@@ -119,7 +120,7 @@ export interface BatchItem {
   attempt?: number;
   events: JobEvent[];
   /** A placement diagnosis to store with the change (jobs.placement). */
-  placement?: Record<string, unknown> | null;
+  placement?: PlacementRecord | null;
 }
 
 /**
@@ -139,7 +140,7 @@ export interface JobWrite {
   /** Attempts whose allocations this change frees. */
   releases: AttemptRef[];
   /** The latest placement diagnosis to store in jobs.placement (undefined: leave the column as it is). */
-  placement?: Record<string, unknown> | null;
+  placement?: PlacementRecord | null;
 }
 
 export interface NodeUpsert {

@@ -7,10 +7,12 @@
  */
 import type { JobEvent } from '../../machines/job.machine.ts';
 import {
+  roundScores,
   scheduleQueue,
   type CapacitySnapshot,
   type NodeShape,
   type PlacementDiagnosis,
+  type PlacementRecord,
   type QueuePolicy,
   type WaitingJob,
 } from '../../src/placement/index.ts';
@@ -56,24 +58,22 @@ export interface QueueDecision {
 export function placementJson(
   d: PlacementDiagnosis,
   extra: { position?: number; reason?: string; at: number },
-): Record<string, unknown> {
+): PlacementRecord {
   return {
     position: extra.position ?? null,
     step: d.step,
     nodes: d.nodes,
     rejected: { ...d.rejected },
-    best: d.best.map((b) => ({ node_id: b.nodeId, score: round(b.score), scores: mapValues(b.scores, round) })),
+    best: d.best.map((b) => ({ node_id: b.nodeId, score: round(b.score), scores: roundScores(b.scores) })),
     reason: extra.reason ?? null,
     at: new Date(extra.at).toISOString(),
   };
 }
 
-const waitingJson = (w: WaitingJob, at: number): Record<string, unknown> =>
+const waitingJson = (w: WaitingJob, at: number): PlacementRecord =>
   placementJson(w.diagnosis, { position: w.position, reason: w.reason, at });
 
 const round = (x: number): number => Math.round(x * 100) / 100;
-const mapValues = <K extends string>(o: Record<K, number>, f: (x: number) => number): Record<K, number> =>
-  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v as number)])) as Record<K, number>;
 
 export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: QueueSettings, now = Date.now()): QueueDecision {
   // A burst of thousands of submissions is admitted over several passes, so
@@ -123,9 +123,9 @@ export function admitAndPlace(jobs: JobTable, capacity: CapacitySnapshot, s: Que
     admit(job, 'placing it now', events);
     events.push({
       type: 'place',
-      node_id: first!.nodeId,
-      gpu_indices: first!.gpuIndices,
-      ...(rest.length > 0 ? { placements: p.placement.nodes.map((n) => ({ node_id: n.nodeId, gpu_indices: n.gpuIndices })) } : {}),
+      node_id: first!.node_id,
+      gpu_indices: first!.gpu_indices,
+      ...(rest.length > 0 ? { placements: p.placement.nodes } : {}),
     });
     // A FAST job placed on GPUs its preemption freed says so (the pass that places it sees only free GPUs).
     const diagnosis = job.preempted ? { ...p.diagnosis, step: 'preempt' as const } : p.diagnosis;

@@ -45,7 +45,7 @@ export function restoreHolds(
     try {
       o.capacity.hold(
         { ...job.request(), nodeCount: order.length },
-        { jobId: id, nodes: order.map((n) => ({ nodeId: n, gpuIndices: slices.get(n)! })) },
+        { jobId: id, nodes: order.map((n) => ({ node_id: n, gpu_indices: slices.get(n)! })) },
         { startedAt, endsAt: startedAt + job.rec.expectedDurationSec * 1000 },
       );
     } catch (err) {

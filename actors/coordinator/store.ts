@@ -8,9 +8,9 @@
  * of 1,000 transitions is a handful of statements, not 1,000 round trips.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import type { JobStatus, MemberFailure, NodeSlice } from '../../machines/job.machine.ts';
+import type { JobStatus, MemberFailure } from '../../machines/job.machine.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
-import type { GpuInfo, Pool, Tier } from '../../src/domain/cluster.ts';
+import type { GpuInfo, NodeSlice, Pool, Tier } from '../../src/domain/cluster.ts';
 import { STAMP_COLUMNS } from '../../machines/job.step.ts';
 import { isJobFailureCode } from '../../machines/job.failure.ts';
 import type { ActiveAllocation, Batch, CoordinatorStorePort, JobRecord, Prices, StoredNode } from './ports.ts';

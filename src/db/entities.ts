@@ -1,7 +1,7 @@
 import { defineEntity, type InferEntity } from '@mikro-orm/core';
 import type { JobFailureCode } from '../../machines/job.failure.ts';
 import type { NodeState } from '../../machines/node.machine.ts';
-import type { Pool } from '../domain/cluster.ts';
+import type { NodeSlice, Pool } from '../domain/cluster.ts';
 
 /**
  * The durable record. Column names are snake_case (MikroORM's default
@@ -74,7 +74,7 @@ export const Job = defineEntity({
     /** Gang size; gpu_count, vram_per_gpu_gb, cpu_cores and ram_gb are per node. */
     nodeCount: p.integer().default(1),
     /** Every member's node and GPUs, rank order: [{node_id, gpu_indices}]. node_id/gpu_indices describe the first. */
-    placements: p.json<{ node_id: string; gpu_indices: number[] }[]>().nullable(),
+    placements: p.json<NodeSlice[]>().nullable(),
     /** The latest placement diagnosis while queued (and the one that placed it): src/placement PlacementDiagnosis, snake_case. */
     placement: p.json<Record<string, unknown>>().nullable(),
     /** Set while a FAST job's preemption of this attempt is in flight. */

@@ -36,3 +36,15 @@ export interface AttemptRef {
 }
 
 export const attemptKey = (r: AttemptRef): string => `${r.job_id}#${r.attempt}`;
+
+/**
+ * One node's part of a placement: the node and the GPUs a job (or one gang
+ * member) holds there. The one shape everywhere: placement's Placement.nodes,
+ * the job machine's placements and place event, jobs.placements as stored,
+ * and the API's placements, so it is snake_case, as stored and served.
+ * gpu_indices are distinct and, from placement, ascending.
+ */
+export interface NodeSlice {
+  node_id: string;
+  gpu_indices: number[];
+}

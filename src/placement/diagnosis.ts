@@ -3,66 +3,40 @@
  * and the plain-words reason users read as their job's status_reason. The
  * style is v1's: a count, then every cause with its count, e.g.
  *   0 of 12 ready fast nodes can hold it: 3 have fewer than 2 free GPUs with ≥ 80 GB, 1 lacks free CPU (needs 8 cores)
+ *
+ * `describeWaiting` is the one function that words a diagnosis: the pipeline
+ * uses it for the nodes it just looked at, and the queue for a job that
+ * reuses the diagnosis of a smaller request that already failed (cache.ts).
+ * Each cause is the filter plugin's own phrase (FilterPlugin.describe).
  */
-import type { Tier } from '../domain/cluster.ts';
-import type { Need } from './filters.ts';
+import type { PlacementDiagnosis } from './decision.ts';
+import { DEFAULT_FILTERS, type Ask, type CompiledFilters } from './filters.ts';
 import { EPSILON as EPS } from './node-entry.ts';
-import { FILTERS, type FilterName, type PlacementDiagnosis } from './types.ts';
+import { cores, gpuPhrase, plural, poolsPhrase } from './words.ts';
 
-export function emptyRejected(): Record<FilterName, number> {
-  const r = {} as Record<FilterName, number>;
-  for (const f of FILTERS) r[f] = 0;
-  return r;
+/** A diagnosis with nothing rejected yet: every filter's count and every code at 0. */
+export function emptyDiagnosis(nodes: number, filters: CompiledFilters = DEFAULT_FILTERS): PlacementDiagnosis {
+  return { nodes, rejected: { ...filters.zeroRejected }, causes: { ...filters.zeroCauses }, best: [], step: null };
 }
 
-export function emptyDiagnosis(nodes: number): PlacementDiagnosis {
-  return { nodes, rejected: emptyRejected(), best: [], step: null };
-}
-
-/** What the reason needs beyond the diagnosis counts. */
-export interface WaitingFacts {
-  /** Ready nodes in the allowed pools. */
-  ready: number;
-  /** Of the nodes rejected by cpu_ram, those short of CPU (the rest are short of RAM only). */
-  cpuShort: number;
-}
-
-export const plural = (n: number, one: string, many: string): string => (n === 1 ? one : many);
-export const cores = (n: number): string => `${n} CPU ${plural(n, 'core', 'cores')}`;
-
-/** "2 GPUs with ≥ 80 GB", "1 GPU". */
-export function gpuPhrase(count: number, vram: number): string {
-  return `${count} ${plural(count, 'GPU', 'GPUs')}${vram > 0 ? ` with ≥ ${vram} GB` : ''}`;
-}
-
-/** "fast" or "flex or fast": the pools a tier may use, as the reasons name them. */
-export const poolsPhrase = (tier: Tier): string => (tier === 'FLEX' ? 'flex or fast' : 'fast');
-
-/** Why a job that some node or offer could hold waits now. */
-export function describeWaiting(need: Need, d: PlacementDiagnosis, facts: WaitingFacts): string {
-  const pools = poolsPhrase(need.tier);
+/**
+ * Why a job that some node or offer could hold waits now, from its
+ * diagnosis, with the job's own numbers. `node_ready` is not a cause: the
+ * count is of the ready nodes (those it did not reject).
+ */
+export function describeWaiting(ask: Ask, d: PlacementDiagnosis, filters: CompiledFilters = DEFAULT_FILTERS): string {
+  const pools = poolsPhrase(ask.tier);
   if (d.nodes === 0) return `no ready ${pools} node`;
   const notReady = d.rejected.node_ready;
-  if (facts.ready === 0) return `no ready ${pools} node (${notReady} ${plural(notReady, 'is', 'are')} registering, draining or lost)`;
-
-  const r = d.rejected;
-  const causes: string[] = [];
-  if (r.pool > 0) causes.push(`${r.pool} ${plural(r.pool, 'is', 'are')} busy with FAST jobs`);
-  if (r.reservation > 0) causes.push(`${r.reservation} ${plural(r.reservation, 'is', 'are')} reserved for a higher job`);
-  if (r.gpus > 0) {
-    const has = plural(r.gpus, 'has', 'have');
-    const withVram = need.vram > 0 ? ` with ≥ ${need.vram} GB` : '';
-    causes.push(need.gpus === 1 ? `${r.gpus} ${has} no free GPU${withVram}` : `${r.gpus} ${has} fewer than ${need.gpus} free GPUs${withVram}`);
+  const ready = d.nodes - notReady;
+  if (ready <= 0) return `no ready ${pools} node (${notReady} ${plural(notReady, 'is', 'are')} registering, draining or lost)`;
+  const rejected: Readonly<Record<string, number>> = d.rejected;
+  let causes = '';
+  for (const f of filters.told) {
+    const words = f.describe(rejected[f.name] ?? 0, d.causes, ask);
+    if (words !== null) causes = causes === '' ? words : `${causes}, ${words}`;
   }
-  const cpu = facts.cpuShort;
-  const ram = r.cpu_ram - cpu;
-  if (cpu > 0) causes.push(`${cpu} ${plural(cpu, 'lacks', 'lack')} free CPU (needs ${need.cpu} ${plural(need.cpu, 'core', 'cores')})`);
-  if (ram > 0) causes.push(`${ram} ${plural(ram, 'lacks', 'lack')} free RAM (needs ${need.ram} GB)`);
-  if (r.block_time > 0) {
-    causes.push(r.block_time === 1 ? '1 belongs to a block that ends too soon' : `${r.block_time} belong to blocks that end too soon`);
-  }
-  if (need.nodeCount > 1) causes.push(`a gang of ${need.nodeCount} needs ${need.nodeCount} nodes, ${r.gang} can hold a member now`);
-  return `0 of ${facts.ready} ready ${pools} ${plural(facts.ready, 'node', 'nodes')} can hold it: ${causes.join(', ')}`;
+  return `0 of ${ready} ready ${pools} ${plural(ready, 'node', 'nodes')} can hold it: ${causes}`;
 }
 
 /** The most any node or offer of the allowed pools has, for the "can never hold it" reason. */
@@ -78,7 +52,7 @@ export interface Largest {
 
 export const noLargest = (): Largest => ({ fitGpus: 0, gpuVram: 0, gpusAtVram: 0, cpu: 0, ram: 0 });
 
-export function mergeLargest(into: Largest, vramsDesc: readonly number[], need: Need, cpu: number, ram: number): void {
+export function mergeLargest(into: Largest, vramsDesc: readonly number[], need: Ask, cpu: number, ram: number): void {
   let fit = 0;
   while (fit < vramsDesc.length && vramsDesc[fit]! >= need.vram) fit++;
   into.fitGpus = Math.max(into.fitGpus, fit);
@@ -97,7 +71,7 @@ export function mergeLargest(into: Largest, vramsDesc: readonly number[], need: 
  * Why no node shape nor offer could ever hold one member (or, for a gang,
  * enough of them). `withOffers`: offers of the allowed pools were considered.
  */
-export function describeUnschedulable(need: Need, largest: Largest, capable: number, withOffers: boolean): string {
+export function describeUnschedulable(need: Ask, largest: Largest, capable: number, withOffers: boolean): string {
   const pools = poolsPhrase(need.tier);
   if (capable > 0) {
     const head = withOffers ? `too few ${pools} nodes or offers can ever hold it` : `too few ${pools} nodes are large enough`;

@@ -1,123 +1,103 @@
 /**
- * Filter plugins (kube-scheduler's Filter, Nomad's feasibility checks). Each
- * rejects a node for one named reason; the pipeline runs them in the order of
- * `FILTERS` (types.ts), cheapest first, and counts a rejected node once, under
- * the first filter that rejected it.
+ * The filter registry (kube-scheduler's Filter plugins, Nomad's feasibility
+ * checks). Each filter is a plugin in its own file under filters/ (the
+ * contract is filters/plugin.ts): it rejects a node with a code of its own,
+ * words its rejections, and claims what the free-GPU index already decided
+ * for it. The pipeline runs them in this order, cheapest first, and counts a
+ * rejected node once, under the first filter that rejected it.
  *
  * Why this order: a flag (node_ready), then the tier rule (pool), a map lookup
  * (reservation), two number compares (cpu_ram), a short walk of the free GPUs
  * (gpus), then the time rule (block_time, which also needs the job's
  * duration). `gang` is not a per-node check: it looks at the set of nodes that
- * passed everything else, so it lives in the pipeline (see pipeline.ts).
+ * passed everything else.
  *
- * Tier rules (unchanged from v1): FAST runs only on `fast` nodes. FLEX runs on
- * `flex` nodes, or on `fast` nodes that hold no FAST job (idle FAST capacity,
- * where FLEX holds are preemptible). A FAST job may join a fast node that
- * already runs FLEX work if it fits.
+ * To add a filter: its file under filters/, its test, and one line here
+ * (docs/architecture.md, "Adding a placement filter").
  */
-import { Pool, type Tier } from '../domain/cluster.ts';
-import { EPSILON } from './snapshot.ts';
-import type { FilterName, JobRequest, NodeState, PlacementContext } from './types.ts';
+import { blockTime } from './filters/block-time.ts';
+import { cpuRam } from './filters/cpu-ram.ts';
+import { gang } from './filters/gang.ts';
+import { gpusFilter } from './filters/gpus.ts';
+import { nodeReady } from './filters/node-ready.ts';
+import type { FilterPlugin, Need } from './filters/plugin.ts';
+import { poolFilter } from './filters/pool.ts';
+import { reservationFilter } from './filters/reservation.ts';
+import type { NodeView, PlacementContext } from './types.ts';
 
-/** One member's request, with what every filter needs precomputed once per decision. */
-export interface Need {
-  jobId: string;
-  tier: Tier;
-  /** GPUs per node. */
-  gpus: number;
-  /** VRAM per GPU; 0 when no GPU is asked for (so VRAM never rejects a CPU-only job). */
-  vram: number;
-  cpu: number;
-  ram: number;
-  nodeCount: number;
-  /** Expected duration, ms. */
-  durationMs: number;
-  /** A node's block must end at or after this (ms since the epoch): now + expected duration + margin. */
-  mustOutlive: number;
-  /** The job's own expected end without margin: a reservation can admit it if this is ≤ its startAt. */
-  endsBy: number;
+export const FILTER_PLUGINS = [nodeReady, poolFilter, reservationFilter, cpuRam, gpusFilter, blockTime, gang] as const;
+
+/** The names of the filters, in registry order; each is a key of `rejected` in every diagnosis. */
+export type FilterName = (typeof FILTER_PLUGINS)[number]['name'];
+export const FILTERS: readonly FilterName[] = Object.freeze(FILTER_PLUGINS.map((f) => f.name));
+
+type With<K extends keyof FilterPlugin> = FilterPlugin & Required<Pick<FilterPlugin, K>>;
+const has =
+  <K extends keyof FilterPlugin>(k: K) =>
+  (f: FilterPlugin): f is With<K> =>
+    f[k] !== undefined;
+
+/** A registry as the pipeline and the wording use it, split once per registry. */
+export interface CompiledFilters {
+  readonly all: readonly FilterPlugin[];
+  /** The plugins with a per-node check, in registry order. */
+  readonly checks: readonly With<'check'>[];
+  readonly ruledOut: readonly With<'ruledOut'>[];
+  readonly sets: readonly With<'rejectsSet'>[];
+  /** Per check, whether the filter tells causes apart (more than one code), so its codes are counted in `causes`. */
+  readonly checkTellsCauses: readonly boolean[];
+  /** In reasonRank order, for status_reason. */
+  readonly told: readonly FilterPlugin[];
+  /** The codes of the filters that tell causes apart, once. */
+  readonly codes: readonly string[];
+  /** Every name, and every such code, at 0: what a diagnosis starts from (copied, never changed). */
+  readonly zeroRejected: Readonly<Record<FilterName, number>>;
+  readonly zeroCauses: Readonly<Record<string, number>>;
 }
 
-export function needOf(job: JobRequest, ctx: PlacementContext): Need {
-  const durationMs = job.expectedDurationSec * 1000;
-  return {
-    jobId: job.jobId,
-    tier: job.tier,
-    gpus: job.gpuCount,
-    vram: job.gpuCount > 0 ? job.vramPerGpuGb : 0,
-    cpu: job.cpuCores,
-    ram: job.ramGb,
-    nodeCount: job.nodeCount,
-    durationMs,
-    mustOutlive: ctx.now + durationMs + ctx.blockMarginSec * 1000,
-    endsBy: ctx.now + durationMs,
-  };
+const zeros = (keys: readonly string[]): Record<string, number> => Object.freeze(Object.fromEntries(keys.map((k) => [k, 0])));
+
+const compiled = new WeakMap<readonly FilterPlugin[], CompiledFilters>();
+
+/** The registry split by hook; cached, so pass the same array each time. */
+export function compileFilters(filters: readonly FilterPlugin[]): CompiledFilters {
+  let c = compiled.get(filters);
+  if (!c) {
+    const names = new Set<string>();
+    for (const f of filters) {
+      if (names.has(f.name)) throw new Error(`filter ${f.name} is registered twice`);
+      names.add(f.name);
+      if (f.codes.length === 0) throw new Error(`filter ${f.name} has no codes`);
+    }
+    const checks = filters.filter(has('check'));
+    const telling = filters.filter((f) => f.codes.length > 1);
+    c = {
+      all: filters,
+      checks,
+      checkTellsCauses: checks.map((f) => f.codes.length > 1),
+      ruledOut: filters.filter(has('ruledOut')),
+      sets: filters.filter(has('rejectsSet')),
+      told: [...filters].sort((a, b) => a.reasonRank - b.reasonRank),
+      codes: [...new Set(telling.flatMap((f) => f.codes))],
+      // With a registry of other names (a test's), the keys are that registry's.
+      zeroRejected: zeros(filters.map((f) => f.name)) as Record<FilterName, number>,
+      zeroCauses: zeros(telling.flatMap((f) => f.codes)),
+    };
+    compiled.set(filters, c);
+  }
+  return c;
 }
 
-export interface FilterPlugin {
-  readonly name: FilterName;
-  /** True: the node cannot hold one member of the job now. */
-  reject(node: NodeState, need: Need, ctx: PlacementContext): boolean;
-}
+export const DEFAULT_FILTERS: CompiledFilters = compileFilters(FILTER_PLUGINS);
 
-/** Position in `node.freeGpus` of the first free GPU with VRAM ≥ the ask (freeGpus is VRAM-ascending). */
-export function firstSufficient(node: NodeState, vram: number): number {
-  const free = node.freeGpus;
-  let i = 0;
-  while (i < free.length && free[i]!.vramGb < vram) i++;
-  return i;
-}
-
-export const lacksCpu = (node: NodeState, need: Need): boolean => need.cpu > node.cpuFree + EPSILON;
-export const lacksRam = (node: NodeState, need: Need): boolean => need.ram > node.ramFree + EPSILON;
-
-/** Only `ready` nodes take new jobs (not registering, draining or lost). */
-export const nodeReady: FilterPlugin = {
-  name: 'node_ready',
-  reject: (node) => !node.schedulable,
-};
-
-/** The tier rule. A FLEX job may not join a fast node busy with FAST work: it would be preempted at once. */
-export const poolFilter: FilterPlugin = {
-  name: 'pool',
-  reject: (node, need) => (need.tier === 'FAST' ? node.pool !== Pool.fast : node.pool === Pool.fast && node.fastJobs > 0),
-};
-
-/**
- * EASY backfill: a node promised to another (higher) job admits this one only
- * if the reservation is not strict and the job, by its expected duration,
- * ends by the reserved start. The reserved job itself passes.
- */
-export const reservationFilter: FilterPlugin = {
-  name: 'reservation',
-  reject: (node, need, ctx) => {
-    const r = ctx.reservations?.get(node.nodeId);
-    return r !== undefined && r.jobId !== need.jobId && (r.strict || need.endsBy > r.startAt);
-  },
-};
-
-export const cpuRam: FilterPlugin = {
-  name: 'cpu_ram',
-  reject: (node, need) => lacksCpu(node, need) || lacksRam(node, need),
-};
-
-/** Fewer than gpuCount free GPUs with VRAM ≥ the ask. */
-export const gpusFilter: FilterPlugin = {
-  name: 'gpus',
-  reject: (node, need) => need.gpus > 0 && node.freeGpus.length - firstSufficient(node, need.vram) < need.gpus,
-};
-
-/** The node's capacity block ends before the job (plus margin) would: it would be killed mid-run. */
-export const blockTime: FilterPlugin = {
-  name: 'block_time',
-  reject: (node, need) => node.endsAt !== null && node.endsAt < need.mustOutlive,
-};
-
-/** The per-node filters, in `FILTERS` order (`gang` is the set-level check in the pipeline). */
-export const NODE_FILTERS: readonly FilterPlugin[] = [nodeReady, poolFilter, reservationFilter, cpuRam, gpusFilter, blockTime];
+/** The per-node filters, in registry order (`gang` is the set-level check). */
+export const NODE_FILTERS: readonly FilterPlugin[] = DEFAULT_FILTERS.checks;
 
 /** The first filter that rejects the node, or null when one member fits there now. */
-export function firstReject(node: NodeState, need: Need, ctx: PlacementContext): FilterPlugin | null {
-  for (const f of NODE_FILTERS) if (f.reject(node, need, ctx)) return f;
+export function firstReject(node: NodeView, need: Need, ctx: PlacementContext, filters: CompiledFilters = DEFAULT_FILTERS): FilterPlugin | null {
+  for (const f of filters.checks) if (f.check(node, need, ctx) !== null) return f;
   return null;
 }
+
+export { blockTime, cpuRam, gang, gpusFilter, nodeReady, poolFilter, reservationFilter };
+export { askOf, defineFilter, firstSufficient, needOf, type Ask, type FilterPlugin, type Need, type RuledOut } from './filters/plugin.ts';

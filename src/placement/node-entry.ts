@@ -1,11 +1,11 @@
 /**
- * One node as the snapshot keeps it (the live NodeState placement reads),
+ * One node as the snapshot keeps it (the live NodeView placement reads),
  * and the checks on what a node or a hold may be. Split from snapshot.ts to
  * keep each file readable; only the snapshot creates or mutates these.
  */
 import { Pool } from '../domain/cluster.ts';
 import { GROUP, type Group } from './free-index.ts';
-import type { FreeGpu, GpuSlot, HoldView, JobRequest, NodeCapacity, NodeState } from './types.ts';
+import type { FreeGpu, GpuSlot, HoldView, JobRequest, NodeCapacity, NodeView } from './types.ts';
 
 /**
  * Slack for float sums of CPU and RAM (fractional GB add up inexactly). A
@@ -14,7 +14,7 @@ import type { FreeGpu, GpuSlot, HoldView, JobRequest, NodeCapacity, NodeState } 
 export const EPSILON = 1e-9;
 
 /** A copy of one node with its free resources. */
-export interface NodeView extends NodeCapacity {
+export interface NodeCopy extends NodeCapacity {
   blockId: string | null;
   endsAt: number | null;
   cpuFree: number;
@@ -24,7 +24,7 @@ export interface NodeView extends NodeCapacity {
 
 export type MutableHold = { -readonly [K in keyof HoldView]: HoldView[K] } & { gpuIndices: number[] };
 
-export class NodeEntry implements NodeState {
+export class NodeEntry implements NodeView {
   readonly nodeId: string;
   pool: Pool;
   schedulable: boolean;
@@ -75,7 +75,7 @@ export class NodeEntry implements NodeState {
       .sort((a, b) => a.vramGb - b.vramGb || a.index - b.index);
   }
 
-  view(): NodeView {
+  copy(): NodeCopy {
     return {
       nodeId: this.nodeId,
       pool: this.pool,

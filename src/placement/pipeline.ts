@@ -5,7 +5,7 @@
  *   0. request check     a malformed request is unschedulable, never thrown
  *   1. shapes            could any node shape or offer ever hold it? (shapes.ts)
  *   2. candidates        from the free-GPU index, tightest bucket first (free-index.ts)
- *   3. filters           cheapest first, first rejection counted (filters.ts)
+ *   3. filters           the registry's plugins, cheapest first, first rejection counted (filters.ts)
  *   4. scorers           normalised 0–100, weighted (scorers.ts)
  *   5. select and bind   the best nodeCount distinct nodes; on each, the smallest sufficient GPUs
  *
@@ -26,24 +26,27 @@
  * a visit.
  *
  * What the diagnosis counts cover:
- *   - always: `node_ready` (every not-ready node of the pools) and, for FLEX,
- *     `pool` (every fast node busy with FAST jobs): the index rejects them
- *     wholesale.
- *   - placed: the other filters count only the nodes the search visited.
- *   - waiting: every node of the pools. A node the index shows short of free
- *     GPUs is counted under `gpus` (or `reservation`, which comes first, when
- *     a reservation excludes it) without running `cpu_ram` on it.
+ *   - always: the nodes the index rules out wholesale, claimed by the filters
+ *     whose rule it applies (FilterPlugin.ruledOut): `node_ready` (every
+ *     not-ready node of the pools) and, for FLEX, `pool` (every fast node
+ *     busy with FAST jobs).
+ *   - placed: the per-node checks count only the nodes the search visited.
+ *   - waiting: every node of the pools. The nodes the index shows short of
+ *     free GPUs were never visited: a filter may claim those it rejects
+ *     (`reservation` looks its few nodes up), and `gpus` takes the rest,
+ *     without running `cpu_ram` on them.
  *   - unschedulable: no counts; the reason says which size no shape reaches.
  *   - `nodes` is always the pools' total, in any state; `best` is empty unless placed.
  */
 import type { Tier } from '../domain/cluster.ts';
+import type { PlacementDecision, PlacementDiagnosis } from './decision.ts';
 import { describeWaiting, emptyDiagnosis } from './diagnosis.ts';
 import { GROUP, type Filed, type Group } from './free-index.ts';
-import { cpuRam, firstReject, firstSufficient, lacksCpu, needOf, reservationFilter, type Need } from './filters.ts';
-import { DEFAULT_WEIGHTS, scoreNode } from './scorers.ts';
+import { compileFilters, DEFAULT_FILTERS, firstSufficient, needOf, type CompiledFilters, type FilterPlugin, type Need, type RuledOut } from './filters.ts';
+import { DEFAULT_WEIGHTS, roundScores, scoreNode, scoreTotal, weightVector } from './scorers.ts';
 import { offersFor, POOLS_OF, unschedulableReason } from './shapes.ts';
 import type { CapacitySnapshot } from './snapshot.ts';
-import type { HoldTimes, JobRequest, NodeState, PlacementContext, PlacementDecision, PlacementDiagnosis, ScorerName } from './types.ts';
+import type { HoldTimes, JobRequest, NodeView, PlacementContext, ScorerName } from './types.ts';
 
 /** Feasible nodes scored before the search stops (Nomad's limit). */
 export const searchLimit = (nodeCount: number): number => Math.max(2 * nodeCount, 8);
@@ -60,15 +63,19 @@ const SEARCH: Record<Tier, readonly (readonly Group[])[]> = {
   FAST: [[GROUP.fastIdle, GROUP.fastBusy]],
   FLEX: [[GROUP.flex], [GROUP.fastIdle]],
 };
+/** Every group the tier's search walks. */
+const SEARCHED: Record<Tier, readonly Group[]> = { FAST: SEARCH.FAST.flat(), FLEX: SEARCH.FLEX.flat() };
+/** The index groups of the tier's pools that its search never walks (FLEX: fast nodes busy with FAST jobs). */
+const UNSEARCHED: Record<Tier, readonly Group[]> = { FAST: [], FLEX: [GROUP.fastBusy] };
 
 interface Candidate {
-  node: NodeState;
+  node: NodeView;
   /** Position in node.freeGpus of the first GPU bind takes. */
   start: number;
   /** 0 unless a FLEX job on a fast node. */
   poolRank: number;
+  /** The weighted score (scoreTotal); 0 under first fit. */
   total: number;
-  scores: Record<ScorerName, number> | null;
 }
 
 /** Queue order: FAST before FLEX, then higher priority, then older (smaller seq), then jobId. */
@@ -96,43 +103,59 @@ function invalidRequest(job: JobRequest): string | null {
 /**
  * Where `job` goes now, or why it waits, or why it never can. Does not
  * mutate the snapshot: the caller holds a placement (snapshot.hold) once it
- * binds it.
+ * binds it. `filters` is the filter registry (filters.ts), in the order they
+ * run; tests pass another to show that a new filter needs nothing else.
  */
-export function placeJob(snapshot: CapacitySnapshot, job: JobRequest, ctx: PlacementContext): PlacementDecision {
+export function placeJob(
+  snapshot: CapacitySnapshot,
+  job: JobRequest,
+  ctx: PlacementContext,
+  filters: readonly FilterPlugin[] | CompiledFilters = DEFAULT_FILTERS,
+): PlacementDecision {
+  const registry = 'checks' in filters ? filters : compileFilters(filters);
   const pools = POOLS_OF[job.tier];
   let nodes = 0;
   for (const p of pools) nodes += snapshot.nodeCount(p);
   const invalid = invalidRequest(job);
-  if (invalid) return { kind: 'unschedulable', reason: `invalid request: ${invalid}`, diagnosis: emptyDiagnosis(nodes) };
+  if (invalid) return { kind: 'unschedulable', reason: `invalid request: ${invalid}`, diagnosis: emptyDiagnosis(nodes, registry) };
 
   const need = needOf(job, ctx);
   const offers = offersFor(job.tier, ctx.offers);
   if (nodes === 0 && offers.length === 0) {
     // Nothing to judge the job by yet: agents may register later, so it waits.
-    const diagnosis = emptyDiagnosis(0);
-    return { kind: 'waiting', reason: describeWaiting(need, diagnosis, { ready: 0, cpuShort: 0 }), diagnosis };
+    const diagnosis = emptyDiagnosis(0, registry);
+    return { kind: 'waiting', reason: describeWaiting(need, diagnosis, registry), diagnosis };
   }
   const never = unschedulableReason(snapshot, need, offers);
-  if (never !== null) return { kind: 'unschedulable', reason: never, diagnosis: emptyDiagnosis(nodes) };
-  return search(snapshot, need, ctx, nodes);
+  if (never !== null) return { kind: 'unschedulable', reason: never, diagnosis: emptyDiagnosis(nodes, registry) };
+  return search(snapshot, need, ctx, nodes, registry);
 }
 
-function search(snapshot: CapacitySnapshot, need: Need, ctx: PlacementContext, nodes: number): PlacementDecision {
-  const diagnosis = emptyDiagnosis(nodes);
-  const rejected = diagnosis.rejected;
+function search(snapshot: CapacitySnapshot, need: Need, ctx: PlacementContext, nodes: number, filters: CompiledFilters): PlacementDecision {
+  const diagnosis = emptyDiagnosis(nodes, filters);
+  const rejected: Record<string, number> = diagnosis.rejected;
+  const causes = diagnosis.causes;
+  const checks = filters.checks;
+  const tells = filters.checkTellsCauses;
   const index = snapshot.index;
   const level = index.levelFor(need.vram);
   const tiers = SEARCH[need.tier];
-  const tally = { visited: 0, cpuShort: 0 };
+  const tally = { visited: 0 };
+  // Rejections per check, by position: the hot loop increments an array slot, not a key; folded into `rejected` below.
+  const hits: number[] = new Array<number>(checks.length).fill(0);
 
-  /** Runs the filters on a visited node; true when one member fits there. */
-  const feasible = (node: NodeState): boolean => {
+  /** Runs the per-node checks on a visited node, first rejection counted; true when one member fits there. */
+  const feasible = (node: NodeView): boolean => {
     tally.visited++;
-    const f = firstReject(node, need, ctx);
-    if (f === null) return true;
-    rejected[f.name]++;
-    if (f === cpuRam && lacksCpu(node, need)) tally.cpuShort++;
-    return false;
+    for (let i = 0; i < checks.length; i++) {
+      const code = checks[i]!.check(node, need, ctx);
+      if (code !== null) {
+        hits[i]!++;
+        if (tells[i]) causes[code]!++;
+        return false;
+      }
+    }
+    return true;
   };
 
   let chosen: Candidate[] = [];
@@ -145,31 +168,35 @@ function search(snapshot: CapacitySnapshot, need: Need, ctx: PlacementContext, n
     }
   }
 
-  let ready = 0;
-  for (const p of POOLS_OF[need.tier]) ready += snapshot.readyCount(p);
-  rejected.node_ready = nodes - ready;
-  if (need.tier === 'FLEX') rejected.pool += index.groupSize(GROUP.fastBusy);
-
-  if (chosen.length < need.nodeCount) {
-    countUnvisited(snapshot, need, ctx, level, tiers, tally.visited, rejected);
-    rejected.gang = chosen.length;
-    return { kind: 'waiting', reason: describeWaiting(need, diagnosis, { ready, cpuShort: tally.cpuShort }), diagnosis };
-  }
+  for (let i = 0; i < checks.length; i++) rejected[checks[i]!.name]! += hits[i]!;
+  // What the search did not visit, and the set-level rules.
+  const waiting = chosen.length < need.nodeCount;
+  const out = new IndexRuledOut(snapshot, need, nodes, level, waiting ? tally.visited : null);
+  for (const f of filters.ruledOut) count(diagnosis, f, f.ruledOut(out, need, ctx));
+  for (const f of filters.sets) count(diagnosis, f, f.rejectsSet(chosen.length, need));
+  if (waiting) return { kind: 'waiting', reason: describeWaiting(need, diagnosis, filters), diagnosis };
 
   const weights = ctx.scoreWeights ?? DEFAULT_WEIGHTS;
   diagnosis.best = ranked.slice(0, 3).map((c) => {
-    const s = c.scores ? c : { ...c, ...scoreNode(c.node, need, c.start, ctx, weights) };
-    return { nodeId: c.node.nodeId, score: round2(s.total), scores: roundAll(s.scores!) };
+    const s = scoreNode(c.node, need, c.start, ctx, weights);
+    return { nodeId: c.node.nodeId, score: round2(s.total), scores: roundScores(s.scores) };
   });
   diagnosis.step = 'fit';
   const slices = chosen.map((c) => ({
-    nodeId: c.node.nodeId,
-    gpuIndices: c.node.freeGpus
+    node_id: c.node.nodeId,
+    gpu_indices: c.node.freeGpus
       .slice(c.start, c.start + need.gpus)
       .map((g) => g.index)
       .sort((a, b) => a - b),
   }));
   return { kind: 'placed', placement: { jobId: need.jobId, nodes: slices }, diagnosis };
+}
+
+/** Counts `n` rejections of a filter that the search did not see one by one, under its first code. */
+function count(d: PlacementDiagnosis, f: FilterPlugin, n: number): void {
+  if (n === 0) return;
+  (d.rejected as Record<string, number>)[f.name]! += n;
+  if (f.codes.length > 1) d.causes[f.codes[0]!]! += n;
 }
 
 /** Best first: a flex node over a fast one for FLEX, then the higher total, then nodeId ascending. */
@@ -184,11 +211,11 @@ function scoredSearch(
   ctx: PlacementContext,
   level: number,
   tiers: readonly (readonly Group[])[],
-  feasible: (node: NodeState) => boolean,
+  feasible: (node: NodeView) => boolean,
   tally: { visited: number },
 ): Candidate[] {
   const index = snapshot.index;
-  const weights = ctx.scoreWeights ?? DEFAULT_WEIGHTS;
+  const weights = weightVector(ctx.scoreWeights ?? DEFAULT_WEIGHTS);
   const k = searchLimit(need.nodeCount);
   const maxVisits = visitLimit(need.nodeCount);
   const found: Candidate[] = [];
@@ -202,8 +229,8 @@ function scoredSearch(
           for (const node of index.bucket(g, level, count, tight)) {
             if (feasible(node)) {
               const start = firstSufficient(node, need.vram);
-              const { total, scores } = scoreNode(node, need, start, ctx, weights);
-              found.push({ node, start, poolRank: t, total, scores });
+              // Only the total here; the best three get their scores when the diagnosis is written.
+              found.push({ node, start, poolRank: t, total: scoreTotal(node, need, start, ctx, weights) });
             }
             if (found.length >= k || (tally.visited >= maxVisits && found.length >= need.nodeCount)) break search;
           }
@@ -227,14 +254,14 @@ function firstFitSearch(
   need: Need,
   level: number,
   tiers: readonly (readonly Group[])[],
-  feasible: (node: NodeState) => boolean,
+  feasible: (node: NodeView) => boolean,
 ): Candidate[] {
   const index = snapshot.index;
   const chosen: Candidate[] = [];
   for (let t = 0; t < tiers.length && chosen.length < need.nodeCount; t++) {
     const want = need.nodeCount - chosen.length;
     /** nodeId ascending, at most `want`. */
-    const kept: NodeState[] = [];
+    const kept: NodeView[] = [];
     for (const g of tiers[t]!) {
       for (let count = need.gpus; count < index.countLimit(g, level); count++) {
         for (let tight = level; tight <= index.levels.length; tight++) {
@@ -249,43 +276,60 @@ function firstFitSearch(
         }
       }
     }
-    for (const node of kept) chosen.push({ node, start: firstSufficient(node, need.vram), poolRank: t, total: 0, scores: null });
+    for (const node of kept) chosen.push({ node, start: firstSufficient(node, need.vram), poolRank: t, total: 0 });
   }
   return chosen;
 }
 
 /**
- * Counts, for a decision that places nothing, the ready nodes of the
- * searched groups that were never visited: the index shows them short of free
- * GPUs, so `gpus` rejects them, unless `reservation` (earlier in FILTERS) does.
- * Reservations are few, so they are looked up rather than found by a scan.
+ * What the index ruled out, for the filters that claim it. `visited` is null
+ * for a placed decision: it counts only what it visited, so the short nodes
+ * are not offered. For one that places nothing, the searched groups' nodes
+ * that were never visited are exactly those the index shows short of free
+ * GPUs (the search visits every node with enough of them before it gives up).
+ * A class, not an object literal, so a decision builds no closures.
  */
-function countUnvisited(
-  snapshot: CapacitySnapshot,
-  need: Need,
-  ctx: PlacementContext,
-  level: number,
-  tiers: readonly (readonly Group[])[],
-  visited: number,
-  rejected: PlacementDiagnosis['rejected'],
-): void {
-  const groups = tiers.flat();
-  let unvisited = -visited;
-  for (const g of groups) unvisited += snapshot.index.groupSize(g);
-  let reserved = 0;
-  for (const nodeId of ctx.reservations?.keys() ?? []) {
-    const node: (NodeState & Filed) | undefined = snapshot.indexed(nodeId);
-    if (!node || node.group === null || !groups.includes(node.group)) continue;
-    const wasVisited = level >= 0 && node.counts[level]! >= need.gpus;
-    if (!wasVisited && reservationFilter.reject(node, need, ctx)) reserved++;
+class IndexRuledOut implements RuledOut {
+  readonly notReady: number;
+  readonly unsearched: number;
+  #unclaimed = 0;
+  #claimed: Set<string> | undefined;
+  readonly #snapshot: CapacitySnapshot;
+  readonly #need: Need;
+  readonly #level: number;
+  readonly #groups: readonly Group[];
+
+  constructor(snapshot: CapacitySnapshot, need: Need, nodes: number, level: number, visited: number | null) {
+    this.#snapshot = snapshot;
+    this.#need = need;
+    this.#level = level;
+    this.#groups = SEARCHED[need.tier];
+    const index = snapshot.index;
+    let ready = 0;
+    for (const p of POOLS_OF[need.tier]) ready += snapshot.readyCount(p);
+    this.notReady = nodes - ready;
+    let unsearched = 0;
+    for (const g of UNSEARCHED[need.tier]) unsearched += index.groupSize(g);
+    this.unsearched = unsearched;
+    if (visited !== null) {
+      this.#unclaimed = -visited;
+      for (const g of this.#groups) this.#unclaimed += index.groupSize(g);
+    }
   }
-  rejected.reservation += reserved;
-  rejected.gpus += unvisited - reserved;
+
+  get unclaimed(): number {
+    return this.#unclaimed;
+  }
+
+  claim(nodeId: string): boolean {
+    if (this.#unclaimed <= 0 || this.#claimed?.has(nodeId)) return false;
+    const node: (NodeView & Filed) | undefined = this.#snapshot.indexed(nodeId);
+    if (!node || node.group === null || !this.#groups.includes(node.group)) return false;
+    if (this.#level >= 0 && node.counts[this.#level]! >= this.#need.gpus) return false; // visited: its checks counted it
+    (this.#claimed ??= new Set()).add(nodeId);
+    this.#unclaimed--;
+    return true;
+  }
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
-const roundAll = (s: Record<ScorerName, number>): Record<ScorerName, number> => ({
-  best_fit: round2(s.best_fit),
-  fragmentation: round2(s.fragmentation),
-  block_time: round2(s.block_time),
-});

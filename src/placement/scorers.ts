@@ -14,12 +14,12 @@
  * in node.freeGpus (VRAM ascending) of the first one; the job takes
  * freeGpus[start .. start + gpus).
  */
-import type { Need } from './filters.ts';
-import type { NodeState, PlacementContext, ScoreWeights, ScorerName } from './types.ts';
+import type { Need } from './filters/plugin.ts';
+import type { NodeView, PlacementContext, ScoreWeights, ScorerName } from './types.ts';
 
 export interface ScorerPlugin {
   readonly name: ScorerName;
-  score(node: NodeState, need: Need, start: number, ctx: PlacementContext): number;
+  score(node: NodeView, need: Need, start: number, ctx: PlacementContext): number;
 }
 
 export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({ best_fit: 3, fragmentation: 2, block_time: 1 });
@@ -135,23 +135,70 @@ export const blockTimeScorer: ScorerPlugin = {
   },
 };
 
+/** The scorers; each one's weight is ctx.scoreWeights[name] (DEFAULT_WEIGHTS). Their names are SCORERS (types.ts). */
 export const SCORER_PLUGINS: readonly ScorerPlugin[] = [bestFit, fragmentation, blockTimeScorer];
 
-/** Each scorer's 0–100 score and the weighted total. */
+/** Every scorer at 0, in SCORER_PLUGINS order: copied for each node scored, so the loop below fills known keys. */
+const ZERO_SCORES: Readonly<Record<ScorerName, number>> = Object.freeze(
+  Object.fromEntries(SCORER_PLUGINS.map((s) => [s.name, 0])) as Record<ScorerName, number>,
+);
+
+/** The weights in SCORER_PLUGINS order, with their sum; once per weights object. */
+export interface WeightVector {
+  readonly w: readonly number[];
+  readonly sum: number;
+}
+const vectors = new WeakMap<ScoreWeights, WeightVector>();
+
+export function weightVector(weights: ScoreWeights): WeightVector {
+  let v = vectors.get(weights);
+  if (!v) {
+    const w = SCORER_PLUGINS.map((s) => weights[s.name]);
+    let sum = 0;
+    for (const x of w) sum += x;
+    vectors.set(weights, (v = { w, sum }));
+  }
+  return v;
+}
+
+/**
+ * The weighted total alone, for the search's hot loop (no scores object per
+ * node): the same sums in the same order as scoreNode, so the same total.
+ */
+export function scoreTotal(node: NodeView, need: Need, start: number, ctx: PlacementContext, v: WeightVector): number {
+  let weighted = 0;
+  for (let i = 0; i < SCORER_PLUGINS.length; i++) weighted += v.w[i]! * SCORER_PLUGINS[i]!.score(node, need, start, ctx);
+  return v.sum > 0 ? weighted / v.sum : 0;
+}
+
+/** Each scorer's 0–100 score and the weighted total, Σ weight · score / Σ weight (0 when every weight is 0). */
 export function scoreNode(
-  node: NodeState,
+  node: NodeView,
   need: Need,
   start: number,
   ctx: PlacementContext,
   weights: ScoreWeights,
 ): { total: number; scores: Record<ScorerName, number> } {
-  const scores = {
-    best_fit: bestFit.score(node, need, start, ctx),
-    fragmentation: fragmentation.score(node, need, start, ctx),
-    block_time: blockTimeScorer.score(node, need, start, ctx),
-  };
-  const sum = weights.best_fit + weights.fragmentation + weights.block_time;
-  const total =
-    sum > 0 ? (weights.best_fit * scores.best_fit + weights.fragmentation * scores.fragmentation + weights.block_time * scores.block_time) / sum : 0;
-  return { total, scores };
+  const scores = { ...ZERO_SCORES };
+  let weighted = 0;
+  let sum = 0;
+  for (let i = 0; i < SCORER_PLUGINS.length; i++) {
+    const s = SCORER_PLUGINS[i]!;
+    const score = s.score(node, need, start, ctx);
+    const w = weights[s.name];
+    scores[s.name] = score;
+    weighted += w * score;
+    sum += w;
+  }
+  return { total: sum > 0 ? weighted / sum : 0, scores };
+}
+
+/** Every score to 2 decimals, as the diagnosis shows them. */
+export function roundScores(scores: Readonly<Record<ScorerName, number>>): Record<ScorerName, number> {
+  const out = { ...ZERO_SCORES };
+  for (let i = 0; i < SCORER_PLUGINS.length; i++) {
+    const name = SCORER_PLUGINS[i]!.name;
+    out[name] = Math.round(scores[name] * 100) / 100;
+  }
+  return out;
 }

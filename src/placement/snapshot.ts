@@ -16,12 +16,12 @@
  */
 import { Pool, type Tier } from '../domain/cluster.ts';
 import { FreeIndex, type Filed, type FreeIndexReader } from './free-index.ts';
-import { checkSlice, groupOf, isAmount, NodeEntry, type MutableHold, type NodeView } from './node-entry.ts';
-import type { GpuSlot, HoldTimes, HoldView, JobRequest, NodeCapacity, NodeState, Placement, SnapshotReader } from './types.ts';
+import { checkSlice, groupOf, isAmount, NodeEntry, type MutableHold, type NodeCopy } from './node-entry.ts';
+import type { GpuSlot, HoldTimes, HoldView, JobRequest, NodeCapacity, NodeView, Placement, SnapshotReader } from './types.ts';
 
-export { EPSILON, type NodeView } from './node-entry.ts';
+export { EPSILON, type NodeCopy } from './node-entry.ts';
 
-export type { FreeGpu, NodeState } from './types.ts';
+export type { FreeGpu, NodeView } from './types.ts';
 
 /** A distinct node shape of a pool and how many nodes have it (any state). */
 export interface ShapeCount {
@@ -130,21 +130,21 @@ export class CapacitySnapshot implements SnapshotReader {
   }
 
   /** A copy of the node with its free resources, or undefined. */
-  node(nodeId: string): NodeView | undefined {
-    return this.#nodes.get(nodeId)?.view();
+  node(nodeId: string): NodeCopy | undefined {
+    return this.#nodes.get(nodeId)?.copy();
   }
 
   /** Copies of every node, in the order they were first added. */
-  nodes(): NodeView[] {
-    return [...this.#nodes.values()].map((n) => n.view());
+  nodes(): NodeCopy[] {
+    return [...this.#nodes.values()].map((n) => n.copy());
   }
 
-  /** Live read-only views for placement, of one pool or all; see `NodeState`. */
-  states(pool?: Pool): IterableIterator<NodeState> {
+  /** Live read-only views for placement, of one pool or all; see `NodeView`. */
+  states(pool?: Pool): IterableIterator<NodeView> {
     return (pool ? this.#byPool[pool] : this.#nodes).values();
   }
 
-  state(nodeId: string): NodeState | undefined {
+  state(nodeId: string): NodeView | undefined {
     return this.#nodes.get(nodeId);
   }
 
@@ -169,10 +169,10 @@ export class CapacitySnapshot implements SnapshotReader {
     }
     const checked: { entry: NodeEntry; slots: GpuSlot[] }[] = [];
     for (const slice of placement.nodes) {
-      const entry = this.#nodes.get(slice.nodeId);
-      if (!entry) throw new Error(`job ${jobId}: unknown node ${slice.nodeId}`);
-      if (checked.some((c) => c.entry === entry)) throw new Error(`job ${jobId}: node ${slice.nodeId} listed twice`);
-      checked.push({ entry, slots: checkSlice(job, entry, slice.gpuIndices) });
+      const entry = this.#nodes.get(slice.node_id);
+      if (!entry) throw new Error(`job ${jobId}: unknown node ${slice.node_id}`);
+      if (checked.some((c) => c.entry === entry)) throw new Error(`job ${jobId}: node ${slice.node_id} listed twice`);
+      checked.push({ entry, slots: checkSlice(job, entry, slice.gpu_indices) });
     }
 
     const rec: HoldRecord = { jobId, tier: job.tier, userId: job.userId, times: { ...times }, slices: [] };
@@ -222,7 +222,7 @@ export class CapacitySnapshot implements SnapshotReader {
   /** A copy of the slices the job still holds, rank order, or undefined. */
   holding(jobId: string): Placement | undefined {
     const rec = this.#holds.get(jobId);
-    return rec && { jobId, nodes: rec.slices.map((s) => ({ nodeId: s.node.nodeId, gpuIndices: [...s.view.gpuIndices] })) };
+    return rec && { jobId, nodes: rec.slices.map((s) => ({ node_id: s.node.nodeId, gpu_indices: [...s.view.gpuIndices] })) };
   }
 
   /** Live read-only views of the job's slices, rank order (empty when it holds nothing). */
@@ -284,12 +284,12 @@ export class CapacitySnapshot implements SnapshotReader {
   }
 
   /** The free-GPU index, for the pipeline (free-index.ts). */
-  get index(): FreeIndexReader<NodeState & Filed> {
+  get index(): FreeIndexReader<NodeView & Filed> {
     return this.#index;
   }
 
   /** A node with where the index files it, for the pipeline. */
-  indexed(nodeId: string): (NodeState & Filed) | undefined {
+  indexed(nodeId: string): (NodeView & Filed) | undefined {
     return this.#nodes.get(nodeId);
   }
 

@@ -11,7 +11,7 @@
  *   snapshot → filters (cheapest first) → scorers (normalised, weighted)
  *   → select → bind, and every decision returns a PlacementDiagnosis.
  */
-import type { Pool, Tier } from '../domain/cluster.ts';
+import type { NodeSlice, Pool, Tier } from '../domain/cluster.ts';
 
 export interface GpuSlot {
   index: number;
@@ -53,12 +53,6 @@ export interface JobRequest {
   expectedDurationSec: number;
 }
 
-/** One node's part of a placement. */
-export interface NodeSlice {
-  nodeId: string;
-  /** Distinct, ascending. */
-  gpuIndices: number[];
-}
 
 export interface Placement {
   jobId: string;
@@ -93,9 +87,10 @@ export interface FreeGpu {
 
 /**
  * Read-only live view of one node, for placement. Never mutate it; it
- * changes with the snapshot.
+ * changes with the snapshot. (Not the node machine's NodeState, which is a
+ * node's lifecycle state: registering, ready, draining, lost.)
  */
-export interface NodeState {
+export interface NodeView {
   readonly nodeId: string;
   readonly pool: Pool;
   readonly schedulable: boolean;
@@ -119,8 +114,8 @@ export interface NodeState {
 
 /** What queue discipline reads from the snapshot (CapacitySnapshot implements it). */
 export interface SnapshotReader {
-  states(pool?: Pool): Iterable<NodeState>;
-  state(nodeId: string): NodeState | undefined;
+  states(pool?: Pool): Iterable<NodeView>;
+  state(nodeId: string): NodeView | undefined;
   /** Every node slice the job holds, rank order, or undefined. */
   holding(jobId: string): Placement | undefined;
   /** GPUs held by the user's jobs, all nodes. */
@@ -131,11 +126,7 @@ export interface SnapshotReader {
   anyFreeGpu(): boolean;
 }
 
-// --- filters, scorers, diagnosis ----------------------------------------------
-
-/** The filters, cheapest first. Each rejects a node for one named reason. */
-export const FILTERS = ['node_ready', 'pool', 'reservation', 'cpu_ram', 'gpus', 'block_time', 'gang'] as const;
-export type FilterName = (typeof FILTERS)[number];
+// --- scorers (the filters are their registry, filters.ts; the diagnosis is in decision.ts) ---
 
 export const SCORERS = ['best_fit', 'fragmentation', 'block_time'] as const;
 export type ScorerName = (typeof SCORERS)[number];
@@ -145,28 +136,6 @@ export type ScoreWeights = Record<ScorerName, number>;
 
 /** How the decision was reached (STYLE.md: escalation for tiers). */
 export type PlacementStep = 'fit' | 'backfill' | 'preempt';
-
-/**
- * Why a job was placed where it was, or why it waits. Serialised (snake_case)
- * into the job's `placement` object on GET /jobs/{id}.
- */
-export interface PlacementDiagnosis {
-  /** Nodes in the pools the job's tier may use. */
-  nodes: number;
-  /** Nodes rejected by each filter (each node counted once, by the first filter that rejected it). */
-  rejected: Record<FilterName, number>;
-  /** The best candidates, best first (at most 3), with the weighted total and each scorer's 0–100 score. */
-  best: { nodeId: string; score: number; scores: Record<ScorerName, number> }[];
-  /** Which step placed it; null while it waits. */
-  step: PlacementStep | null;
-}
-
-export type PlacementDecision =
-  | { kind: 'placed'; placement: Placement; diagnosis: PlacementDiagnosis }
-  /** Fits nowhere now. `reason` is plain words for status_reason, e.g. '0 of 2 fast nodes have 2 free GPUs with ≥ 80 GB'. */
-  | { kind: 'waiting'; reason: string; diagnosis: PlacementDiagnosis }
-  /** No node shape that exists or can be bought could ever hold it: the job fails fast. */
-  | { kind: 'unschedulable'; reason: string; diagnosis: PlacementDiagnosis };
 
 /** A node shape that could exist: a provider's instance type, or a node seen before. */
 export interface NodeShape {
@@ -254,20 +223,4 @@ export interface Preemption {
   victims: string[];
   /** GPU-seconds of work the victims lose (sum of GPUs × seconds run). */
   lostGpuSeconds: number;
-}
-
-export interface WaitingJob {
-  reason: string;
-  diagnosis: PlacementDiagnosis;
-  /** 1-based position among the waiting jobs, in the order this pass considered them. */
-  position: number;
-}
-
-export interface QueueOutcome {
-  /** In the order they were placed; each is already held in the snapshot. */
-  placed: { placement: Placement; diagnosis: PlacementDiagnosis }[];
-  waiting: Map<string, WaitingJob>;
-  unschedulable: Map<string, { reason: string; diagnosis: PlacementDiagnosis }>;
-  preemptions: Preemption[];
-  reservations: Reservation[];
 }

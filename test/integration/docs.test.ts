@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { expectError } from '../helpers/expect.ts';
 import { JOB_FAILURE_CODES } from '../../machines/job.failure.ts';
+import { FILTERS, SCORERS } from '../../src/placement/index.ts';
 
 let t: TestApp;
 type Json = any;
@@ -180,6 +181,21 @@ describe('/openapi.json', () => {
     expect(release).toHaveProperty('202');
     expect(release).toHaveProperty('409');
     expect(doc.paths['/capacity/blocks'].post.responses).toHaveProperty('201');
+  });
+
+  it('the job placement diagnosis is typed: every field, each filter count and each scorer, as the coordinator stores them', () => {
+    const job = deref(doc.paths['/jobs/{id}'].get.responses['200'].content['application/json'].schema);
+    const branches: Json[] = job.properties.placement.anyOf.map(deref);
+    const diagnosis = branches.find((b) => b.properties?.rejected);
+    expect(diagnosis, 'a typed PlacementDiagnosis branch').toBeDefined();
+    expect(Object.keys(diagnosis.properties).sort()).toEqual(['at', 'best', 'nodes', 'position', 'reason', 'rejected', 'step']);
+    expect([...diagnosis.required].sort()).toEqual(['at', 'best', 'nodes', 'position', 'reason', 'rejected', 'step']);
+    expect(Object.keys(diagnosis.properties.rejected.properties)).toEqual([...FILTERS]);
+    expect(diagnosis.properties.rejected.properties.gpus.type).toBe('number');
+    const best = diagnosis.properties.best.items;
+    expect(Object.keys(best.properties).sort()).toEqual(['node_id', 'score', 'scores']);
+    expect(Object.keys(best.properties.scores.properties)).toEqual([...SCORERS]);
+    expect(job.properties.placement.nullable).toBe(true);
   });
 
   it('GET /jobs documents its query parameters', () => {

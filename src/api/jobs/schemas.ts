@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { JOB_STATUSES } from '../../../machines/job.machine.ts';
 import { JOB_FAILURE_CODES } from '../../../machines/job.failure.ts';
 import { TIERS } from '../../domain/cluster.ts';
+import type { PlacementRecord } from '../../placement/decision.ts';
+import { FILTERS } from '../../placement/filters.ts';
+import { SCORERS } from '../../placement/types.ts';
 import { NullableTimestamp, PageQuery, storableString, Timestamp } from '../common/schemas.ts';
 import { ResourceFields, ResourceFieldsOut, SPEC_EXAMPLE_JOB } from '../common/resources.ts';
 
@@ -80,34 +83,54 @@ export const JobPlacement = z
   .meta({ id: 'JobPlacement' });
 
 /**
- * The coordinator's placement diagnosis, as it stored it: why the job waits, or
- * how it was placed (STYLE.md: every decision can be explained). Documented
- * shape first; anything else the coordinator stores is still answered as is
- * rather than failing the whole job read.
+ * Counts keyed by a registry's names (the placement filters, the scorers),
+ * so a new filter or scorer is in the OpenAPI without an edit here. Each key
+ * is optional: a diagnosis stored before a filter existed has no count for it.
  */
-const PlacementDiagnosisShape = z
+function countsOf<K extends string>(keys: readonly K[], what: string) {
+  const shape: Partial<Record<K, z.ZodOptional<z.ZodNumber>>> = {};
+  for (const k of keys) shape[k] = z.number().optional();
+  return z.looseObject(shape as Record<K, z.ZodOptional<z.ZodNumber>>).describe(what);
+}
+
+/**
+ * The coordinator's placement diagnosis, as it stores it
+ * (src/placement/decision.ts PlacementRecord, written by
+ * actors/coordinator/queue.ts placementJson): why the job waits, or how it
+ * was placed (STYLE.md: every decision can be explained). Every row a
+ * coordinator wrote has this shape; keys added later are kept (loose).
+ */
+export const PlacementDiagnosis = z
   .looseObject({
-    position: z.number().nullable().describe('Its position in the queue when the diagnosis was made'),
-    nodes: z.number().describe('Nodes in the pools the job\'s tier may use'),
-    rejected: z
-      .record(z.string(), z.number())
-      .describe('Nodes rejected by each filter (node_ready, pool, reservation, cpu_ram, gpus, block_time, gang), each node counted once'),
+    position: z.number().nullable().describe('Its position in the queue when the diagnosis was made; null when placed or failed'),
+    nodes: z.number().describe('Nodes in the pools the job\'s tier may use, in any state'),
+    rejected: countsOf(FILTERS, `Nodes rejected by each filter (${FILTERS.join(', ')}), each node counted once, under the first filter that rejected it`),
     best: z
       .array(
         z.looseObject({
           node_id: z.string(),
           score: z.number().describe('Weighted total, 0–100'),
-          scores: z.record(z.string(), z.number()).describe('Each scorer\'s 0–100 score'),
+          scores: countsOf(SCORERS, `Each scorer's 0–100 score (${SCORERS.join(', ')})`),
         }),
       )
       .describe('The best candidates, best first (at most 3)'),
     step: z.enum(['fit', 'backfill', 'preempt']).nullable().describe('How it was placed: fit, backfill (ahead of a reserved job), or preempt (on GPUs freed by preempting FLEX jobs; also while they are being stopped); null while it simply waits'),
-    reason: z.string().nullable().describe('Plain-words summary, e.g. why it waits'),
+    reason: z.string().nullable().describe('Plain-words summary, e.g. why it waits; null when placed'),
     at: Timestamp.describe('When the diagnosis was made'),
   })
   .meta({ id: 'PlacementDiagnosis' });
+
+/** What the coordinator stores must be what the schema serves (checked by the compiler). */
+type Stored<T extends z.input<typeof PlacementDiagnosis>> = T;
+export type PlacementDiagnosisStored = Stored<PlacementRecord>;
+
+/**
+ * A stored value that is an object of another shape (no coordinator writes
+ * one: only a hand edit of jobs.placement could) is answered as is rather
+ * than failing the whole job read.
+ */
 export const PlacementDiagnosisOut = z
-  .union([PlacementDiagnosisShape, z.record(z.string(), z.unknown())])
+  .union([PlacementDiagnosis, z.looseObject({}).describe('A stored object of another shape, answered as is')])
   .nullable()
   .describe('The latest placement diagnosis (while queued, and the one that placed it); null before the first');
 

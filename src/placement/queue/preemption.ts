@@ -29,7 +29,7 @@
  * are given up at the root of their search.
  */
 import { Pool } from '../../domain/cluster.ts';
-import type { JobRequest, NodeState, Reservation, SnapshotReader } from '../types.ts';
+import type { JobRequest, NodeView, Reservation, SnapshotReader } from '../types.ts';
 import { EPS } from './reservations.ts';
 
 /** See the module comment: bounds the exact search at 2^16 subsets per node. */
@@ -52,7 +52,7 @@ export interface PreemptionOptions {
    * search instead of the whole fast pool. Ignored for gangs: a gang may also
    * need nodes where it already fits.
    */
-  nodes?: Iterable<NodeState>;
+  nodes?: Iterable<NodeView>;
 }
 
 export interface PreemptionPlan {
@@ -138,14 +138,14 @@ export function planPreemption(snapshot: SnapshotReader, job: JobRequest, opts: 
 }
 
 /** The VRAM of GPU `index` on `node` (GPUs are usually listed by index, so try that slot first). */
-function vramAt(node: NodeState, index: number): number {
+function vramAt(node: NodeView, index: number): number {
   const g = node.gpus[index];
   if (g && g.index === index) return g.vramGb;
   for (const x of node.gpus) if (x.index === index) return x.vramGb;
   return 0;
 }
 
-function usableGpus(node: NodeState, indices: readonly number[], vram: number): number {
+function usableGpus(node: NodeView, indices: readonly number[], vram: number): number {
   let n = 0;
   for (const i of indices) if (vramAt(node, i) >= vram) n++;
   return n;
@@ -170,7 +170,7 @@ class NodeSearch {
   }
 
   /** The cheapest victim set on one node, or undefined when the node cannot take the job even so (or cannot beat `bound`). */
-  choose(node: NodeState, bound: NodeChoice | undefined): NodeChoice | undefined {
+  choose(node: NodeView, bound: NodeChoice | undefined): NodeChoice | undefined {
     const job = this.#job;
     const opts = this.#opts;
     if (!node.schedulable || node.pool !== Pool.fast) return undefined;
@@ -225,7 +225,7 @@ class NodeSearch {
     let n = this.#gpuCache.get(jobId);
     if (n === undefined) {
       n = 0;
-      for (const s of this.#snapshot.holding(jobId)?.nodes ?? []) n += s.gpuIndices.length;
+      for (const s of this.#snapshot.holding(jobId)?.nodes ?? []) n += s.gpu_indices.length;
       this.#gpuCache.set(jobId, n);
     }
     return (n * Math.max(0, this.#opts.now - startedAt)) / 1000;

@@ -21,7 +21,7 @@
  */
 import { Pool } from '../../domain/cluster.ts';
 import { EPSILON } from '../snapshot.ts';
-import type { JobRequest, NodeState, Reservation, SnapshotReader } from '../types.ts';
+import type { JobRequest, NodeView, Reservation, SnapshotReader } from '../types.ts';
 import { Heap } from './order.ts';
 
 /** Slack for float sums of CPU and RAM: the snapshot's, so that "fits" means the same here as in hold(). */
@@ -99,7 +99,7 @@ const byStart = (a: Window, b: Window): number =>
  * When one member of `job` could start on `node`, and until when a start
  * still ends inside the node's block; undefined if never.
  */
-export function nodeWindow(node: NodeState, job: JobRequest, opts: EarliestStartOptions): Window | undefined {
+export function nodeWindow(node: NodeView, job: JobRequest, opts: EarliestStartOptions): Window | undefined {
   if (!node.schedulable) return undefined;
   const now = opts.now;
   const deadline =

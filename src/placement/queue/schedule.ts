@@ -16,27 +16,16 @@
  * EASY reservation goes to the first job that truly waits.
  */
 import type { Tier } from '../../domain/cluster.ts';
+import type { PlacementDecision, PlacementDiagnosis, QueueOutcome } from '../decision.ts';
+import { describeWaiting, emptyDiagnosis } from '../diagnosis.ts';
+import { askOf } from '../filters.ts';
 import { placeJob } from '../pipeline.ts';
 import type { CapacitySnapshot } from '../snapshot.ts';
-import type {
-  FilterName,
-  HoldTimes,
-  JobRequest,
-  NodeState,
-  Placement,
-  PlacementContext,
-  PlacementDecision,
-  PlacementDiagnosis,
-  QueueContext,
-  QueueOutcome,
-  Reservation,
-  SnapshotReader,
-} from '../types.ts';
-import { FILTERS } from '../types.ts';
+import type { HoldTimes, JobRequest, NodeView, Placement, PlacementContext, QueueContext, Reservation, SnapshotReader } from '../types.ts';
 import { FailureCache } from './cache.ts';
 import { queueOrder } from './order.ts';
 import { planPreemption } from './preemption.ts';
-import { preemptingReason, reasonFromDiagnosis, reservedClause } from './reasons.ts';
+import { preemptingReason, reservedClause } from './reasons.ts';
 import { EPS, POOLS_OF, earliestStart } from './reservations.ts';
 
 /** What a pass needs of the snapshot: read it, and hold what it places. */
@@ -137,7 +126,7 @@ class Pass<S extends QueueSnapshot> {
   readonly #hasVictims: Set<string>;
   readonly #gpuCache = new Map<string, number>();
   /** Fast nodes holding something preemptible (the only places killing can help a single-node job); built on first use. */
-  #preemptNodes: Map<string, NodeState> | undefined;
+  #preemptNodes: Map<string, NodeView> | undefined;
   readonly #fits = new FailureCache<PlacementDecision & { kind: 'waiting' }>();
   readonly #noVictims = new FailureCache<true>();
   readonly #guard: ShapeGuard;
@@ -215,7 +204,9 @@ class Pass<S extends QueueSnapshot> {
     const hit = this.#useCache ? this.#fits.get(job) : undefined;
     if (hit?.exact) return hit.value;
     if (hit && this.#guard.surelyHoldable(job)) {
-      return { kind: 'waiting', reason: reasonFromDiagnosis(job, hit.value.diagnosis), diagnosis: hit.value.diagnosis };
+      // The counts are those of the earlier scan, worded with this job's numbers: every node that
+      // failed the smaller request fails this one too, though maybe by an earlier filter.
+      return { kind: 'waiting', reason: describeWaiting(askOf(job), hit.value.diagnosis), diagnosis: hit.value.diagnosis };
     }
     const decision = this.#place(this.#snapshot, job, this.#placeCtx);
     if (decision.kind === 'waiting') this.#fits.add(job, decision);
@@ -230,7 +221,7 @@ class Pass<S extends QueueSnapshot> {
     if (job.tier !== 'FLEX') return;
     // A FLEX job on a fast node is a new preemptible hold: earlier preemption failures may no longer hold.
     for (const slice of placement.nodes) {
-      const node = this.#snapshot.state(slice.nodeId);
+      const node = this.#snapshot.state(slice.node_id);
       if (node?.pool !== 'fast') continue;
       this.#noVictims.clear();
       this.#preemptNodes?.set(node.nodeId, node);
@@ -269,7 +260,7 @@ class Pass<S extends QueueSnapshot> {
     return true;
   }
 
-  #nodesToPreempt(): Iterable<NodeState> {
+  #nodesToPreempt(): Iterable<NodeView> {
     if (!this.#preemptNodes) {
       this.#preemptNodes = new Map();
       for (const n of this.#snapshot.states('fast')) if (n.holds.some((h) => h.preemptible)) this.#preemptNodes.set(n.nodeId, n);
@@ -315,8 +306,7 @@ class ShapeGuard {
       for (const pool of POOLS_OF[job.tier]) for (const _ of this.#snapshot.states(pool)) nodes++;
       this.#nodes.set(job.tier, nodes);
     }
-    const rejected = Object.fromEntries(FILTERS.map((f) => [f, 0])) as Record<FilterName, number>;
-    return { nodes, rejected, best: [], step: null };
+    return emptyDiagnosis(nodes);
   }
 
   surelyHoldable(job: JobRequest): boolean {

@@ -29,7 +29,7 @@ function gang(nodes: string[], status: JobStatus = 'running') {
   const capacity = new CapacitySnapshot(
     nodes.map((n) => ({ nodeId: n, pool: 'fast' as const, schedulable: true, cpuTotal: 8, ramTotal: 64, gpus: [{ index: 0, vramGb: 80, heldBy: null }] })),
   );
-  capacity.hold(job.request(), { jobId: rec.id, nodes: nodes.map((n) => ({ nodeId: n, gpuIndices: [0] })) }, { startedAt: T0, endsAt: T0 + 600_000 });
+  capacity.hold(job.request(), { jobId: rec.id, nodes: nodes.map((n) => ({ node_id: n, gpu_indices: [0] })) }, { startedAt: T0, endsAt: T0 + 600_000 });
   const kills: { nodes: string[] | undefined; reason: string }[] = [];
   const commands = { kill: async (_j: LiveJob, reason: string, nodes?: string[]) => void kills.push({ nodes, reason }) } as unknown as Commands;
   const end = async (node: string, e: { code: number | null; reason: string | null; lost?: boolean }) => {

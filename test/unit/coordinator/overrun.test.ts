@@ -26,7 +26,7 @@ function setup(status: 'running' | 'scheduled' = 'running', expectedSec = 600) {
   const capacity = new CapacitySnapshot([
     { nodeId: 'n1', pool: 'fast', schedulable: true, cpuTotal: 8, ramTotal: 64, gpus: [{ index: 0, vramGb: 80, heldBy: null }] },
   ]);
-  capacity.hold(job.request(), { jobId: rec.id, nodes: [{ nodeId: 'n1', gpuIndices: [0] }] }, { startedAt: T0, endsAt: T0 + expectedSec * 1000 });
+  capacity.hold(job.request(), { jobId: rec.id, nodes: [{ node_id: 'n1', gpu_indices: [0] }] }, { startedAt: T0, endsAt: T0 + expectedSec * 1000 });
   return { jobs, capacity, job };
 }
 

@@ -32,7 +32,7 @@ export function holdOn(
       if (!s) throw new Error(`no node ${nodeId}`);
       const free = s.freeGpus.filter((g) => g.vramGb >= job.vramPerGpuGb).map((g) => g.index).sort((a, b) => a - b);
       if (free.length < job.gpuCount) throw new Error(`node ${nodeId} lacks GPUs for ${job.jobId}`);
-      return { nodeId, gpuIndices: free.slice(0, job.gpuCount) };
+      return { node_id: nodeId, gpu_indices: free.slice(0, job.gpuCount) };
     }),
   };
   snap.hold({ ...job, nodeCount: ids.length }, placement, { startedAt: sec(times.started ?? 0), endsAt: sec(times.ends) });

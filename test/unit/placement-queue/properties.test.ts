@@ -4,11 +4,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Pool, Tier } from '../../../src/domain/cluster.ts';
+import type { NodeSlice, Pool, Tier } from '../../../src/domain/cluster.ts';
 import { placeJob } from '../../../src/placement/pipeline.ts';
 import { earliestStart, planPreemption, runQueue, scheduleQueue } from '../../../src/placement/queue/index.ts';
 import { CapacitySnapshot } from '../../../src/placement/snapshot.ts';
-import { SCALAR_POLICY, type JobRequest, type QueueContext, type QueueOutcome, type Reservation } from '../../../src/placement/types.ts';
+import type { QueueOutcome } from '../../../src/placement/decision.ts';
+import { SCALAR_POLICY, type JobRequest, type QueueContext, type Reservation } from '../../../src/placement/types.ts';
 import { T0 } from './builders.ts';
 
 interface NodeSpec {
@@ -121,12 +122,12 @@ function build(sc: Scenario): { snap: CapacitySnapshot; ctx: QueueContext } {
   );
   const ids = sc.nodes.map(nodeId);
   for (const h of sc.holds) {
-    const slices: { nodeId: string; gpuIndices: number[] }[] = [];
+    const slices: NodeSlice[] = [];
     for (let k = 0; k < ids.length && slices.length < h.job.nodeCount; k++) {
       const s = snap.state(ids[(h.at + k) % ids.length]!)!;
       const free = s.freeGpus.filter((g) => g.vramGb >= h.job.vramPerGpuGb).map((g) => g.index);
       if (free.length >= h.job.gpuCount && s.cpuFree >= h.job.cpuCores && s.ramFree >= h.job.ramGb) {
-        slices.push({ nodeId: s.nodeId, gpuIndices: free.slice(0, h.job.gpuCount).sort((a, b) => a - b) });
+        slices.push({ node_id: s.nodeId, gpu_indices: free.slice(0, h.job.gpuCount).sort((a, b) => a - b) });
       }
     }
     if (slices.length === h.job.nodeCount) {
@@ -240,11 +241,11 @@ describe('scheduleQueue properties', () => {
         for (const { placement } of out.placed) {
           const job = sc.jobs.find((j) => j.jobId === placement.jobId)!;
           expect(placement.nodes.length).toBe(job.nodeCount);
-          expect(new Set(placement.nodes.map((s) => s.nodeId)).size).toBe(job.nodeCount);
+          expect(new Set(placement.nodes.map((s) => s.node_id)).size).toBe(job.nodeCount);
           for (const slice of placement.nodes) {
-            const node = snap.state(slice.nodeId)!;
-            expect(slice.gpuIndices.length).toBe(job.gpuCount);
-            for (const i of slice.gpuIndices) {
+            const node = snap.state(slice.node_id)!;
+            expect(slice.gpu_indices.length).toBe(job.gpuCount);
+            for (const i of slice.gpu_indices) {
               const g = node.gpus.find((x) => x.index === i)!;
               expect(g.heldBy).toBe(job.jobId);
               expect(g.vramGb).toBeGreaterThanOrEqual(job.vramPerGpuGb);

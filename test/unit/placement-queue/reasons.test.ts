@@ -1,14 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { clockTime, preemptingReason, reasonFromDiagnosis, reservedClause } from '../../../src/placement/queue/reasons.ts';
-import type { PlacementDiagnosis } from '../../../src/placement/types.ts';
+import type { PlacementDiagnosis } from '../../../src/placement/decision.ts';
+import { describeWaiting } from '../../../src/placement/diagnosis.ts';
+import { askOf } from '../../../src/placement/filters.ts';
+import { clockTime, preemptingReason, reservedClause } from '../../../src/placement/queue/reasons.ts';
+import type { JobRequest } from '../../../src/placement/types.ts';
 import { T0, aJob, sec } from './builders.ts';
 
-const diag = (nodes: number, rejected: Partial<PlacementDiagnosis['rejected']>): PlacementDiagnosis => ({
+const diag = (nodes: number, rejected: Partial<PlacementDiagnosis['rejected']>, causes: Record<string, number> = {}): PlacementDiagnosis => ({
   nodes,
   rejected: { node_ready: 0, pool: 0, reservation: 0, cpu_ram: 0, gpus: 0, block_time: 0, gang: 0, ...rejected },
+  causes,
   best: [],
   step: null,
 });
+
+/** The queue words a reused diagnosis with the one wording function, and the job's own numbers. */
+const reasonFromDiagnosis = (job: JobRequest, d: PlacementDiagnosis): string => describeWaiting(askOf(job), d);
 
 describe('reasons', () => {
   it.each([
@@ -31,8 +38,9 @@ describe('reasons', () => {
     expect(reasonFromDiagnosis(job, diag(5, { node_ready: 1, reservation: 1, gpus: 3 }))).toBe(
       '0 of 4 ready fast nodes can hold it: 1 is reserved for a higher job, 3 have fewer than 4 free GPUs with ≥ 80 GB',
     );
-    expect(reasonFromDiagnosis(aJob('g').flex().nodes(2).build(), diag(3, { cpu_ram: 2, gang: 1 }))).toBe(
-      '0 of 3 ready flex or fast nodes can hold it: 2 lack free CPU or RAM (needs 4 CPU cores, 16 GB RAM), a gang of 2 needs 2 nodes, 1 can hold a member now',
+    // The diagnosis tells CPU from RAM (causes), so the reused one words them as the pipeline does.
+    expect(reasonFromDiagnosis(aJob('g').flex().nodes(2).build(), diag(3, { cpu_ram: 2, gang: 1 }, { cpu: 1, ram: 1 }))).toBe(
+      '0 of 3 ready flex or fast nodes can hold it: 1 lacks free CPU (needs 4 cores), 1 lacks free RAM (needs 16 GB), a gang of 2 needs 2 nodes, 1 can hold a member now',
     );
     expect(reasonFromDiagnosis(job, diag(2, { node_ready: 2 }))).toBe('no ready fast node (2 are registering, draining or lost)');
   });

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { placeJob } from '../../../src/placement/pipeline.ts';
 import { runQueue, scheduleQueue } from '../../../src/placement/queue/index.ts';
 import type { CapacitySnapshot } from '../../../src/placement/snapshot.ts';
-import { FIFO_FIRST_FIT_POLICY, SCALAR_POLICY, type JobRequest, type QueueOutcome } from '../../../src/placement/types.ts';
+import type { QueueOutcome } from '../../../src/placement/decision.ts';
+import { FIFO_FIRST_FIT_POLICY, SCALAR_POLICY, type JobRequest } from '../../../src/placement/types.ts';
 import { T0, aJob, aNode, ctxOf, fleet, holdOn, sec } from './builders.ts';
 
 const NO_BACKFILL = { ...SCALAR_POLICY, backfill: false };
@@ -86,7 +87,7 @@ describe('scheduleQueue: EASY backfill', () => {
     // fast-2 has 2 free GPUs; big needs 6 and is reserved on fast-1 only, so a long 2-GPU job takes fast-2.
     const jobs = [aJob('big').gpus(6).priority(1).build(), aJob('long2').gpus(2).duration(99_999).build()];
     const out = scheduleQueue(backfillFleet(), jobs, ctxOf());
-    expect(out.placed.map((p) => [p.placement.jobId, p.placement.nodes[0]!.nodeId, p.diagnosis.step])).toEqual([['long2', 'fast-2', 'backfill']]);
+    expect(out.placed.map((p) => [p.placement.jobId, p.placement.nodes[0]!.node_id, p.diagnosis.step])).toEqual([['long2', 'fast-2', 'backfill']]);
   });
 
   it('only the first blocked job of each tier is reserved', () => {

@@ -185,8 +185,8 @@ export function put(snap: CapacitySnapshot, job: JobLike, ctx: Partial<Placement
 /** Holds `job` on given GPUs of one node, bypassing placement. */
 export function holdOn(snap: CapacitySnapshot, job: JobLike, nodeId: string, gpuIndices: number[]): void {
   const j = jobOf(job);
-  snap.hold(j, { jobId: j.jobId, nodes: [{ nodeId, gpuIndices }] }, expectedHoldTimes(j, NOW));
+  snap.hold(j, { jobId: j.jobId, nodes: [{ node_id: nodeId, gpu_indices: gpuIndices }] }, expectedHoldTimes(j, NOW));
 }
 
 /** Where a single-node placement landed: "node:gpu,gpu". */
-export const where = (p: Placement): string => p.nodes.map((s) => `${s.nodeId}:${s.gpuIndices.join(',')}`).join(' ');
+export const where = (p: Placement): string => p.nodes.map((s) => `${s.node_id}:${s.gpu_indices.join(',')}`).join(' ');

@@ -22,7 +22,7 @@ function run(filter: FilterPlugin, c: Case): boolean {
   const nodeId = snap.nodes()[0]!.nodeId;
   for (const [job, gpus] of c.held ?? []) holdOn(snap, job, nodeId, gpus);
   const ctx = ctxOf(c.ctx);
-  return filter.reject(snap.state(nodeId)!, needOf(c.job.build(), ctx), ctx);
+  return filter.check!(snap.state(nodeId)!, needOf(c.job.build(), ctx), ctx) !== null;
 }
 
 const reserve = (nodeId: string, r: Partial<Reservation>): Map<string, Reservation> =>
@@ -108,6 +108,20 @@ describe('cpu_ram', () => {
       rejects: false,
     },
   ]);
+});
+
+describe('cpu_ram codes: a node short of CPU is `cpu`, one short of RAM only `ram`', () => {
+  it.each([
+    { name: 'CPU short', held: aJob('h').cpu(61), job: aJob('j').cpu(4), code: 'cpu' },
+    { name: 'RAM short', held: aJob('h').ram(500), job: aJob('j').ram(16), code: 'ram' },
+    { name: 'both short counts as CPU', held: aJob('h').cpu(61).ram(500), job: aJob('j').cpu(4).ram(16), code: 'cpu' },
+    { name: 'neither', held: aJob('h'), job: aJob('j'), code: null },
+  ])('$name → $code', ({ held, job, code }) => {
+    const snap = snapshotOf(aNode('a').cpu(64).ram(512));
+    holdOn(snap, held, 'a', [0]);
+    const ctx = ctxOf();
+    expect(cpuRam.check!(snap.state('a')!, needOf(job.build(), ctx), ctx)).toBe(code);
+  });
 });
 
 describe('gpus', () => {

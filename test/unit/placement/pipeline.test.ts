@@ -154,7 +154,7 @@ describe('placeJob: select and bind', () => {
     for (let i = 40; i < 80; i++) holdOn(snap, aJob(`h${i}`).gpus(7, 80), `n${i}`, [0, 1, 2, 3, 4, 5, 6]);
     const d = decide(snap, aJob('j').gpus(1, 80));
     expect(searchLimit(1)).toBe(8);
-    expect(d).toMatchObject({ kind: 'placed', placement: { nodes: [{ nodeId: 'n40', gpuIndices: [7] }] } });
+    expect(d).toMatchObject({ kind: 'placed', placement: { nodes: [{ node_id: 'n40', gpu_indices: [7] }] } });
     expect(sum(d.diagnosis.rejected)).toBe(0);
     expect(d.diagnosis.best.map((b) => b.nodeId)).toEqual(['n40', 'n41', 'n42']);
   });
@@ -198,7 +198,7 @@ describe('placeJob: tier rules', () => {
     for (const b of before) put(snap, b);
     const d = decide(snap, aJob('j').with({ tier }).gpus(1));
     if (expected === null) expect(d.kind).toBe('waiting');
-    else expect(d).toMatchObject({ kind: 'placed', placement: { nodes: [{ nodeId: expected }] } });
+    else expect(d).toMatchObject({ kind: 'placed', placement: { nodes: [{ node_id: expected }] } });
   });
 
   it('a fast node takes FLEX again once its FAST jobs are released', () => {
@@ -267,8 +267,8 @@ describe('placeJob: gangs', () => {
   it('a gang of 64 GPUs spreads 8 × 8 over 8 nodes, one slice each', () => {
     const snap = snapshotOf(...Array.from({ length: 10 }, (_, i) => aNode(`n${i}`)));
     const p = put(snap, aJob('g').gpus(8, 80).nodes(8));
-    expect(new Set(p.nodes.map((s) => s.nodeId)).size).toBe(8);
-    expect(p.nodes.every((s) => s.gpuIndices.length === 8)).toBe(true);
+    expect(new Set(p.nodes.map((s) => s.node_id)).size).toBe(8);
+    expect(p.nodes.every((s) => s.gpu_indices.length === 8)).toBe(true);
     expect(snap.holding('g')).toEqual(p);
   });
 });

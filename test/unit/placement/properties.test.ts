@@ -15,7 +15,7 @@ import {
   POOLS_OF,
   type JobRequest,
   type NodeCapacity,
-  type NodeState,
+  type NodeView,
   type PlacementContext,
   type Reservation,
 } from '../../../src/placement/index.ts';
@@ -91,15 +91,15 @@ const scenarioArb = fc.record({
 });
 
 /** The nodes (any state) that placement may consider for the job, per the brute-force definition. */
-function feasibleByScan(snap: CapacitySnapshot, job: JobRequest, ctx: PlacementContext): NodeState[] {
+function feasibleByScan(snap: CapacitySnapshot, job: JobRequest, ctx: PlacementContext): NodeView[] {
   const need = needOf(job, ctx);
-  const out: NodeState[] = [];
+  const out: NodeView[] = [];
   for (const pool of POOLS_OF[job.tier]) for (const n of snap.states(pool)) if (firstReject(n, need, ctx) === null) out.push(n);
   return out;
 }
 
 /** Could an empty node of this shape hold one member? */
-function holdsWhenEmpty(n: NodeState, job: JobRequest): boolean {
+function holdsWhenEmpty(n: NodeView, job: JobRequest): boolean {
   const fit = n.gpus.filter((g) => g.vramGb >= (job.gpuCount > 0 ? job.vramPerGpuGb : 0)).length;
   return fit >= job.gpuCount && job.cpuCores <= n.cpuTotal + 1e-9 && job.ramGb <= n.ramTotal + 1e-9;
 }
@@ -140,31 +140,31 @@ describe('placement properties', () => {
           const p = d.placement;
           // Gang: nodeCount distinct nodes, each a full slice.
           expect(p.nodes).toHaveLength(job.nodeCount);
-          expect(new Set(p.nodes.map((s) => s.nodeId)).size).toBe(job.nodeCount);
+          expect(new Set(p.nodes.map((s) => s.node_id)).size).toBe(job.nodeCount);
           const feasibleIds = new Set(feasible.map((n) => n.nodeId));
           for (const s of p.nodes) {
-            const n = snap.state(s.nodeId)!;
+            const n = snap.state(s.node_id)!;
             // Passes every filter: ready, right pool, reservation, CPU/RAM, GPUs, block time.
-            expect(feasibleIds.has(s.nodeId), `${job.jobId} on ${s.nodeId}`).toBe(true);
+            expect(feasibleIds.has(s.node_id), `${job.jobId} on ${s.node_id}`).toBe(true);
             expect(n.schedulable).toBe(true);
             if (job.tier === 'FAST') expect(n.pool).toBe('fast');
             else if (n.pool === 'fast') expect(n.fastJobs).toBe(0);
             if (n.endsAt !== null) expect(n.endsAt).toBeGreaterThanOrEqual(NOW + (job.expectedDurationSec + 600) * 1000);
-            expect(s.gpuIndices).toHaveLength(job.gpuCount);
-            expect([...s.gpuIndices].sort((a, b) => a - b)).toEqual(s.gpuIndices);
+            expect(s.gpu_indices).toHaveLength(job.gpuCount);
+            expect([...s.gpu_indices].sort((a, b) => a - b)).toEqual(s.gpu_indices);
           }
           // FLEX: a fast node only once every feasible flex node is taken.
-          if (job.tier === 'FLEX' && p.nodes.some((s) => snap.state(s.nodeId)!.pool === 'fast')) {
-            for (const n of feasible) if (n.pool === 'flex') expect(p.nodes.some((s) => s.nodeId === n.nodeId)).toBe(true);
+          if (job.tier === 'FLEX' && p.nodes.some((s) => snap.state(s.node_id)!.pool === 'fast')) {
+            for (const n of feasible) if (n.pool === 'flex') expect(p.nodes.some((s) => s.node_id === n.nodeId)).toBe(true);
           }
           // First fit: exactly the smallest ids (flex first for FLEX).
           if (firstFit) {
-            const rank = (n: NodeState) => (job.tier === 'FLEX' && n.pool === 'fast' ? 1 : 0);
+            const rank = (n: NodeView) => (job.tier === 'FLEX' && n.pool === 'fast' ? 1 : 0);
             const want = feasible
               .sort((a, b) => rank(a) - rank(b) || (a.nodeId < b.nodeId ? -1 : 1))
               .slice(0, job.nodeCount)
               .map((n) => n.nodeId);
-            expect(p.nodes.map((s) => s.nodeId)).toEqual(want);
+            expect(p.nodes.map((s) => s.node_id)).toEqual(want);
           }
           snap.hold(job, p, expectedHoldTimes(job, NOW));
           held.push(job);

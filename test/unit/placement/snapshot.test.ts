@@ -4,7 +4,7 @@ import { CapacitySnapshot, type JobRequest, type Placement } from '../../../src/
 import { aJob, aNode, holdOn, HOUR, NOW, put, snapshotOf } from './builders.ts';
 
 const times = { startedAt: NOW, endsAt: NOW + HOUR };
-const one = (jobId: string, nodeId: string, gpuIndices: number[]): Placement => ({ jobId, nodes: [{ nodeId, gpuIndices }] });
+const one = (jobId: string, nodeId: string, gpuIndices: number[]): Placement => ({ jobId, nodes: [{ node_id: nodeId, gpu_indices: gpuIndices }] });
 
 describe('CapacitySnapshot: hold and release', () => {
   it('round-trips GPUs, CPU, RAM, the FAST count, user GPUs and the hold views', () => {
@@ -36,10 +36,10 @@ describe('CapacitySnapshot: hold and release', () => {
   it('holds a gang on every node at once, in rank order, and releases slice by slice', () => {
     const snap = snapshotOf(aNode('a').gpus(4, 80), aNode('b').gpus(4, 80), aNode('c').gpus(4, 80));
     const gang = aJob('g').flex().gpus(2, 80).nodes(2).user('bo').build();
-    const p: Placement = { jobId: 'g', nodes: [{ nodeId: 'c', gpuIndices: [3, 1] }, { nodeId: 'a', gpuIndices: [0, 1] }] };
+    const p: Placement = { jobId: 'g', nodes: [{ node_id: 'c', gpu_indices: [3, 1] }, { node_id: 'a', gpu_indices: [0, 1] }] };
     snap.hold(gang, p, times);
 
-    expect(snap.holding('g')).toEqual({ jobId: 'g', nodes: [{ nodeId: 'c', gpuIndices: [1, 3] }, { nodeId: 'a', gpuIndices: [0, 1] }] });
+    expect(snap.holding('g')).toEqual({ jobId: 'g', nodes: [{ node_id: 'c', gpu_indices: [1, 3] }, { node_id: 'a', gpu_indices: [0, 1] }] });
     expect(snap.holdsOf('g').map((h) => h.gpuIndices)).toEqual([[1, 3], [0, 1]]);
     // FLEX on fast nodes: preemptible.
     expect(snap.holdsOf('g').every((h) => h.preemptible)).toBe(true);
@@ -48,7 +48,7 @@ describe('CapacitySnapshot: hold and release', () => {
 
     expect(snap.releaseSlice('g', 'b')).toBe(false); // holds nothing on b
     expect(snap.releaseSlice('g', 'c')).toBe(true);
-    expect(snap.holding('g')).toEqual({ jobId: 'g', nodes: [{ nodeId: 'a', gpuIndices: [0, 1] }] });
+    expect(snap.holding('g')).toEqual({ jobId: 'g', nodes: [{ node_id: 'a', gpu_indices: [0, 1] }] });
     expect(snap.state('c')!.freeGpus).toHaveLength(4);
     expect(snap.userGpus('bo')).toBe(2);
     expect(snap.releaseSlice('g', 'a')).toBe(true);
@@ -59,7 +59,7 @@ describe('CapacitySnapshot: hold and release', () => {
 
   it('extendHold moves the expected end on every slice; unknown jobs answer false', () => {
     const snap = snapshotOf(aNode('a'), aNode('b'));
-    snap.hold(aJob('g').gpus(1).nodes(2).build(), { jobId: 'g', nodes: [{ nodeId: 'a', gpuIndices: [0] }, { nodeId: 'b', gpuIndices: [0] }] }, times);
+    snap.hold(aJob('g').gpus(1).nodes(2).build(), { jobId: 'g', nodes: [{ node_id: 'a', gpu_indices: [0] }, { node_id: 'b', gpu_indices: [0] }] }, times);
     expect(snap.extendHold('g', NOW + 2 * HOUR)).toBe(true);
     expect(snap.holdTimes('g')).toEqual({ startedAt: NOW, endsAt: NOW + 2 * HOUR });
     expect(snap.holdsOf('g').map((h) => h.endsAt)).toEqual([NOW + 2 * HOUR, NOW + 2 * HOUR]);
@@ -75,8 +75,8 @@ describe('CapacitySnapshot: hold and release', () => {
     expect(snap.node('a')).toMatchObject({ cpuFree: 64, gpus: [{ heldBy: null }] });
     const live = snap.state('a')!;
     holdOn(snap, aJob('j').gpus(1, 80), 'a', [0]);
-    snap.holding('j')!.nodes[0]!.gpuIndices.push(7);
-    expect(snap.holding('j')!.nodes[0]!.gpuIndices).toEqual([0]);
+    snap.holding('j')!.nodes[0]!.gpu_indices.push(7);
+    expect(snap.holding('j')!.nodes[0]!.gpu_indices).toEqual([0]);
     expect(live.freeGpus).toEqual([]);
     expect(live.cpuFree).toBe(60);
   });
@@ -103,14 +103,14 @@ describe('CapacitySnapshot: hold and release', () => {
     [
       'the same node twice in a gang',
       { gpuCount: 1, vramPerGpuGb: 0, nodeCount: 2 },
-      { jobId: 'j', nodes: [{ nodeId: 'b', gpuIndices: [0] }, { nodeId: 'b', gpuIndices: [1] }] },
+      { jobId: 'j', nodes: [{ node_id: 'b', gpu_indices: [0] }, { node_id: 'b', gpu_indices: [1] }] },
       /node b listed twice/,
     ],
     [
       // b's slice is fine, a's is not: nothing may be held on b either.
       'one bad slice in a gang',
       { gpuCount: 1, vramPerGpuGb: 80, nodeCount: 2 },
-      { jobId: 'j', nodes: [{ nodeId: 'b', gpuIndices: [0] }, { nodeId: 'a', gpuIndices: [0] }] },
+      { jobId: 'j', nodes: [{ node_id: 'b', gpu_indices: [0] }, { node_id: 'a', gpu_indices: [0] }] },
       /GPU 0 on a is held by other/,
     ],
   ])('hold refuses %s and changes nothing', (_name, req, placement, message) => {
@@ -135,7 +135,7 @@ describe('CapacitySnapshot: hold and release', () => {
   it('hold ignores pool and schedulable (rebuilding holds of running jobs)', () => {
     const snap = snapshotOf(aNode('f').flex().notReady());
     snap.hold(aJob('j').fast().build(), one('j', 'f', [3]), times);
-    expect(snap.holding('j')?.nodes[0]?.nodeId).toBe('f');
+    expect(snap.holding('j')?.nodes[0]?.node_id).toBe('f');
   });
 });
 
@@ -151,7 +151,7 @@ describe('CapacitySnapshot: nodes', () => {
     const v = snap.node('a')!;
     expect(v).toMatchObject({ pool: 'flex', schedulable: false, cpuFree: 20, ramFree: 416, fastJobs: 1, blockId: 'b1', endsAt: NOW + HOUR });
     expect(v.gpus.map((g) => g.heldBy)).toEqual(['x', 'y', null]);
-    expect(snap.holding('x')!.nodes[0]!.gpuIndices).toEqual([0]);
+    expect(snap.holding('x')!.nodes[0]!.gpu_indices).toEqual([0]);
     expect(snap.userGpus('ux')).toBe(1);
     expect(snap.holdsOf('y')[0]!.preemptible).toBe(false); // FLEX on a flex node
     expect([...snap.states('flex')].map((n) => n.nodeId)).toEqual(['a']);
@@ -166,10 +166,10 @@ describe('CapacitySnapshot: nodes', () => {
   it('removeNode drops the node and the slices on it; a gang keeps its other slices', () => {
     const snap = snapshotOf(aNode('a'), aNode('b'), aNode('c'));
     holdOn(snap, aJob('j').gpus(7, 80), 'a', [0, 1, 2, 3, 4, 5, 6]);
-    snap.hold(aJob('g').gpus(1).nodes(2).build(), { jobId: 'g', nodes: [{ nodeId: 'a', gpuIndices: [7] }, { nodeId: 'b', gpuIndices: [0] }] }, times);
+    snap.hold(aJob('g').gpus(1).nodes(2).build(), { jobId: 'g', nodes: [{ node_id: 'a', gpu_indices: [7] }, { node_id: 'b', gpu_indices: [0] }] }, times);
     expect(snap.removeNode('a')).toBe(true);
     expect(snap.holding('j')).toBeUndefined();
-    expect(snap.holding('g')).toEqual({ jobId: 'g', nodes: [{ nodeId: 'b', gpuIndices: [0] }] });
+    expect(snap.holding('g')).toEqual({ jobId: 'g', nodes: [{ node_id: 'b', gpu_indices: [0] }] });
     expect(snap.release('j')).toBe(false);
     expect(snap.removeNode('a')).toBe(false);
     expect(snap.nodes().map((n) => n.nodeId)).toEqual(['b', 'c']);
