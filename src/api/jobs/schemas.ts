@@ -125,14 +125,16 @@ type Stored<T extends z.input<typeof PlacementDiagnosis>> = T;
 export type PlacementDiagnosisStored = Stored<PlacementRecord>;
 
 /**
- * A stored value that is an object of another shape (no coordinator writes
- * one: only a hand edit of jobs.placement could) is answered as is rather
- * than failing the whole job read.
+ * A stored value of another shape (no coordinator writes one: only a hand
+ * edit of jobs.placement could) reads as null (serialize.ts parses it), so
+ * the OpenAPI promises one shape and a client never gets another.
  */
-export const PlacementDiagnosisOut = z
-  .union([PlacementDiagnosis, z.looseObject({}).describe('A stored object of another shape, answered as is')])
+export const PlacementDiagnosisOut = PlacementDiagnosis
   .nullable()
-  .describe('The latest placement diagnosis (while queued, and the one that placed it); null before the first');
+  .describe(
+    'The latest placement diagnosis (while queued, and the one that placed it); null before the first ' +
+      '(and for a stored value that is not a diagnosis, which only a hand edit of the database can leave)',
+  );
 
 export const JobResponse = z
   .object({

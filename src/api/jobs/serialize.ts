@@ -1,5 +1,5 @@
 import type { Job, JobEvent } from '../../db/entities.ts';
-import type { JobResponse } from './schemas.ts';
+import { PlacementDiagnosis, type JobResponse } from './schemas.ts';
 import type { JobStatus } from '../../../machines/job.machine.ts';
 import { failureInfo, isJobFailureCode } from '../../../machines/job.failure.ts';
 import type { Tier } from '../../domain/cluster.ts';
@@ -28,8 +28,8 @@ export function placementsOf(job: Pick<Job, 'placements' | 'nodeId' | 'gpuIndice
 
 /** The stored diagnosis as is; anything that is not a JSON object reads as none. */
 function diagnosisOf(job: Pick<Job, 'placement'>): JobResponse['placement'] {
-  const d = job.placement;
-  return d && typeof d === 'object' && !Array.isArray(d) ? d : null;
+  const parsed = PlacementDiagnosis.safeParse(job.placement);
+  return parsed.success ? parsed.data : null;
 }
 
 /** A job row as loaded (user a reference) or as just built for insert (user an id). */
