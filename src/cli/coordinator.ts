@@ -24,7 +24,9 @@ export async function launchCoordinator(
   onLeadershipLost: (err: Error) => void,
   opts: { simulatedSpeed?: number } = {},
 ): Promise<CoordinatorProcess> {
-  const inspection = cfg.SCALAR_INSPECT ? await startInspection(cfg.SCALAR_INSPECT_PORT, log) : undefined;
+  const inspection = cfg.SCALAR_INSPECT
+    ? await startInspection({ port: cfg.SCALAR_INSPECT_PORT, host: cfg.SCALAR_INSPECT_HOST, token: cfg.SCALAR_INSPECT_TOKEN }, log)
+    : undefined;
   const running = startCoordinator({
     orm: db.orm,
     databaseUrl: db.url,
@@ -42,7 +44,7 @@ export async function launchCoordinator(
     inspection,
     async stop() {
       await running.stop();
-      inspection?.stop();
+      await inspection?.stop();
     },
   };
 }
@@ -67,7 +69,7 @@ export async function runCoordinator(): Promise<void> {
       await db.close();
     });
     await proc.running.leading;
-    log.info({ inspect: proc.inspection?.url ?? null }, 'Scalar coordinator ready');
+    log.info({ inspect: proc.inspection ? `http://${proc.inspection.address.address}:${proc.inspection.address.port}` : null }, 'Scalar coordinator ready');
   } catch (err) {
     await fatal(log, err);
   }

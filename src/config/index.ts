@@ -92,6 +92,19 @@ export const configSchema = z.object({
     .max(65535)
     .default(5678)
     .describe('WebSocket port of the inspector server when SCALAR_INSPECT=1'),
+  SCALAR_INSPECT_HOST: z
+    .string()
+    .min(1)
+    .max(255)
+    .default('127.0.0.1')
+    .describe('Address the inspector bridge listens on; any but loopback requires SCALAR_INSPECT_TOKEN'),
+  SCALAR_INSPECT_TOKEN: z
+    .string()
+    .min(32, 'must be at least 32 characters')
+    .max(512)
+    .regex(/^[A-Za-z0-9._~-]+$/, 'must be URL-safe: letters, digits, . _ ~ -')
+    .optional()
+    .describe('Token the inspector page and its WebSocket must present (?token=); required when SCALAR_INSPECT_HOST is not loopback'),
 
   // --- placement, queue discipline, preemption (docs/scheduling.md) ---
   SCALAR_BLOCK_MARGIN_SEC: z.coerce
@@ -186,6 +199,13 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const names = parsed.error.issues.map((i) => String(i.path[0]));
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`, names);
   }
+  // The actors' events carry job ids, users and reasons: a bridge anyone on the network can reach must ask for a token.
+  if (!isLoopback(parsed.data.SCALAR_INSPECT_HOST) && parsed.data.SCALAR_INSPECT_TOKEN === undefined) {
+    throw new ConfigError(
+      `invalid configuration:\n  SCALAR_INSPECT_TOKEN: required when SCALAR_INSPECT_HOST (${parsed.data.SCALAR_INSPECT_HOST}) is not a loopback address`,
+      ['SCALAR_INSPECT_TOKEN'],
+    );
+  }
   // FLEX is the cheaper tier by definition: a price list that says otherwise is a typo.
   if (parsed.data.SCALAR_PRICE_FLEX_GPU_HOUR >= parsed.data.SCALAR_PRICE_FAST_GPU_HOUR) {
     throw new ConfigError(
@@ -194,6 +214,11 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   return Object.freeze(parsed.data);
+}
+
+/** 127.0.0.0/8, ::1 and localhost: only this host can reach them. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 let loaded: Config | undefined;
