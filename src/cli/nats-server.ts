@@ -13,7 +13,7 @@ export class NatsMissingError extends Error {
   constructor(url: string) {
     super(
       `nothing answers at NATS_URL (${url}) and no nats-server is installed: install nats-server ` +
-        `(Debian/Ubuntu: apt-get install nats-server; macOS: brew install nats-server) or run \`docker compose up nats\``,
+        `(Debian/Ubuntu: apt-get install nats-server; macOS: brew install nats-server) or run \`docker run --rm -p 127.0.0.1:4222:4222 nats:2.10 -js\` (loopback only: this NATS has no credentials)`,
     );
     this.name = 'NatsMissingError';
   }

@@ -36,7 +36,8 @@ describe('scalar dev: NATS on embedded defaults', () => {
     expect(err).toBeInstanceOf(NatsMissingError);
     expect(err.message).not.toContain('\n');
     expect(err.message).toMatch(/install nats-server/);
-    expect(err.message).toMatch(/docker compose up nats/);
+    // compose keeps its NATS on the compose network; the one-liner publishes a NATS on loopback only.
+    expect(err.message).toMatch(/docker run --rm -p 127\.0\.0\.1:4222:4222 nats:2\.10 -js/);
   });
 
   it('uses the NATS that answers at NATS_URL and starts nothing', async () => {
