@@ -19,7 +19,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
 import type { Inspect } from './live.ts';
 
 export interface InspectionOptions {
@@ -52,6 +52,8 @@ function sameSecret(given: string | null, expected: string): boolean {
 }
 
 export async function startInspection(o: InspectionOptions, log: Logger): Promise<Inspection> {
+  // Loaded only when inspection is on: a coordinator without it carries neither ws nor the inspector.
+  const { WebSocket: WS, WebSocketServer } = await import('ws');
   const producerKey = randomBytes(24).toString('base64url');
   const inspectorUrl = o.inspectorUrl ?? 'https://stately.ai/inspect';
   const allowed = (url: URL): boolean => o.token === undefined || sameSecret(url.searchParams.get('token'), o.token);
@@ -80,7 +82,7 @@ export async function startInspection(o: InspectionOptions, log: Logger): Promis
         const msg = data.toString();
         buffer.push(msg);
         if (buffer.length > BUFFER) buffer.shift();
-        for (const v of viewers) if (v.readyState === WebSocket.OPEN) v.send(msg);
+        for (const v of viewers) if (v.readyState === WS.OPEN) v.send(msg);
       });
       return;
     }
