@@ -39,7 +39,6 @@ const has =
 
 /** A registry as the pipeline and the wording use it, split once per registry. */
 export interface CompiledFilters {
-  readonly all: readonly FilterPlugin[];
   /** The plugins with a per-node check, in registry order. */
   readonly checks: readonly With<'check'>[];
   readonly ruledOut: readonly With<'ruledOut'>[];
@@ -48,8 +47,6 @@ export interface CompiledFilters {
   readonly checkTellsCauses: readonly boolean[];
   /** In reasonRank order, for status_reason. */
   readonly told: readonly FilterPlugin[];
-  /** The codes of the filters that tell causes apart, once. */
-  readonly codes: readonly string[];
   /** Every name, and every such code, at 0: what a diagnosis starts from (copied, never changed). */
   readonly zeroRejected: Readonly<Record<FilterName, number>>;
   readonly zeroCauses: Readonly<Record<string, number>>;
@@ -74,16 +71,14 @@ export function compileFilters(filters: readonly FilterPlugin[]): CompiledFilter
     const checks = filters.filter(has('check'));
     const telling = filters.filter((f) => f.codes.length > 1);
     c = {
-      all: filters,
       checks,
       checkTellsCauses: checks.map((f) => f.codes.length > 1),
       ruledOut: filters.filter(has('ruledOut')),
       sets: filters.filter(has('rejectsSet')),
       told: [...filters].sort((a, b) => a.reasonRank - b.reasonRank),
-      codes: [...new Set(telling.flatMap((f) => f.codes))],
       // With a registry of other names (a test's), the keys are that registry's.
       zeroRejected: zeros(filters.map((f) => f.name)) as Record<FilterName, number>,
-      zeroCauses: zeros(telling.flatMap((f) => f.codes)),
+      zeroCauses: zeros([...new Set(telling.flatMap((f) => f.codes))]),
     };
     compiled.set(filters, c);
   }

@@ -140,7 +140,7 @@ export const SCORER_PLUGINS: readonly ScorerPlugin[] = [bestFit, fragmentation, 
 
 /** Every scorer at 0, in SCORER_PLUGINS order: copied for each node scored, so the loop below fills known keys. */
 // Readonly by type, not frozen: V8 spreads a frozen object about 5× slower
-// (≈ 280 ns against 50 ns for 7 keys), and every placed decision copies this.
+// (measured ≈ 280 ns against 50 ns for a 7-key object), and every placed decision copies this.
 const ZERO_SCORES: Readonly<Record<ScorerName, number>> = Object.fromEntries(SCORER_PLUGINS.map((s) => [s.name, 0])) as Record<ScorerName, number>;
 
 /** The weights in SCORER_PLUGINS order, with their sum; once per weights object. */
