@@ -481,6 +481,7 @@ describe('gang failure across a coordinator restart', () => {
       return j.status_reason === `gang member on ${rank1.nodeId} exited with code 3; stopping the other members` ? j : false;
     });
     expect(failing.status).toBe('running');
+    expect(failing.failure_code).toBe('gang_member_failed');
 
     // The coordinator goes away; its successor rebuilds from Postgres and kills rank 0 again.
     await first.stop();
@@ -491,6 +492,8 @@ describe('gang failure across a coordinator restart', () => {
     await rank0.exited({ job_id: id, attempt: 1 }, 0);
     const failed = await until(statusIs(id, 'failed'));
     expect(failed.exit_code).toBe(3);
+    // The code written before the takeover is the one the failed job keeps.
+    expect(failed.failure_code).toBe('gang_member_failed');
   });
 });
 
