@@ -15,7 +15,7 @@ import { parseConfig } from '../src/config/index.ts';
 const [count, stateRoot, speed] = [Number(process.argv[2]), process.argv[3]!, Number(process.argv[4] ?? 10)];
 const cfg = parseConfig(process.env);
 const log = pino({ level: 'warn' });
-const bus = await connectBus(busOptions(cfg, 'scalar-bench-agents'), log);
+const bus = await connectBus(busOptions(cfg, 'scalar-bench-agents', 'coordinator'), log);
 const agents = await startSimulatedAgents(
   Array.from({ length: count }, (_, i) => ({ id: `bench-${i}`, pool: 'fast' as const, gpus: '8x80', cpu: 128, ramGb: 2048 })),
   { bus, log, stateRoot, heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS, speed },

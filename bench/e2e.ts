@@ -83,7 +83,7 @@ async function waitFor(fn: () => Promise<boolean>, what: string, timeoutMs = 120
 }
 
 const db = new pg.Client({ connectionString: dbUrl.toString() });
-const bus = await connectBus(busOptions(cfg, 'scalar-bench'), log);
+const bus = await connectBus(busOptions(cfg, 'scalar-bench', 'coordinator'), log);
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;

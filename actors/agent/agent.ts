@@ -36,19 +36,13 @@ import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import {
-  AckPolicy,
-  DeliverPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  type ConsumerMessages,
-  type JsMsg,
-} from '@nats-io/jetstream';
-import { nanos, type Subscription } from '@nats-io/transport-node';
+import { JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import type { Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/wire/connection.ts';
 import { encodeJson, heartbeatSchema, nodeCommandSchema, type Heartbeat, type RegisteredEvent } from '../../src/wire/messages.ts';
 import { NODE_ID_PATTERN } from '../../src/wire/subjects.ts';
+import { ensureNodeConsumer } from '../../src/wire/node-consumer.ts';
 import type { AttemptRef, GpuInfo, Pool } from '../../src/domain/cluster.ts';
 import type { Runtime } from '../../src/runtimes/types.ts';
 import { AttemptTable } from './attempts.ts';
@@ -92,9 +86,6 @@ export interface AgentOptions {
   stopLogFlushMs?: number;
 }
 
-/** ack_wait of the node's command consumer. */
-export const NODE_CMD_ACK_WAIT_MS = 30_000;
-
 export class Agent {
   readonly nodeId: string;
   readonly stateDir: string;
@@ -136,7 +127,7 @@ export class Agent {
     this.bus = opts.bus;
     this.runtime = opts.runtime;
     this.gpuIndices = new Set(opts.gpus.map((g) => g.index));
-    this.shipper = new LogShipper(this.bus.js, (jobId) => this.bus.t.subjects.logs(jobId), this.log, {
+    this.shipper = new LogShipper(this.bus.js, (jobId) => this.bus.t.subjects.logs(jobId, opts.nodeId), this.log, {
       window: opts.logWindow,
       maxQueuedBytes: opts.maxQueuedLogBytes,
       isClosed: () => this.bus.nc.isClosed(),
@@ -254,40 +245,20 @@ export class Agent {
 
   // ---------------------------------------------------------------- NATS plumbing
 
+  /**
+   * On an open server the agent declares its own command consumer. On a
+   * secured one its credential may not: the coordinator creates it when this
+   * node registers, and the consume loop waits for it.
+   */
   private async ensureConsumer(): Promise<void> {
-    const { t } = this.bus;
-    const stream = t.streams.NODE_CMDS;
-    const name = t.consumers.node(this.nodeId);
-    const filter = t.subjects.nodeCmd(this.nodeId);
-    const ackWait = nanos(NODE_CMD_ACK_WAIT_MS);
-    try {
-      const info = await this.bus.jsm.consumers.info(stream, name);
-      if (info.config.filter_subject !== filter) {
-        throw new Error(`consumer ${name} on ${stream} filters ${JSON.stringify(info.config.filter_subject)}, not ${filter}; delete it`);
-      }
-      if (info.config.ack_wait !== ackWait || (info.config.max_deliver ?? -1) !== -1) {
-        await this.bus.jsm.consumers.update(stream, name, { ack_wait: ackWait, max_deliver: -1 });
-      }
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
-      await this.bus.jsm.consumers
-        .add(stream, {
-          durable_name: name,
-          filter_subject: filter,
-          ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
-          ack_wait: ackWait,
-          max_deliver: -1,
-        })
-        .catch((e: Error) => {
-          if (!/already in use|exists/i.test(e.message)) throw e;
-        });
-    }
+    if (this.bus.secured) return;
+    await ensureNodeConsumer(this.bus.jsm, this.bus.t, this.nodeId);
   }
 
   private async consumeLoop(): Promise<void> {
     const { t } = this.bus;
     let delay = 250;
+    let askedForConsumerAt = 0;
     while (!this.lifecycle.stopping) {
       try {
         const consumer = await this.bus.js.consumers.get(t.streams.NODE_CMDS, t.consumers.node(this.nodeId));
@@ -314,7 +285,16 @@ export class Agent {
         }
       } catch (err) {
         if (this.lifecycle.stopping) break;
-        this.log.warn({ err: (err as Error).message }, 'consuming commands failed; retrying');
+        if (this.bus.secured && err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) {
+          // The coordinator creates it when this node registers: ask again now and then (a registration is idempotent).
+          if (Date.now() - askedForConsumerAt > 10_000) {
+            if (askedForConsumerAt > 0) void this.register();
+            askedForConsumerAt = Date.now();
+            this.log.info('waiting for the coordinator to create this node\'s command consumer');
+          }
+        } else {
+          this.log.warn({ err: (err as Error).message }, 'consuming commands failed; retrying');
+        }
       }
       if (this.lifecycle.stopping) break;
       await this.lifecycle.sleep(delay);

@@ -166,8 +166,24 @@ export class Coordinator {
   }
 
   heartbeat(hb: Heartbeat, subjectNodeId: string): void {
-    if (hb.node_id !== subjectNodeId || this.stopped) return;
+    if (this.stopped) return;
+    if (hb.node_id !== subjectNodeId) return this.rejectImpersonation('heartbeat', subjectNodeId, hb.node_id);
     this.fleet.heartbeat(hb);
+  }
+
+  /**
+   * Messages a node's connection sent in another node's name, by kind. The
+   * subject is the sender's identity (its NATS credential may publish only
+   * under its own node id), so a body that names another node is refused.
+   */
+  readonly impersonations = { event: 0, heartbeat: 0 };
+
+  private rejectImpersonation(kind: 'event' | 'heartbeat', subjectNode: string, claimed: string): void {
+    const n = ++this.impersonations[kind];
+    // Logged at the first and then every 100th, so a flood cannot flood the log too.
+    if (n === 1 || n % 100 === 0) {
+      this.o.log.warn({ kind, subject_node: subjectNode, claimed, rejected: n }, `a ${kind} from node ${subjectNode} claims to be from ${claimed}; refused`);
+    }
   }
 
   /** Called once per heartbeat interval: a node that sent nothing since the last tick missed one. */
@@ -385,10 +401,7 @@ export class Coordinator {
   }
 
   private handleNodeEvent(nodeId: string, ev: NodeBusEvent, batch: Batch, after: After): void {
-    if (ev.node_id !== nodeId) {
-      this.o.log.warn({ subject_node: nodeId, claimed: ev.node_id }, 'node event names another node; ignored');
-      return;
-    }
+    if (ev.node_id !== nodeId) return this.rejectImpersonation('event', nodeId, ev.node_id);
     if (ev.type === 'registered') return this.fleet.registered(ev, batch, after);
     const node = this.fleet.nodes.get(nodeId);
     const job = this.jobs.get(ev.job_id);

@@ -19,6 +19,7 @@ import {
   type JobCancelReply,
 } from '../../src/wire/messages.ts';
 import type { NodeAction } from '../../src/wire/subjects.ts';
+import { ensureNodeConsumer } from '../../src/wire/node-consumer.ts';
 import { createActor } from 'xstate';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import { Coordinator } from './coordinator.ts';
@@ -154,7 +155,12 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       try {
         const nodeId = t.nodeIdOfSubject(m.subject);
         if (!nodeId) return bad(m, new Error('no node in subject'));
-        c.push({ kind: 'node-event', nodeId, event: nodeEventSchema.parse(m.json()), msg: m });
+        const event = nodeEventSchema.parse(m.json());
+        // On a secured server only the coordinator may create a node's command consumer; the agent waits for it.
+        if (event.type === 'registered') {
+          void ensureNodeConsumer(o.bus.jsm, t, nodeId).catch((err) => log.warn({ err, node_id: nodeId }, 'cannot create the node\'s command consumer'));
+        }
+        c.push({ kind: 'node-event', nodeId, event, msg: m });
       } catch (err) {
         bad(m, err);
       }

@@ -18,7 +18,7 @@ export interface RunningApi {
  */
 export async function startApi(cfg: Config, db: Database, log: Logger, opts: { bus?: Bus } = {}): Promise<RunningApi> {
   const apiLog = log.child({ component: 'api' });
-  const bus = opts.bus ?? (await connectBus(busOptions(cfg, 'scalar-api'), apiLog));
+  const bus = opts.bus ?? (await connectBus(busOptions(cfg, 'scalar-api', 'api'), apiLog));
   const ownBus = opts.bus === undefined;
   let app: FastifyInstance;
   try {

@@ -11,7 +11,7 @@ import { cpus, hostname, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Agent } from '../../actors/agent/agent.ts';
-import { BusUnavailableError, busOptions, connectBus, type Bus } from '../wire/connection.ts';
+import { BusAuthError, BusUnavailableError, CredentialsFileError, busOptions, connectBus, type Bus } from '../wire/connection.ts';
 import { NODE_ID_PATTERN } from '../wire/subjects.ts';
 import type { Config } from '../config/index.ts';
 import { loadConfig } from './common.ts';
@@ -145,9 +145,9 @@ export async function runAgent(raw: AgentCliOptions): Promise<void> {
 
   let bus: Bus;
   try {
-    bus = await connectBus(busOptions(cfg, `scalar-agent ${opts.nodeId}`), log);
+    bus = await connectBus(busOptions(cfg, `scalar-agent ${opts.nodeId}`, 'agent', opts.nodeId), log);
   } catch (err) {
-    const msg = err instanceof BusUnavailableError ? err.message : `cannot set up NATS at ${cfg.NATS_URL}: ${(err as Error).message}`;
+    const msg = err instanceof BusUnavailableError || err instanceof BusAuthError || err instanceof CredentialsFileError ? err.message : `cannot set up NATS at ${cfg.NATS_URL}: ${(err as Error).message}`;
     process.stderr.write(`scalar agent: ${msg}\n`);
     log.flush(() => process.exit(1));
     return;

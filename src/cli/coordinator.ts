@@ -55,7 +55,7 @@ export async function runCoordinator(): Promise<void> {
   const log = createLogger(cfg).child({ component: 'coordinator' });
   try {
     const db = await openDatabase(cfg, log);
-    const bus = await connectBus(busOptions(cfg, 'scalar-coordinator'), log).catch(async (err) => {
+    const bus = await connectBus(busOptions(cfg, 'scalar-coordinator', 'coordinator'), log).catch(async (err) => {
       await db.close();
       throw err;
     });

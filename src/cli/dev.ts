@@ -53,7 +53,7 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     cleanups.push(() => db.close());
     const nats = await ensureNats(cfg.NATS_URL, cfg.SCALAR_DATA_DIR, log);
     cleanups.push(() => nats.stop());
-    const bus = await connectBus(busOptions(cfg, 'scalar-dev'), log);
+    const bus = await connectBus(busOptions(cfg, 'scalar-dev', 'coordinator'), log);
     cleanups.push(() => bus.close());
 
     const access = await ensureAdminAccess(cfg, db, log, { createDevAdmin: true });

@@ -8,6 +8,7 @@ import { accessSync, constants, mkdirSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { writeServerConf } from './nats-auth.ts';
 
 export class NatsMissingError extends Error {
   constructor(url: string) {
@@ -75,26 +76,31 @@ export async function ensureNats(
 
   const storeDir = path.resolve(dataDir, 'nats');
   mkdirSync(storeDir, { recursive: true });
-  const logFd = openSync(path.join(storeDir, 'nats-server.log'), 'a');
-  const child: ChildProcess = spawn(bin, ['-a', host, '-p', String(port), '-js', '-sd', storeDir], {
-    stdio: ['ignore', logFd, logFd],
-  });
+  const nats = await spawnNatsServer(bin, ['-a', host, '-p', String(port), '-js', '-sd', storeDir], { host, port, logFile: path.join(storeDir, 'nats-server.log') });
+  log.info({ bin, store: storeDir, url }, 'started a local nats-server with JetStream');
+  return { ...nats, url };
+}
+
+/** Starts `bin args…` and waits (up to 10 s) until it listens on host:port. */
+export async function spawnNatsServer(bin: string, args: string[], o: { host: string; port: number; logFile: string }): Promise<LocalNats & { pid: number }> {
+  const logFd = openSync(o.logFile, 'a');
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', logFd, logFd] });
   let exited = false;
   child.once('exit', () => {
     exited = true;
   });
   const deadline = Date.now() + 10_000;
-  while (!(await answers(host, port, 300))) {
+  while (!(await answers(o.host, o.port, 300))) {
     if (exited || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`started ${bin} but it did not listen on ${host}:${port}; see ${path.join(storeDir, 'nats-server.log')}`);
+      throw new Error(`started ${bin} but it did not listen on ${o.host}:${o.port}; see ${o.logFile}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  log.info({ bin, store: storeDir, url }, 'started a local nats-server with JetStream');
   return {
-    url,
+    url: `nats://${o.host}:${o.port}`,
     started: true,
+    pid: child.pid!,
     async stop() {
       if (exited) return;
       const gone = new Promise<void>((r) => child.once('exit', () => r()));
@@ -104,4 +110,32 @@ export async function ensureNats(
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * Starts a nats-server from an auth directory (src/cli/nats-auth.ts): its
+ * nats-server.conf is written for host:port and the store, so only the
+ * credentials in its auth.conf may connect.
+ */
+export async function startSecuredNats(
+  dir: string,
+  o: { host: string; port: number; storeDir: string; bin?: string },
+): Promise<LocalNats & { pid: number }> {
+  const bin = o.bin ?? findNatsServer();
+  if (!bin) throw new NatsMissingError(`nats://${o.host}:${o.port}`);
+  mkdirSync(o.storeDir, { recursive: true });
+  const conf = writeServerConf(dir, { listen: `${o.host}:${o.port}`, storeDir: o.storeDir });
+  return spawnNatsServer(bin, ['-c', conf], { host: o.host, port: o.port, logFile: path.join(dir, 'nats-server.log') });
+}
+
+/** A free TCP port on host (the OS picks one). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }

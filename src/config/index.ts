@@ -24,7 +24,21 @@ export const configSchema = z.object({
     .default(54329)
     .describe('Port of the embedded PostgreSQL (only when DATABASE_URL is unset)'),
   DB_POOL_MAX: positiveInt.default(10).describe('Maximum PostgreSQL connections per process'),
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222').describe('NATS server with JetStream'),
+  NATS_URL: z
+    .string()
+    .min(1)
+    .default('nats://127.0.0.1:4222')
+    .describe('NATS server with JetStream (`scalar dev` starts its own, authenticated, when this is unset)'),
+  NATS_CREDS: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("This process's NATS credential: an nkey seed file (`scalar nats-config`, `scalar creds create`) or a NATS .creds file"),
+  NATS_USER: z.string().min(1).optional().describe('NATS user name, for servers with user/password authorization (instead of NATS_CREDS)'),
+  NATS_PASSWORD: z.string().optional().describe("NATS_USER's password"),
+  NATS_TLS_CA: z.string().min(1).optional().describe("CA file that signed the NATS server's certificate; setting any NATS_TLS_* variable turns TLS on"),
+  NATS_TLS_CERT: z.string().min(1).optional().describe('Client certificate for NATS servers that verify clients (with NATS_TLS_KEY)'),
+  NATS_TLS_KEY: z.string().min(1).optional().describe("NATS_TLS_CERT's private key"),
   SCALAR_NATS_PREFIX: z
     .string()
     .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be lowercase letters, digits, _ or -, starting with a letter')

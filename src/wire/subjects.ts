@@ -40,7 +40,14 @@ export interface Topology {
     nodeHello(nodeId: string): string;
     /** Core NATS request/reply, agent → agent: "is an agent already running as this node?" */
     nodeWhois(nodeId: string): string;
-    logs(jobId: string): string;
+    /** A log line of `jobId` printed on `nodeId` (the node's own subject, so only its credential may publish it). */
+    logs(jobId: string, nodeId: string): string;
+    /** Every line of a job, from every node (a gang's members share one log). */
+    jobLogs(jobId: string): string;
+    /** A job's lines from agents older than per-node log subjects (read on servers that take several filters). */
+    legacyJobLogs(jobId: string): string;
+    /** What one node may publish to: its lines of any job. */
+    nodeLogs(nodeId: string): string;
     allLogs: string;
     /** Core NATS request/reply: operator actions the coordinator answers (drain, resume). */
     coordNode(action: NodeAction): string;
@@ -83,7 +90,10 @@ export function topology(prefix = 'scalar'): Topology {
       allHeartbeats: `${p}.node.*.heartbeat`,
       nodeHello: (id) => `${p}.node.${id}.hello`,
       nodeWhois: (id) => `${p}.node.${id}.whois`,
-      logs: (jobId) => `${p}.logs.${jobId}`,
+      logs: (jobId, nodeId) => `${p}.logs.${jobId}.${nodeId}`,
+      jobLogs: (jobId) => `${p}.logs.${jobId}.*`,
+      legacyJobLogs: (jobId) => `${p}.logs.${jobId}`,
+      nodeLogs: (nodeId) => `${p}.logs.*.${nodeId}`,
       allLogs: `${p}.logs.>`,
       coordNode: (action) => `${p}.coord.node.${action}`,
       coordCapacity: `${p}.coord.capacity`,

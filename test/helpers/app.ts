@@ -35,9 +35,16 @@ export async function dropTestBus(bus: Bus): Promise<void> {
   await bus.close();
 }
 
-/** A NATS connection under a fresh `test_<8 hex>` prefix, with its streams created. */
+/**
+ * A NATS connection under a fresh `test_<8 hex>` prefix, with its streams
+ * created. It joins NATS_URL (127.0.0.1:4222 by default), a server without
+ * authentication, on purpose: these tests are about the scheduler's logic,
+ * and one shared server with a prefix per file keeps them fast. What the
+ * credentials and permissions allow is tested on a server of its own that
+ * demands them (test/helpers/secured-nats.ts, test/integration/nats-auth.test.ts).
+ */
 export async function connectTestBus(cfg: Config, log = pino({ level: 'silent' })): Promise<Bus> {
-  return connectBus(busOptions(cfg, `scalar-test ${cfg.SCALAR_NATS_PREFIX}`), log);
+  return connectBus(busOptions(cfg, `scalar-test ${cfg.SCALAR_NATS_PREFIX}`, 'coordinator'), log);
 }
 
 export const testNatsPrefix = () => `test_${randomBytes(4).toString('hex')}`;
@@ -48,7 +55,10 @@ export const testNatsPrefix = () => `test_${randomBytes(4).toString('hex')}`;
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  opts: Pick<AppDeps, 'logs' | 'nodes' | 'capacity'> = {},
+  opts: Pick<AppDeps, 'logs' | 'nodes' | 'capacity'> & {
+    /** The API's NATS connection (e.g. on an API credential); the caller owns it. Default: one of the test's own, dropped on close. */
+    bus?: Bus;
+  } = {},
 ): Promise<TestApp> {
   const testDb = await createTestDatabase();
   const cfg = parseConfig({
@@ -62,8 +72,9 @@ export async function startTestApp(
   });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const db = await openDatabase(cfg, log);
-  const bus = await connectTestBus(cfg, log);
-  const app = await buildApp({ cfg, orm: db.orm, log, bus, ...opts });
+  const { bus: givenBus, ...deps } = opts;
+  const bus = givenBus ?? (await connectTestBus(cfg, log));
+  const app = await buildApp({ cfg, orm: db.orm, log, bus, ...deps });
   await app.auth.ensureBootstrapKey(ADMIN_KEY);
   const call: TestApp['call'] = ({ key, headers, ...opts }) =>
     app.inject({
@@ -86,7 +97,7 @@ export async function startTestApp(
     },
     async close() {
       await app.close();
-      await dropTestBus(bus);
+      if (!givenBus) await dropTestBus(bus);
       await db.close();
       await testDb.drop();
     },

@@ -37,7 +37,7 @@ const readers: EventReader[] = [];
 
 beforeAll(async () => {
   bus = await connectBus(
-    { url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name: 'agent-test', prefix, logRetentionHours: 1, logMaxMb: 64 },
+    { url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name: 'agent-test', prefix, logRetentionHours: 1, logMaxMb: 64, role: 'coordinator' },
     log,
   );
   tmp = await mkdtemp(join(tmpdir(), 'scalar-agent-test-'));
@@ -169,7 +169,7 @@ const kill = (jobId: string, attempt = 1, grace = 5): KillCommand => ({ type: 'k
 
 /** Every line stored in LOGS for a job, in stream order. */
 async function readLogs(jobId: string): Promise<LogLineMessage[]> {
-  const c = await bus.js.consumers.get(bus.t.streams.LOGS, { filter_subjects: bus.t.subjects.logs(jobId) });
+  const c = await bus.js.consumers.get(bus.t.streams.LOGS, { filter_subjects: bus.t.subjects.jobLogs(jobId) });
   const info = await c.info();
   const total = info.num_pending;
   const out: LogLineMessage[] = [];

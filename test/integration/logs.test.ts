@@ -60,7 +60,7 @@ async function publish(jobId: string, lines: (string | Partial<LogLineMessage>)[
       ...defaults,
       ...(typeof l === 'string' ? { line: l } : l),
     };
-    await t.bus.js.publish(t.bus.t.subjects.logs(jobId), encodeJson(msg), {
+    await t.bus.js.publish(t.bus.t.subjects.logs(jobId, msg.node_id ?? 'node-a'), encodeJson(msg), {
       msgID: `${jobId}:${msg.attempt}:${msg.stream}:${offset}`,
     });
   }

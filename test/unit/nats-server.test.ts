@@ -54,7 +54,7 @@ describe('scalar dev: NATS on embedded defaults', () => {
       expect(nats.started).toBe(true);
       expect(await answers('127.0.0.1', port)).toBe(true);
       // JetStream is on: Scalar's streams can be created there.
-      const bus = await connectBus({ url: nats.url, name: 'test', prefix: 'scalar', logRetentionHours: 1, logMaxMb: 8 }, log);
+      const bus = await connectBus({ url: nats.url, name: 'test', prefix: 'scalar', logRetentionHours: 1, logMaxMb: 8, role: 'coordinator' }, log);
       expect((await bus.jsm.streams.info(bus.t.streams.JOBS)).config.name).toBe('SCALAR_JOBS');
       await bus.close();
     } finally {

@@ -9,7 +9,8 @@ import type { LogLine, LogPage, LogStreamName } from './schemas.ts';
 
 /**
  * Job logs, read from the LOGS stream where agents publish every line
- * (`<prefix>.logs.<job_id>`, one message per line). Nothing is copied to
+ * (`<prefix>.logs.<job_id>.<node_id>`, one message per line; only that
+ * node's credential may publish on it, see src/wire/permissions.ts). Nothing is copied to
  * Postgres: lines live in the stream until SCALAR_LOG_RETENTION_HOURS or
  * SCALAR_LOG_MAX_MB drop them, whatever the job's status.
  *
@@ -106,7 +107,7 @@ export class LogService {
   private async consumer(bus: Bus, jobId: string, after: number): Promise<Consumer> {
     try {
       return await bus.js.consumers.get(bus.t.streams.LOGS, {
-        filter_subjects: bus.t.subjects.logs(jobId),
+        filter_subjects: LogService.subjectsOf(bus, jobId),
         opt_start_seq: after + 1,
         inactive_threshold: 60_000,
       });
@@ -114,6 +115,17 @@ export class LogService {
       this.log.warn({ err, job_id: jobId }, 'cannot open a consumer on the LOGS stream');
       throw new ApiError('unavailable', 'the log stream is unavailable; retry shortly', {});
     }
+  }
+
+  /**
+   * The subjects of a job's lines. Lines of agents older than per-node log
+   * subjects (`<prefix>.logs.<job_id>`) are read too where the server takes
+   * several filters (2.10 and later).
+   */
+  private static subjectsOf(bus: Bus, jobId: string): string | string[] {
+    const current = bus.t.subjects.jobLogs(jobId);
+    const [major = 0, minor = 0] = (bus.nc.info?.version ?? '0.0').split('.').map(Number);
+    return major > 2 || (major === 2 && minor >= 10) ? [current, bus.t.subjects.legacyJobLogs(jobId)] : current;
   }
 
   private parse(m: JsMsg, jobId: string): LogLine | null {
@@ -124,11 +136,13 @@ export class LogService {
       return null;
     }
     const p = logLineSchema.safeParse(raw);
-    if (!p.success || p.data.job_id !== jobId) {
+    // The subject names the node whose credential published it: a line that claims another node is not that node's.
+    const fromNode = m.subject.split('.').length === 4 ? m.subject.slice(m.subject.lastIndexOf('.') + 1) : undefined;
+    if (!p.success || p.data.job_id !== jobId || (fromNode !== undefined && p.data.node_id !== undefined && p.data.node_id !== fromNode)) {
       this.log.debug({ seq: m.seq, subject: m.subject }, 'skipping a malformed log message');
       return null;
     }
-    return { attempt: p.data.attempt, node_id: p.data.node_id ?? null, stream: p.data.stream, line: p.data.line, time: p.data.time };
+    return { attempt: p.data.attempt, node_id: fromNode ?? p.data.node_id ?? null, stream: p.data.stream, line: p.data.line, time: p.data.time };
   }
 
   private static matches(l: LogLine, f: LogFilter): boolean {
@@ -187,8 +201,9 @@ export class LogService {
 
   /** The stream sequence of the job's last stored line (0 when it has none). */
   private async lastSeq(bus: Bus, jobId: string): Promise<number> {
-    const m = await bus.jsm.streams.getMessage(bus.t.streams.LOGS, { last_by_subj: bus.t.subjects.logs(jobId) });
-    return m?.seq ?? 0;
+    const subjects = [LogService.subjectsOf(bus, jobId)].flat();
+    const last = await Promise.all(subjects.map((s) => bus.jsm.streams.getMessage(bus.t.streams.LOGS, { last_by_subj: s })));
+    return Math.max(0, ...last.map((m) => m?.seq ?? 0));
   }
 
   /**
