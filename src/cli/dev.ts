@@ -2,7 +2,10 @@
  * `scalar dev` (what `npm start` runs): the whole system on embedded
  * defaults in one process tree:
  *   - PostgreSQL: DATABASE_URL, or an embedded server under SCALAR_DATA_DIR;
- *   - NATS: NATS_URL, or a local nats-server it starts (JetStream, store under SCALAR_DATA_DIR/nats);
+ *   - NATS: when NATS_URL is unset, a nats-server of its own that demands
+ *     credentials (dev-nats.ts): one per role under SCALAR_DATA_DIR/nats-auth,
+ *     never an unauthenticated server that happens to answer on 4222; with
+ *     NATS_URL, that server, on NATS_CREDS;
  *   - the API, the coordinator, and three simulated nodes
  *     (fast-1 and fast-2 with 8×80 GB, flex-1 with 8×40 GB).
  * It prints the URL, an admin key and a curl that submits a job. Ctrl-C stops everything.
@@ -17,7 +20,8 @@ import { startApi } from '../api/server.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
 import { fatal, loadConfig, onShutdown } from './common.ts';
 import { launchCoordinator } from './coordinator.ts';
-import { ensureNats } from './nats-server.ts';
+import { devNats } from './dev-nats.ts';
+import type { Role } from '../wire/permissions.ts';
 
 /** Whether this is the build (`npm run build` emits .js into dist/) or the sources run through tsx (bin/scalar.mjs chooses). */
 const COMPILED = import.meta.url.endsWith('.js');
@@ -51,29 +55,37 @@ export async function runDev(opts: { speed: number }): Promise<void> {
   try {
     const db = await openDatabase(cfg, log);
     cleanups.push(() => db.close());
-    const nats = await ensureNats(cfg.NATS_URL, cfg.SCALAR_DATA_DIR, log);
+    const nats = await devNats(cfg, log, DEV_NODES.map((n) => n.id));
     cleanups.push(() => nats.stop());
-    const bus = await connectBus(busOptions(cfg, 'scalar-dev', 'coordinator'), log);
-    cleanups.push(() => bus.close());
+    const connect = async (role: Role, nodeId?: string) => {
+      const bus = await connectBus(busOptions({ ...cfg, ...nats.env(role, nodeId) }, `scalar-dev ${nodeId ?? role}`, nats.shared ? 'coordinator' : role, nodeId), log);
+      cleanups.push(() => bus.close());
+      return bus;
+    };
+    // Its own server: each role on its own credential, as in production. A server at NATS_URL: one connection for all.
+    const coordinatorBus = await connect('coordinator');
+    const apiBus = nats.shared ? coordinatorBus : await connect('api');
 
     const access = await ensureAdminAccess(cfg, db, log, { createDevAdmin: true });
-    const api = await startApi(cfg, db, log, { bus });
+    const api = await startApi(cfg, db, log, { bus: apiBus });
     cleanups.push(() => api.close());
-    const coordinator = await launchCoordinator(cfg, db, bus, log.child({ component: 'coordinator' }), (err) => {
+    const coordinator = await launchCoordinator(cfg, db, coordinatorBus, log.child({ component: 'coordinator' }), (err) => {
       log.fatal({ err }, 'the coordinator lost its leader lock; stopping');
       void cleanup().finally(() => process.exit(1));
     }, { simulatedSpeed: opts.speed });
     cleanups.push(() => coordinator.stop());
     await coordinator.running.leading;
 
-    const agents = await startSimulatedAgents(DEV_NODES, {
-      bus,
-      log,
-      stateRoot: path.join(cfg.SCALAR_DATA_DIR, 'agent'),
-      heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
-      speed: opts.speed,
-    });
-    for (const agent of agents) cleanups.push(() => agent.stop());
+    for (const node of DEV_NODES) {
+      const [agent] = await startSimulatedAgents([node], {
+        bus: nats.shared ? coordinatorBus : await connect('agent', node.id),
+        log,
+        stateRoot: path.join(cfg.SCALAR_DATA_DIR, 'agent'),
+        heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
+        speed: opts.speed,
+      });
+      cleanups.push(() => agent!.stop());
+    }
 
     onShutdown(log, cfg.SCALAR_SHUTDOWN_GRACE_MS, cleanup);
     await waitForNodes(db, DEV_NODES.map((n) => n.id));
@@ -92,7 +104,7 @@ export async function runDev(opts: { speed: number }): Promise<void> {
       `  Scalar       ${api.url}`,
       `  API docs     ${api.url}/docs`,
       `  Database     ${db.embedded ? `embedded PostgreSQL (data in ${cfg.SCALAR_DATA_DIR})` : 'DATABASE_URL'}`,
-      `  NATS         ${cfg.NATS_URL}${nats.started ? ` (started here; store in ${cfg.SCALAR_DATA_DIR}/nats)` : ''}`,
+      `  NATS         ${nats.describe}`,
       `  Nodes        ${DEV_NODES.map((n) => `${n.id} (${n.pool}, ${n.gpus})`).join(', ')}: simulated${opts.speed !== 1 ? `, ${opts.speed}× speed` : ''}`,
       key ? `  Admin key    ${key}   (${access.note})` : `  Admin key    ${access.note}`,
       `  Capacity     ${cfg.SCALAR_PROVIDER === 'simulated' ? `simulated marketplace; autoscaler ${cfg.SCALAR_AUTOSCALE ? 'on' : 'off'} (GET /capacity, /capacity/blocks, /capacity/events)` : 'no provider'}`,

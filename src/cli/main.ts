@@ -79,6 +79,33 @@ keys
   .action(async (opts: { name: string; admin?: boolean; user?: string }) => (await import('./keys.ts')).runKeysCreate(opts));
 
 program
+  .command('nats-config')
+  .description('write an authenticated NATS server config and one credential per role (api, coordinator, each node) into a directory')
+  .option('--dir <dir>', 'where the config and credentials go', 'scalar-nats')
+  .option('--node <id>', 'a node to mint an agent credential for (repeat it, or give a comma-separated list)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--listen <host:port>', 'where the server listens (agents on other hosts must reach it)', '0.0.0.0:4222')
+  .option('--store <dir>', "JetStream's store; default: <dir>/jetstream")
+  .action(async (opts: { dir: string; node: string[]; listen: string; store?: string }) => (await import('./creds.ts')).runNatsConfig(opts));
+
+const creds = program.command('creds').description("manage the NATS credentials in a `scalar nats-config` directory (reloads the local server when it runs from it)");
+const credsTarget = (c: Command) =>
+  c
+    .option('--node <id>', "an agent's node id")
+    .option('--role <role>', 'api or coordinator')
+    .option('--dir <dir>', 'the `scalar nats-config` directory', 'scalar-nats');
+credsTarget(creds.command('create').description("mint a credential (a new node's, or a replacement) and print its NATS_CREDS")).action(
+  async (opts: { dir: string; node?: string; role?: string }) => (await import('./creds.ts')).runCredsCreate(opts),
+);
+credsTarget(creds.command('revoke').description('revoke a credential: it leaves the server config, its connections are closed')).action(
+  async (opts: { dir: string; node?: string; role?: string }) => (await import('./creds.ts')).runCredsRevoke(opts),
+);
+creds
+  .command('list')
+  .description('list who holds a credential')
+  .option('--dir <dir>', 'the `scalar nats-config` directory', 'scalar-nats')
+  .action(async (opts: { dir: string }) => (await import('./creds.ts')).runCredsList(opts));
+
+program
   .command('agent')
   .description('run the node agent: runs the jobs the coordinator places on this node (talks only NATS)')
   .option('--node-id <id>', 'this node\'s id (letters, digits, _ and -); default: the host name')

@@ -1,7 +1,7 @@
 /**
- * `scalar dev` needs NATS with JetStream. Use the one at NATS_URL when it
- * answers; otherwise start a local `nats-server` (when one is installed),
- * storing under SCALAR_DATA_DIR/nats; otherwise explain in one line.
+ * Local nats-server processes: the authenticated one `scalar dev` starts
+ * (startSecuredNats, from a `scalar nats-config` directory), and the open one
+ * the test setup starts when nothing answers at NATS_URL (ensureNats).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, openSync } from 'node:fs';
@@ -11,10 +11,16 @@ import type { Logger } from 'pino';
 import { writeServerConf } from './nats-auth.ts';
 
 export class NatsMissingError extends Error {
-  constructor(url: string) {
+  /** `own`: `scalar dev` wanted to start its own authenticated server (NATS_URL unset). */
+  constructor(url: string, own = false) {
     super(
-      `nothing answers at NATS_URL (${url}) and no nats-server is installed: install nats-server ` +
-        `(Debian/Ubuntu: apt-get install nats-server; macOS: brew install nats-server) or run \`docker run --rm -p 127.0.0.1:4222:4222 nats:2.10 -js\` (loopback only: this NATS has no credentials)`,
+      (own
+        ? 'scalar dev starts a nats-server of its own (with credentials) when NATS_URL is unset, and none is installed: install nats-server '
+        : `nothing answers at NATS_URL (${url}) and no nats-server is installed: install nats-server `) +
+        `(Debian/Ubuntu: apt-get install nats-server; macOS: brew install nats-server)` +
+        (own
+          ? ', or set NATS_URL to a server you run'
+          : ' or run `docker run --rm -p 127.0.0.1:4222:4222 nats:2.10 -js` (loopback only: this NATS has no credentials)'),
     );
     this.name = 'NatsMissingError';
   }
