@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /**
@@ -15,6 +16,11 @@ export const configSchema = z.object({
     .url({ protocol: /^postgres(ql)?$/ })
     .optional()
     .describe('PostgreSQL URL. Unset: an embedded PostgreSQL is started with its data under SCALAR_DATA_DIR'),
+  DATABASE_PASSWORD_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("A file holding DATABASE_URL's password (docker secrets, docker-compose's generated password); it replaces any password in the URL"),
   SCALAR_DATA_DIR: z.string().min(1).default('./.scalar').describe('Where the embedded PostgreSQL keeps its data'),
   SCALAR_EMBEDDED_PG_PORT: z.coerce
     .number()
@@ -227,7 +233,26 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ['SCALAR_PRICE_FLEX_GPU_HOUR'],
     );
   }
+  if (parsed.data.DATABASE_PASSWORD_FILE !== undefined) parsed.data.DATABASE_URL = withPasswordFrom(parsed.data.DATABASE_URL, parsed.data.DATABASE_PASSWORD_FILE);
   return Object.freeze(parsed.data);
+}
+
+/** DATABASE_URL with the password read from DATABASE_PASSWORD_FILE (trailing newline dropped). */
+function withPasswordFrom(url: string | undefined, file: string): string {
+  const bad = (why: string): never => {
+    throw new ConfigError(`invalid configuration:\n  DATABASE_PASSWORD_FILE: ${why}`, ['DATABASE_PASSWORD_FILE']);
+  };
+  if (url === undefined) return bad('needs DATABASE_URL (the embedded PostgreSQL makes its own password)');
+  let password = '';
+  try {
+    password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    return bad(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (password === '') return bad(`${file} is empty`);
+  const u = new URL(url);
+  u.password = encodeURIComponent(password);
+  return u.toString();
 }
 
 /** 127.0.0.0/8, ::1 and localhost: only this host can reach them. */

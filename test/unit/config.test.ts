@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configDocs, configSchema, parseConfig } from '../../src/config/index.ts';
 
@@ -46,6 +48,29 @@ describe('config', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).variables).toEqual([name]);
     expect((err as ConfigError).message).toContain(name);
+  });
+
+  it('DATABASE_PASSWORD_FILE puts the file\'s password into DATABASE_URL, and a missing file names the variable', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'scalar-pgpass-'));
+    try {
+      const file = path.join(dir, 'pg-password');
+      writeFileSync(file, 'p@ss:w/rd\n', { mode: 0o600 });
+      const cfg = parseConfig({ DATABASE_URL: 'postgres://scalar:old@db:5432/scalar', DATABASE_PASSWORD_FILE: file });
+      expect(cfg.DATABASE_URL).toBe('postgres://scalar:p%40ss%3Aw%2Frd@db:5432/scalar');
+      expect(decodeURIComponent(new URL(cfg.DATABASE_URL!).password)).toBe('p@ss:w/rd');
+      const err = (() => {
+        try {
+          parseConfig({ DATABASE_URL: 'postgres://scalar@db/scalar', DATABASE_PASSWORD_FILE: path.join(dir, 'absent') });
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).variables).toEqual(['DATABASE_PASSWORD_FILE']);
+      expect((err as ConfigError).message).toMatch(/DATABASE_PASSWORD_FILE: cannot read .*absent \(ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the README documents every variable with its default', () => {
