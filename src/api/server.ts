@@ -16,9 +16,14 @@ export interface RunningApi {
  * connects to NATS itself unless given a bus (e.g. by `scalar dev`, which
  * shares one), and closes only a bus it connected.
  */
-export async function startApi(cfg: Config, db: Database, log: Logger, opts: { bus?: Bus } = {}): Promise<RunningApi> {
+export async function startApi(
+  cfg: Config,
+  db: Database,
+  log: Logger,
+  opts: { bus?: Bus; /** NATS closed its own connection for good (see BusOptions.onClosed). */ onBusClosed?: (err: Error) => void } = {},
+): Promise<RunningApi> {
   const apiLog = log.child({ component: 'api' });
-  const bus = opts.bus ?? (await connectBus(busOptions(cfg, 'scalar-api', 'api'), apiLog));
+  const bus = opts.bus ?? (await connectBus(busOptions(cfg, 'scalar-api', 'api', undefined, opts.onBusClosed), apiLog));
   const ownBus = opts.bus === undefined;
   let app: FastifyInstance;
   try {

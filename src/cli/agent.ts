@@ -14,7 +14,7 @@ import { Agent } from '../../actors/agent/agent.ts';
 import { BusAuthError, BusUnavailableError, CredentialsFileError, busOptions, connectBus, type Bus } from '../wire/connection.ts';
 import { NODE_ID_PATTERN } from '../wire/subjects.ts';
 import type { Config } from '../config/index.ts';
-import { loadConfig } from './common.ts';
+import { exitOnBusClosed, loadConfig } from './common.ts';
 import { POOLS, type GpuInfo, type Pool } from '../domain/cluster.ts';
 import { createLogger } from '../logger/index.ts';
 import { createRuntime, discoverGpus, parseGpuSpec, RUNTIME_KINDS, type RuntimeKind } from '../runtimes/index.ts';
@@ -145,7 +145,7 @@ export async function runAgent(raw: AgentCliOptions): Promise<void> {
 
   let bus: Bus;
   try {
-    bus = await connectBus(busOptions(cfg, `scalar-agent ${opts.nodeId}`, 'agent', opts.nodeId), log);
+    bus = await connectBus(busOptions(cfg, `scalar-agent ${opts.nodeId}`, 'agent', opts.nodeId, exitOnBusClosed(log)), log);
   } catch (err) {
     const msg = err instanceof BusUnavailableError || err instanceof BusAuthError || err instanceof CredentialsFileError ? err.message : `cannot set up NATS at ${cfg.NATS_URL}: ${(err as Error).message}`;
     process.stderr.write(`scalar agent: ${msg}\n`);

@@ -3,7 +3,7 @@ import { openDatabase } from '../db/database.ts';
 import { createLogger } from '../logger/index.ts';
 import { startApi } from '../api/server.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
-import { fatal, loadConfig, onShutdown } from './common.ts';
+import { exitOnBusClosed, fatal, loadConfig, onShutdown } from './common.ts';
 
 export async function runApi(): Promise<void> {
   const cfg = loadConfig();
@@ -13,7 +13,7 @@ export async function runApi(): Promise<void> {
     let api: Awaited<ReturnType<typeof startApi>> | undefined;
     try {
       const access = await ensureAdminAccess(cfg, db, log, { createDevAdmin: false });
-      api = await startApi(cfg, db, log);
+      api = await startApi(cfg, db, log, { onBusClosed: exitOnBusClosed(log) });
       onShutdown(log, cfg.SCALAR_SHUTDOWN_GRACE_MS, async () => {
         await api!.close();
         await db.close();

@@ -14,6 +14,15 @@ export function loadConfig(): Config {
   }
 }
 
+/**
+ * For a process whose NATS connection the server closed for good (its
+ * credential was revoked or replaced): it cannot work any more, so it exits
+ * 1 after the error is logged (connectBus logs it), rather than idle.
+ */
+export function exitOnBusClosed(log: Logger): (err: Error) => void {
+  return () => log.flush(() => process.exit(1));
+}
+
 /** Logs why the process cannot go on, flushes, and exits 1. */
 export async function fatal(log: Logger, err: unknown): Promise<never> {
   const e = err as { code?: string; message?: string };

@@ -7,7 +7,7 @@ import { busOptions, connectBus, type Bus } from '../wire/connection.ts';
 import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startInspection, type Inspection } from '../../actors/coordinator/inspect.ts';
 import { schedulingFromConfig } from '../../actors/coordinator/settings.ts';
-import { fatal, loadConfig, onShutdown } from './common.ts';
+import { exitOnBusClosed, fatal, loadConfig, onShutdown } from './common.ts';
 
 export interface CoordinatorProcess {
   running: RunningCoordinator;
@@ -55,7 +55,7 @@ export async function runCoordinator(): Promise<void> {
   const log = createLogger(cfg).child({ component: 'coordinator' });
   try {
     const db = await openDatabase(cfg, log);
-    const bus = await connectBus(busOptions(cfg, 'scalar-coordinator', 'coordinator'), log).catch(async (err) => {
+    const bus = await connectBus(busOptions(cfg, 'scalar-coordinator', 'coordinator', undefined, exitOnBusClosed(log)), log).catch(async (err) => {
       await db.close();
       throw err;
     });

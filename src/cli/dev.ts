@@ -58,7 +58,7 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     const nats = await devNats(cfg, log, DEV_NODES.map((n) => n.id));
     cleanups.push(() => nats.stop());
     const connect = async (role: Role, nodeId?: string) => {
-      const bus = await connectBus(busOptions({ ...cfg, ...nats.env(role, nodeId) }, `scalar-dev ${nodeId ?? role}`, nats.shared ? 'coordinator' : role, nodeId), log);
+      const bus = await connectBus(busOptions({ ...cfg, ...nats.env(role, nodeId) }, `scalar-dev ${nodeId ?? role}`, nats.shared ? 'coordinator' : role, nodeId, () => void cleanup().finally(() => process.exit(1))), log);
       cleanups.push(() => bus.close());
       return bus;
     };

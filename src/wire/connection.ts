@@ -72,6 +72,12 @@ export interface BusOptions {
   /** The agent's node id (role `agent`). */
   nodeId?: string;
   auth?: NatsAuth;
+  /**
+   * The server closed the connection for good, not this process: after it
+   * refused the credential twice on reconnect (a revoked or replaced key).
+   * Processes exit on it, so their supervisor or operator sees why.
+   */
+  onClosed?: (err: Error) => void;
 }
 
 export class BusUnavailableError extends Error {
@@ -220,6 +226,13 @@ export async function connectBus(opts: BusOptions, log: Logger): Promise<Bus> {
   const jsm = await jetstreamManager(nc, { timeout: 10_000, checkAPI: manages });
   if (manages) await ensureStreams(jsm, t, opts);
   const js = jetstream(nc, { timeout: 10_000 });
+  let closing = false;
+  void nc.closed().then((err) => {
+    if (closing) return;
+    const why = err instanceof Error ? err : new Error('the connection was closed');
+    log.error({ server: opts.url, role: opts.role, err: why }, `NATS closed this ${opts.role}'s connection for good: ${why.message}`);
+    opts.onClosed?.(why);
+  });
   return {
     t,
     nc,
@@ -227,6 +240,7 @@ export async function connectBus(opts: BusOptions, log: Logger): Promise<Bus> {
     jsm,
     secured,
     async close() {
+      closing = true;
       if (nc.isClosed()) return;
       await nc.drain().catch(() => nc.close());
     },
@@ -247,8 +261,9 @@ export interface BusConfig {
 }
 
 /** Bus options from the process config, for one role (and, for an agent, its node id). */
-export function busOptions(cfg: BusConfig, name: string, role: Role, nodeId?: string): BusOptions {
+export function busOptions(cfg: BusConfig, name: string, role: Role, nodeId?: string, onClosed?: (err: Error) => void): BusOptions {
   return {
+    onClosed,
     url: cfg.NATS_URL,
     name,
     prefix: cfg.SCALAR_NATS_PREFIX,

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../actors/agent/agent.ts';
 import { revokeCredential, reloadServer } from '../../src/cli/nats-auth.ts';
 import { findNatsServer } from '../../src/cli/nats-server.ts';
-import { BusAuthError, CredentialsFileError, type Bus } from '../../src/wire/connection.ts';
+import { BusAuthError, CredentialsFileError, connectBus, type Bus } from '../../src/wire/connection.ts';
 import { encodeJson, type ExitedEvent } from '../../src/wire/messages.ts';
 import { ensureNodeConsumer } from '../../src/wire/node-consumer.ts';
 import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
@@ -75,6 +75,27 @@ describe.skipIf(!findNatsServer())('NATS with per-role credentials', () => {
       await rm(dir, { recursive: true, force: true });
       expect(err).toBeInstanceOf(CredentialsFileError);
       expect((err as Error).message).toBe(`NATS_CREDS=${file}: neither a NATS .creds file nor a user nkey seed (SU…)`);
+    });
+
+    it('a server that takes clients without credentials gets a loud warning from every role at start', async () => {
+      const lines: string[] = [];
+      const capture = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+      const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+      const openPrefix = `test_open_${randomBytes(4).toString('hex')}`;
+      for (const role of ['api', 'coordinator', 'agent'] as const) {
+        const b = await connectBus({ url, name: 'warn-test', prefix: openPrefix, logRetentionHours: 1, logMaxMb: 8, role, nodeId: role === 'agent' ? 'n1' : undefined }, capture);
+        expect(b.secured).toBe(false);
+        if (role === 'coordinator') for (const st of Object.values(b.t.streams)) await b.jsm.streams.delete(st).catch(() => undefined);
+        await b.close();
+      }
+      const warnings = lines.map((l) => JSON.parse(l) as { level: number; role: string; msg: string }).filter((l) => l.level === 40);
+      expect(warnings.map((w) => w.role)).toEqual(['api', 'coordinator', 'agent']);
+      expect(warnings[0]!.msg).toMatch(/accepts clients without credentials: anyone who reaches it can run commands on the agents/);
+      // And the secured server gets none.
+      lines.length = 0;
+      const quiet = await connectBus({ url: nats.url, name: 'warn-test', prefix, logRetentionHours: 1, logMaxMb: 64, role: 'api', auth: { credsFile: nats.creds('api') } }, capture);
+      await quiet.close();
+      expect(lines).toEqual([]);
     });
 
     it('the connection knows the server is secured, so the agent leaves streams and consumers to the coordinator', () => {
