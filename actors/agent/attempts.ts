@@ -11,7 +11,7 @@ import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
 import type { LogStream } from '../../src/runtimes/types.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { LogShipper } from './logs.ts';
-import { appendDoneLog, rewriteDoneLog, STATE_VERSION, StateWriter, type ExecutionEntry, type StateFileContent } from './state.ts';
+import { appendDoneLog, rewriteDoneLog, STATE_VERSION, StateWriter, type ExecutionEntry, type SeenRun, type StateFileContent } from './state.ts';
 
 /** Ended and reported: nothing more to do but remember it (to recognise a redelivered command). */
 export const isDone = (e: ExecutionEntry) => e.status === 'exited' && e.reported;
@@ -19,6 +19,12 @@ export const isDone = (e: ExecutionEntry) => e.status === 'exited' && e.reported
 export class AttemptTable {
   /** By attemptKey. */
   readonly entries = new Map<string, ExecutionEntry>();
+  /**
+   * The runs verified here whose signature has not expired, by attemptKey
+   * (state.ts, seenRunSchema). Persisted with the entries, in the same
+   * atomic write; an attempt in it never launches again.
+   */
+  readonly seen = new Map<string, SeenRun>();
   /** Holds the jobs/<job_id>-<attempt>/ work directories. */
   readonly jobsDir: string;
   private readonly state: StateWriter;
@@ -86,6 +92,23 @@ export class AttemptTable {
     return appendDoneLog(this.stateDir, [this.snapshotEntry(e)]);
   }
 
+  /**
+   * Records a verified run of `ref` valid until `exp`: the latest expiry is
+   * kept. In memory; the next save persists it. True when that changed it.
+   */
+  noteRun(ref: AttemptRef, exp: number): boolean {
+    const key = attemptKey(ref);
+    const prev = this.seen.get(key);
+    if (prev && prev.exp >= exp) return false;
+    this.seen.set(key, { job_id: ref.job_id, attempt: ref.attempt, exp });
+    return true;
+  }
+
+  /** Whether a run of this attempt was verified here and its signature is still valid at `now`. */
+  sawRun(key: string, now: number): boolean {
+    return (this.seen.get(key)?.exp ?? 0) > now;
+  }
+
   /** Attempts this node holds (launching or running). */
   runningAttempts(): AttemptRef[] {
     const out: AttemptRef[] = [];
@@ -107,7 +130,9 @@ export class AttemptTable {
   /** A copy of the state as it would be written now: every attempt not yet reported (reported ones live in the done log). */
   snapshot(): StateFileContent {
     const executions = [...this.entries.values()].filter((e) => !isDone(e)).map((e) => this.snapshotEntry(e));
-    return { version: STATE_VERSION, node_id: this.nodeId, updated_at: new Date().toISOString(), executions };
+    const now = Date.now();
+    const seen_runs = [...this.seen.values()].filter((r) => r.exp > now).map((r) => ({ ...r }));
+    return { version: STATE_VERSION, node_id: this.nodeId, updated_at: new Date(now).toISOString(), executions, seen_runs };
   }
 
   private snapshotEntry(e: ExecutionEntry): ExecutionEntry {
@@ -132,11 +157,20 @@ export class AttemptTable {
 
   // ---------------------------------------------------------------- housekeeping
 
-  /** Removes the work directories of attempts reported `dirTtlMs` ago and forgets those reported `entryTtlMs` ago. */
+  /**
+   * Removes the work directories of attempts reported `dirTtlMs` ago, forgets
+   * those reported `entryTtlMs` ago, and the seen runs whose signature has
+   * expired (no copy of them can be accepted any more).
+   */
   async sweep(dirTtlMs: number, entryTtlMs: number): Promise<void> {
     if (this.lifecycle.stopping) return;
     const now = Date.now();
     let changed = false;
+    for (const [key, r] of this.seen) {
+      if (r.exp > now) continue;
+      this.seen.delete(key);
+      changed = true;
+    }
     for (const [key, e] of this.entries) {
       if (e.status !== 'exited' || !e.reported || !e.ended_at) continue;
       const age = now - Date.parse(e.ended_at);

@@ -37,6 +37,7 @@ export async function recover({ nodeId, runtime, attempts, executions, log }: Re
     throw new Error(`state directory ${stateDir} belongs to node ${loaded.node_id}, not ${nodeId}`);
   }
   for (const e of loaded.executions) entries.set(attemptKey(e), e);
+  for (const r of loaded.seen_runs ?? []) attempts.noteRun(r, r.exp);
   const now = new Date().toISOString();
   for (const [key, e] of entries) {
     if (e.status === 'launching') {

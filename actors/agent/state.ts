@@ -12,6 +12,7 @@
 import { appendFile, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { launchFailedCodeSchema } from '../../src/wire/messages.ts';
 
 export const STATE_FILE = 'state.json';
 /**
@@ -45,6 +46,8 @@ export const executionEntrySchema = z.object({
   exit: exitInfoSchema.optional(),
   /** Set when it never started: `launch_failed` is its final event instead of `exited`. */
   launch_failed: z.string().optional(),
+  /** Why, for the coordinator: `command_expired` when its run arrived past its signature's expiry (see launchFailedEventSchema). */
+  launch_failed_code: launchFailedCodeSchema.optional(),
   /** A kill command was received (and, while it ran, carried out). */
   killRequested: z.boolean().optional(),
   /** The grace of that kill, for carrying it out again after a restart. */
@@ -66,11 +69,28 @@ export const executionEntrySchema = z.object({
 });
 export type ExecutionEntry = z.infer<typeof executionEntrySchema>;
 
+/**
+ * A `run` this node has verified, kept until its signature expires: a copy
+ * of a signed run can be re-published by anyone who can publish on the
+ * node's command subject, and must not launch the attempt again once the
+ * attempt's entry is forgotten (the retention sweep). Past `exp` the
+ * signature itself refuses it.
+ */
+export const seenRunSchema = z.object({
+  job_id: z.string(),
+  attempt: z.number().int().min(1),
+  /** The latest expiry (unix ms) of the runs seen for this attempt. */
+  exp: z.number().int(),
+});
+export type SeenRun = z.infer<typeof seenRunSchema>;
+
 export const stateFileSchema = z.object({
   version: z.literal(STATE_VERSION),
   node_id: z.string(),
   updated_at: z.string(),
   executions: z.array(executionEntrySchema),
+  /** Absent from agents older than signed commands. */
+  seen_runs: z.array(seenRunSchema).optional(),
 });
 export type StateFileContent = z.infer<typeof stateFileSchema>;
 

@@ -16,7 +16,8 @@ import { createLogger } from '../logger/index.ts';
 import { startApi } from '../api/server.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
 import { fatal, loadConfig, onShutdown } from './common.ts';
-import { launchCoordinator } from './coordinator.ts';
+import { CommandVerifier } from '../wire/signing.ts';
+import { devSigner, launchCoordinator } from './coordinator.ts';
 import { ensureNats } from './nats-server.ts';
 
 /** Whether this is the build (`npm run build` emits .js into dist/) or the sources run through tsx (bin/scalar.mjs chooses). */
@@ -49,6 +50,8 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     for (const c of cleanups.reverse()) await c().catch((err) => log.warn({ err }, 'while stopping'));
   };
   try {
+    // First: a key it cannot read stops it before it has started anything.
+    const signer = await devSigner(cfg, log);
     const db = await openDatabase(cfg, log);
     cleanups.push(() => db.close());
     const nats = await ensureNats(cfg.NATS_URL, cfg.SCALAR_DATA_DIR, log);
@@ -62,12 +65,13 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     const coordinator = await launchCoordinator(cfg, db, bus, log.child({ component: 'coordinator' }), (err) => {
       log.fatal({ err }, 'the coordinator lost its leader lock; stopping');
       void cleanup().finally(() => process.exit(1));
-    }, { simulatedSpeed: opts.speed });
+    }, { signer, simulatedSpeed: opts.speed });
     cleanups.push(() => coordinator.stop());
     await coordinator.running.leading;
 
     const agents = await startSimulatedAgents(DEV_NODES, {
       bus,
+      verifier: new CommandVerifier([signer.publicKey]),
       log,
       stateRoot: path.join(cfg.SCALAR_DATA_DIR, 'agent'),
       heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
