@@ -22,10 +22,11 @@
  * The key format (seeds, public keys, their checksums) is the nkeys library's.
  * The signing itself is Node's built-in Ed25519 (OpenSSL), which gives the
  * very same signatures (Ed25519 is deterministic; the unit test checks it
- * against nkeys both ways): nkeys signs through tweetnacl in plain
- * JavaScript, about 8 ms per signature and per check on the test machine
- * against 40 µs and 120 µs (bench/signing.ts), and the coordinator signs
- * every command on its event loop.
+ * against nkeys both ways). nkeys signs through tweetnacl in plain
+ * JavaScript: about 10 ms per signature and per check on the test machine,
+ * against 44 µs and 125 µs here (bench/signing.ts, docs/performance.md). The
+ * coordinator signs every command on its event loop, and one process may
+ * host a hundred simulated agents.
  */
 import { createHash, createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
