@@ -25,8 +25,9 @@
  *   check holds whatever NATS permissions let through. Anything else is
  *   refused, logged and acked (refusals.ts). An expired run of an unknown
  *   attempt is answered launch_failed with code command_expired. A run of
- *   an attempt this node has taken never launches again (the seen runs of
- *   the state file outlive the attempt's entry until their signatures expire).
+ *   an attempt this node has taken never launches again (the seen runs,
+ *   state.ts SEEN_FILE, outlive the attempt's entry until their signatures
+ *   expire).
  *
  * Many agents can live in one process (`scalar dev`, benchmarks): no global
  * state, no process.exit, and stop() leaves the bus open and running
@@ -375,7 +376,7 @@ export class Agent {
       m.ack();
       return;
     }
-    const verdict = this.opts.verifier.verify(this.nodeId, m.headers, m.data, Date.now());
+    const verdict = await this.opts.verifier.verify(this.nodeId, m.headers, m.data, Date.now());
     try {
       let done: boolean;
       if (verdict.ok) done = cmd.type === 'run' ? await this.executions.run(cmd, verdict.expMs) : await this.executions.kill(cmd);

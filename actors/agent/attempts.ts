@@ -11,7 +11,17 @@ import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
 import type { LogStream } from '../../src/runtimes/types.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { LogShipper } from './logs.ts';
-import { appendDoneLog, rewriteDoneLog, STATE_VERSION, StateWriter, type ExecutionEntry, type SeenRun, type StateFileContent } from './state.ts';
+import {
+  appendDoneLog,
+  appendSeenRun,
+  rewriteDoneLog,
+  rewriteSeenRuns,
+  STATE_VERSION,
+  StateWriter,
+  type ExecutionEntry,
+  type SeenRun,
+  type StateFileContent,
+} from './state.ts';
 
 /** Ended and reported: nothing more to do but remember it (to recognise a redelivered command). */
 export const isDone = (e: ExecutionEntry) => e.status === 'exited' && e.reported;
@@ -21,8 +31,7 @@ export class AttemptTable {
   readonly entries = new Map<string, ExecutionEntry>();
   /**
    * The runs verified here whose signature has not expired, by attemptKey
-   * (state.ts, seenRunSchema). Persisted with the entries, in the same
-   * atomic write; an attempt in it never launches again.
+   * (state.ts, SEEN_FILE). An attempt in it never launches again.
    */
   readonly seen = new Map<string, SeenRun>();
   /** Holds the jobs/<job_id>-<attempt>/ work directories. */
@@ -92,16 +101,18 @@ export class AttemptTable {
     return appendDoneLog(this.stateDir, [this.snapshotEntry(e)]);
   }
 
-  /**
-   * Records a verified run of `ref` valid until `exp`: the latest expiry is
-   * kept. In memory; the next save persists it. True when that changed it.
-   */
+  /** Records in memory a run of `ref` valid until `exp` (the latest expiry is kept). True when that changed it. */
   noteRun(ref: AttemptRef, exp: number): boolean {
     const key = attemptKey(ref);
     const prev = this.seen.get(key);
     if (prev && prev.exp >= exp) return false;
     this.seen.set(key, { job_id: ref.job_id, attempt: ref.attempt, exp });
     return true;
+  }
+
+  /** Records a verified run of `ref` valid until `exp`, and resolves once it is on disk (when it changed anything). */
+  async recordRun(ref: AttemptRef, exp: number): Promise<void> {
+    if (this.noteRun(ref, exp)) await appendSeenRun(this.stateDir, { job_id: ref.job_id, attempt: ref.attempt, exp });
   }
 
   /** Whether a run of this attempt was verified here and its signature is still valid at `now`. */
@@ -130,9 +141,7 @@ export class AttemptTable {
   /** A copy of the state as it would be written now: every attempt not yet reported (reported ones live in the done log). */
   snapshot(): StateFileContent {
     const executions = [...this.entries.values()].filter((e) => !isDone(e)).map((e) => this.snapshotEntry(e));
-    const now = Date.now();
-    const seen_runs = [...this.seen.values()].filter((r) => r.exp > now).map((r) => ({ ...r }));
-    return { version: STATE_VERSION, node_id: this.nodeId, updated_at: new Date(now).toISOString(), executions, seen_runs };
+    return { version: STATE_VERSION, node_id: this.nodeId, updated_at: new Date().toISOString(), executions };
   }
 
   private snapshotEntry(e: ExecutionEntry): ExecutionEntry {
@@ -166,10 +175,14 @@ export class AttemptTable {
     if (this.lifecycle.stopping) return;
     const now = Date.now();
     let changed = false;
+    let seenChanged = false;
     for (const [key, r] of this.seen) {
       if (r.exp > now) continue;
       this.seen.delete(key);
-      changed = true;
+      seenChanged = true;
+    }
+    if (seenChanged) {
+      await rewriteSeenRuns(this.stateDir, [...this.seen.values()]).catch((err) => this.log.warn({ err }, 'could not compact the seen runs'));
     }
     for (const [key, e] of this.entries) {
       if (e.status !== 'exited' || !e.reported || !e.ended_at) continue;

@@ -50,8 +50,8 @@ export class Executions {
     const key = attemptKey(cmd);
     const known = this.attempts.entries.get(key);
     const seen = this.attempts.sawRun(key, Date.now());
-    // Persisted with the `launching` entry below, or soon for a run that launches nothing.
-    if (this.attempts.noteRun(cmd, expMs) && (known || seen)) this.attempts.saveSoon();
+    // On disk before anything launches (a later copy of a run may carry a later expiry).
+    await this.attempts.recordRun(cmd, expMs);
     if (known) {
       this.refusals.count('replayed');
       this.log.info(

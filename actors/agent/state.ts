@@ -70,16 +70,23 @@ export const executionEntrySchema = z.object({
 export type ExecutionEntry = z.infer<typeof executionEntrySchema>;
 
 /**
- * A `run` this node has verified, kept until its signature expires: a copy
- * of a signed run can be re-published by anyone who can publish on the
- * node's command subject, and must not launch the attempt again once the
- * attempt's entry is forgotten (the retention sweep). Past `exp` the
+ * A `run` this node has verified, kept until its signature expires, in
+ * `<stateDir>/seen-runs.jsonl`: a copy of a signed run can be re-published
+ * by anyone who may publish on the node's command subject, and must not
+ * launch the attempt again once the attempt's entry is forgotten (the
+ * retention sweep) or lost with the done log's unsynced tail. Past `exp` the
  * signature itself refuses it.
+ *
+ * An append-only log, one line per run (fsynced before the launch), so a
+ * launch costs one short append rather than a rewrite of every run of the
+ * last SCALAR_COMMAND_TTL_SEC. The sweep rewrites it atomically with the
+ * runs not yet expired. A torn last line is skipped.
  */
+export const SEEN_FILE = 'seen-runs.jsonl';
 export const seenRunSchema = z.object({
   job_id: z.string(),
   attempt: z.number().int().min(1),
-  /** The latest expiry (unix ms) of the runs seen for this attempt. */
+  /** The expiry (unix ms) of the run's signature; a later line of the same attempt may extend it. */
   exp: z.number().int(),
 });
 export type SeenRun = z.infer<typeof seenRunSchema>;
@@ -89,8 +96,6 @@ export const stateFileSchema = z.object({
   node_id: z.string(),
   updated_at: z.string(),
   executions: z.array(executionEntrySchema),
-  /** Absent from agents older than signed commands. */
-  seen_runs: z.array(seenRunSchema).optional(),
 });
 export type StateFileContent = z.infer<typeof stateFileSchema>;
 
@@ -207,4 +212,42 @@ export async function appendDoneLog(dir: string, entries: ExecutionEntry[]): Pro
 /** Rewrites the done log with exactly these entries (after the retention sweep). */
 export async function rewriteDoneLog(dir: string, entries: ExecutionEntry[]): Promise<void> {
   await writeFileAtomic(dir, DONE_FILE, entries.map((e) => JSON.stringify(e) + '\n').join(''));
+}
+
+/** The seen runs (torn or bad lines skipped; an attempt's later lines extend its expiry). */
+export async function readSeenRuns(dir: string): Promise<SeenRun[]> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, SEEN_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: SeenRun[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const parsed = seenRunSchema.safeParse(JSON.parse(line));
+      if (parsed.success) out.push(parsed.data);
+    } catch {
+      // a torn line
+    }
+  }
+  return out;
+}
+
+/** Appends a seen run and waits until it is on disk. */
+export async function appendSeenRun(dir: string, run: SeenRun): Promise<void> {
+  const fh = await open(join(dir, SEEN_FILE), 'a', 0o600);
+  try {
+    await fh.appendFile(JSON.stringify(run) + '\n', 'utf8');
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Rewrites the seen runs with exactly these (after the sweep dropped the expired). */
+export async function rewriteSeenRuns(dir: string, runs: SeenRun[]): Promise<void> {
+  await writeFileAtomic(dir, SEEN_FILE, runs.map((r) => JSON.stringify(r) + '\n').join(''));
 }

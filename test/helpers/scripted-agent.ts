@@ -88,7 +88,7 @@ export class ScriptedAgent {
     const m = await this.consumer.next({ expires: Math.max(timeoutMs, 1000) });
     if (!m) return null;
     m.ack();
-    const verdict = testVerifier.verify(this.nodeId, m.headers, m.data, Date.now());
+    const verdict = await testVerifier.verify(this.nodeId, m.headers, m.data, Date.now());
     if (!verdict.ok) throw new Error(`${this.nodeId}: the coordinator sent a command its agent would refuse (${verdict.reason}: ${verdict.detail})`);
     return nodeCommandSchema.parse(m.json());
   }
