@@ -181,26 +181,31 @@ export class StateWriter {
   }
 }
 
-/** Reads the reported attempts (bad lines, e.g. a torn last line, are skipped). */
-export async function readDoneLog(dir: string): Promise<ExecutionEntry[]> {
+/** The lines of a JSON-lines file that parse with `schema` (bad lines, e.g. a torn last line, are skipped); none when it does not exist. */
+async function readJsonLines<T>(dir: string, name: string, schema: z.ZodType<T>): Promise<T[]> {
   let text: string;
   try {
-    text = await readFile(join(dir, DONE_FILE), 'utf8');
+    text = await readFile(join(dir, name), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const out: ExecutionEntry[] = [];
+  const out: T[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      const parsed = executionEntrySchema.safeParse(JSON.parse(line));
+      const parsed = schema.safeParse(JSON.parse(line));
       if (parsed.success) out.push(parsed.data);
     } catch {
       // a torn line
     }
   }
   return out;
+}
+
+/** Reads the reported attempts (bad lines, e.g. a torn last line, are skipped). */
+export function readDoneLog(dir: string): Promise<ExecutionEntry[]> {
+  return readJsonLines(dir, DONE_FILE, executionEntrySchema);
 }
 
 /** Appends reported attempts to the done log (no fsync: see DONE_FILE). */
@@ -215,25 +220,8 @@ export async function rewriteDoneLog(dir: string, entries: ExecutionEntry[]): Pr
 }
 
 /** The seen runs (torn or bad lines skipped; an attempt's later lines extend its expiry). */
-export async function readSeenRuns(dir: string): Promise<SeenRun[]> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, SEEN_FILE), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  const out: SeenRun[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const parsed = seenRunSchema.safeParse(JSON.parse(line));
-      if (parsed.success) out.push(parsed.data);
-    } catch {
-      // a torn line
-    }
-  }
-  return out;
+export function readSeenRuns(dir: string): Promise<SeenRun[]> {
+  return readJsonLines(dir, SEEN_FILE, seenRunSchema);
 }
 
 /** Appends a seen run and waits until it is on disk. */
