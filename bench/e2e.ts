@@ -29,6 +29,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { busOptions, connectBus } from '../src/wire/connection.ts';
 import { parseConfig } from '../src/config/index.ts';
+import { createSeedFile } from '../src/wire/signing.ts';
 
 const base = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const rate = Number(process.env.BENCH_RATE ?? 200);
@@ -44,6 +45,13 @@ const url = `http://127.0.0.1:${port}`;
 const admin = new pg.Client({ connectionString: base });
 await admin.connect();
 await admin.query(`create database ${dbName}`);
+// The agents' state files live on tmpfs when there is one: 100 agents in one
+// process would otherwise queue ~7,000 fs operations a second (fsyncs
+// included) on one disk and one libuv thread pool, which no real node shares.
+const stateRoot = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'scalar-bench-'));
+// The coordinator signs its commands with a key of this run; the agents accept it.
+const signingKeyFile = path.join(stateRoot, 'signing.nk');
+const { publicKey } = await createSeedFile(signingKeyFile);
 const dbUrl = new URL(base);
 dbUrl.pathname = `/${dbName}`;
 const env = {
@@ -53,13 +61,11 @@ const env = {
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   SCALAR_BOOTSTRAP_KEY: key,
   SCALAR_NATS_PREFIX: prefix,
+  SCALAR_SIGNING_KEY_FILE: signingKeyFile,
+  SCALAR_COORDINATOR_KEYS: publicKey,
 };
 const cfg = parseConfig(env);
 const log = pino({ level: 'warn' });
-// The agents' state files live on tmpfs when there is one: 100 agents in one
-// process would otherwise queue ~7,000 fs operations a second (fsyncs
-// included) on one disk and one libuv thread pool, which no real node shares.
-const stateRoot = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'scalar-bench-'));
 const children: ChildProcess[] = [];
 
 function child(cmd: string): ChildProcess {

@@ -20,6 +20,14 @@
  *   re-sent `run` re-publishes the attempt's current status.
  * - Events may be duplicated (re-published on request, after restarts);
  *   every one carries (job_id, attempt).
+ * - A command runs only when it is signed by a coordinator key of
+ *   `verifier`, for this node, and not expired (src/wire/signing.ts); the
+ *   check holds whatever NATS permissions let through. Anything else is
+ *   refused, logged and acked (refusals.ts). An expired run of an unknown
+ *   attempt is answered launch_failed with code command_expired. A run of
+ *   an attempt this node has taken never launches again (the seen runs,
+ *   state.ts SEEN_FILE, outlive the attempt's entry until their signatures
+ *   expire).
  *
  * Many agents can live in one process (`scalar dev`, benchmarks): no global
  * state, no process.exit, and stop() leaves the bus open and running
@@ -41,6 +49,7 @@ import type { Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/wire/connection.ts';
 import { encodeJson, heartbeatSchema, nodeCommandSchema, type Heartbeat, type RegisteredEvent } from '../../src/wire/messages.ts';
+import type { CommandVerifier } from '../../src/wire/signing.ts';
 import { NODE_ID_PATTERN } from '../../src/wire/subjects.ts';
 import { ensureNodeConsumer } from '../../src/wire/node-consumer.ts';
 import type { AttemptRef, GpuInfo, Pool } from '../../src/domain/cluster.ts';
@@ -51,6 +60,7 @@ import { claimNodeId } from './identity.ts';
 import { Lifecycle, MAX_BACKOFF_MS } from './lifecycle.ts';
 import { LogShipper } from './logs.ts';
 import { recover } from './recovery.ts';
+import { Refusals, type RefusalReason } from './refusals.ts';
 import { Reporter } from './reporting.ts';
 import type { StateFileContent } from './state.ts';
 
@@ -71,6 +81,12 @@ export interface AgentOptions {
   heartbeatIntervalMs: number;
   /** The agent uses it and never closes it. */
   bus: Bus;
+  /**
+   * Accepts the commands signed by the coordinator keys it holds
+   * (SCALAR_COORDINATOR_KEYS); every other command is refused, whatever
+   * NATS let through.
+   */
+  verifier: CommandVerifier;
   log: Logger;
   /** Most log-line PubAcks outstanding. Default 256. */
   logWindow?: number;
@@ -99,6 +115,7 @@ export class Agent {
   private readonly attempts: AttemptTable;
   private readonly reporter: Reporter;
   private readonly executions: Executions;
+  private readonly refusals: Refusals;
 
   private boot = '';
   private startCalled = false;
@@ -135,7 +152,23 @@ export class Agent {
     });
     this.attempts = new AttemptTable(this.stateDir, this.nodeId, this.shipper, this.lifecycle, this.log);
     this.reporter = new Reporter(this.bus, this.nodeId, this.attempts, this.shipper, this.lifecycle, this.log);
-    this.executions = new Executions(this.nodeId, this.runtime, this.gpuIndices, this.attempts, this.reporter, this.shipper, this.lifecycle, this.log);
+    this.refusals = new Refusals(this.log);
+    this.executions = new Executions(
+      this.nodeId,
+      this.runtime,
+      this.gpuIndices,
+      this.attempts,
+      this.reporter,
+      this.shipper,
+      this.lifecycle,
+      this.refusals,
+      this.log,
+    );
+  }
+
+  /** The commands refused since start, by reason (refusals.ts): nothing of them ran. */
+  get rejectedCommands(): Readonly<Record<RefusalReason, number>> {
+    return this.refusals.snapshot();
   }
 
   /** Changes on every start(). Empty before. */
@@ -307,19 +340,32 @@ export class Agent {
     }
   }
 
+  /**
+   * One command: parsed, then its signature checked, before anything runs.
+   * What is refused is acked, never redelivered (refusals.ts).
+   */
   private async handleMessage(m: JsMsg): Promise<void> {
     let cmd;
     try {
       cmd = nodeCommandSchema.parse(m.json());
     } catch (err) {
-      this.log.error({ err: (err as Error).message, seq: m.seq, data: m.string().slice(0, 500) }, 'malformed command: dropped');
+      this.refusals.count('malformed');
+      this.log.error({ err: (err as Error).message, seq: m.seq, data: m.string().slice(0, 500), reason: 'malformed' }, 'malformed command: dropped');
       // Acked rather than term()ed: on nats-server 2.9 a terminated message stays in a
       // work-queue stream (until max_age); an ack removes it. Either way it is never redelivered.
       m.ack();
       return;
     }
+    const verdict = await this.opts.verifier.verify(this.nodeId, m.headers, m.data, Date.now());
     try {
-      const done = cmd.type === 'run' ? await this.executions.run(cmd) : await this.executions.kill(cmd);
+      let done: boolean;
+      if (verdict.ok) done = cmd.type === 'run' ? await this.executions.run(cmd, verdict.expMs) : await this.executions.kill(cmd);
+      // An expired run says so to the coordinator (launch_failed); an expired kill is re-sent by it, signed afresh.
+      else if (verdict.reason === 'expired' && cmd.type === 'run') done = await this.executions.expiredRun(cmd, verdict.detail);
+      else {
+        this.refusals.note(verdict.reason, cmd, verdict.detail);
+        done = true;
+      }
       if (done) m.ack();
       else m.nak(); // interrupted by stop(): the state says what was done, the redelivery finishes it
     } catch (err) {

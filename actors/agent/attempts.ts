@@ -11,7 +11,17 @@ import { attemptKey, type AttemptRef } from '../../src/domain/cluster.ts';
 import type { LogStream } from '../../src/runtimes/types.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { LogShipper } from './logs.ts';
-import { appendDoneLog, rewriteDoneLog, STATE_VERSION, StateWriter, type ExecutionEntry, type StateFileContent } from './state.ts';
+import {
+  appendDoneLog,
+  appendSeenRun,
+  rewriteDoneLog,
+  rewriteSeenRuns,
+  STATE_VERSION,
+  StateWriter,
+  type ExecutionEntry,
+  type SeenRun,
+  type StateFileContent,
+} from './state.ts';
 
 /** Ended and reported: nothing more to do but remember it (to recognise a redelivered command). */
 export const isDone = (e: ExecutionEntry) => e.status === 'exited' && e.reported;
@@ -19,6 +29,11 @@ export const isDone = (e: ExecutionEntry) => e.status === 'exited' && e.reported
 export class AttemptTable {
   /** By attemptKey. */
   readonly entries = new Map<string, ExecutionEntry>();
+  /**
+   * The runs verified here whose signature has not expired, by attemptKey
+   * (state.ts, SEEN_FILE). An attempt in it never launches again.
+   */
+  readonly seen = new Map<string, SeenRun>();
   /** Holds the jobs/<job_id>-<attempt>/ work directories. */
   readonly jobsDir: string;
   private readonly state: StateWriter;
@@ -86,6 +101,25 @@ export class AttemptTable {
     return appendDoneLog(this.stateDir, [this.snapshotEntry(e)]);
   }
 
+  /** Records in memory a run of `ref` valid until `exp` (the latest expiry is kept). True when that changed it. */
+  noteRun(ref: AttemptRef, exp: number): boolean {
+    const key = attemptKey(ref);
+    const prev = this.seen.get(key);
+    if (prev && prev.exp >= exp) return false;
+    this.seen.set(key, { job_id: ref.job_id, attempt: ref.attempt, exp });
+    return true;
+  }
+
+  /** Records a verified run of `ref` valid until `exp`, and resolves once it is on disk (when it changed anything). */
+  async recordRun(ref: AttemptRef, exp: number): Promise<void> {
+    if (this.noteRun(ref, exp)) await appendSeenRun(this.stateDir, { job_id: ref.job_id, attempt: ref.attempt, exp });
+  }
+
+  /** Whether a run of this attempt was verified here and its signature is still valid at `now`. */
+  sawRun(key: string, now: number): boolean {
+    return (this.seen.get(key)?.exp ?? 0) > now;
+  }
+
   /** Attempts this node holds (launching or running). */
   runningAttempts(): AttemptRef[] {
     const out: AttemptRef[] = [];
@@ -132,11 +166,24 @@ export class AttemptTable {
 
   // ---------------------------------------------------------------- housekeeping
 
-  /** Removes the work directories of attempts reported `dirTtlMs` ago and forgets those reported `entryTtlMs` ago. */
+  /**
+   * Removes the work directories of attempts reported `dirTtlMs` ago, forgets
+   * those reported `entryTtlMs` ago, and the seen runs whose signature has
+   * expired (no copy of them can be accepted any more).
+   */
   async sweep(dirTtlMs: number, entryTtlMs: number): Promise<void> {
     if (this.lifecycle.stopping) return;
     const now = Date.now();
     let changed = false;
+    let seenChanged = false;
+    for (const [key, r] of this.seen) {
+      if (r.exp > now) continue;
+      this.seen.delete(key);
+      seenChanged = true;
+    }
+    if (seenChanged) {
+      await rewriteSeenRuns(this.stateDir, [...this.seen.values()]).catch((err) => this.log.warn({ err }, 'could not compact the seen runs'));
+    }
     for (const [key, e] of this.entries) {
       if (e.status !== 'exited' || !e.reported || !e.ended_at) continue;
       const age = now - Date.parse(e.ended_at);

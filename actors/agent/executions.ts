@@ -14,6 +14,7 @@ import { LaunchError, type Execution, type ExitResult, type LogSink, type RunSpe
 import type { AttemptTable } from './attempts.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { LogShipper } from './logs.ts';
+import type { Refusals } from './refusals.ts';
 import type { Reporter } from './reporting.ts';
 import type { ExecutionEntry } from './state.ts';
 
@@ -30,18 +31,38 @@ export class Executions {
     private readonly reporter: Reporter,
     private readonly shipper: LogShipper,
     private readonly lifecycle: Lifecycle,
+    private readonly refusals: Refusals,
     private readonly log: Logger,
   ) {}
 
   // ---------------------------------------------------------------- commands
 
-  /** Returns true when the command may be acked. */
-  async run(cmd: RunCommand): Promise<boolean> {
+  /**
+   * A verified run, its signature valid until `expMs`. Returns true when the
+   * command may be acked. An attempt this node has taken before never
+   * launches again: while its entry is kept, the run is answered with the
+   * attempt's status (the coordinator re-sends runs it is not sure arrived,
+   * and JetStream redelivers what an agent did not ack); after the sweep
+   * forgot the entry, the seen runs still refuse it until every signature
+   * of it has expired.
+   */
+  async run(cmd: RunCommand, expMs: number): Promise<boolean> {
     const key = attemptKey(cmd);
     const known = this.attempts.entries.get(key);
+    const seen = this.attempts.sawRun(key, Date.now());
+    // On disk before anything launches (a later copy of a run may carry a later expiry).
+    await this.attempts.recordRun(cmd, expMs);
     if (known) {
-      this.log.info({ job_id: cmd.job_id, attempt: cmd.attempt, status: known.status, tombstone: !!known.tombstone }, 'run for a known attempt: re-publishing its status, not running it again');
+      this.refusals.count('replayed');
+      this.log.info(
+        { job_id: cmd.job_id, attempt: cmd.attempt, status: known.status, tombstone: !!known.tombstone, reason: 'replayed' },
+        'run for a known attempt: re-publishing its status, not running it again',
+      );
       return this.reporter.republish(key, known);
+    }
+    if (seen) {
+      this.refusals.note('replayed', cmd, 'this node took a run of this attempt before (its entry is forgotten); it never launches twice');
+      return true;
     }
     const now = new Date().toISOString();
     const e: ExecutionEntry = {
@@ -150,8 +171,39 @@ export class Executions {
     return true;
   }
 
-  private async failLaunch(e: ExecutionEntry, reason: string): Promise<boolean> {
+  /**
+   * A run whose signature is good but expired: nothing runs. An attempt this
+   * node knows is answered with its status, as any re-sent run; an unknown
+   * one is reported launch_failed (code command_expired), so the coordinator
+   * requeues it at once rather than re-sending into the same refusal (a
+   * clock that is off refuses every run). Returns true when it may be acked.
+   */
+  async expiredRun(cmd: RunCommand, detail: string): Promise<boolean> {
+    const key = attemptKey(cmd);
+    this.refusals.note('expired', cmd, detail);
+    const known = this.attempts.entries.get(key);
+    if (known) return this.reporter.republish(key, known);
+    if (this.attempts.sawRun(key, Date.now())) return true;
+    const e: ExecutionEntry = {
+      job_id: cmd.job_id,
+      attempt: cmd.attempt,
+      status: 'exited',
+      reported: false,
+      gpu_indices: [],
+      cpu_cores: 0,
+      ram_gb: 0,
+      created_at: new Date().toISOString(),
+    };
+    this.attempts.entries.set(key, e);
+    const reason =
+      `the run command expired before node ${this.nodeId} took it (${detail}): its agent was down or stalled for longer than ` +
+      "SCALAR_COMMAND_TTL_SEC, or this node's clock is ahead of the coordinator's (check NTP)";
+    return this.failLaunch(e, reason, 'command_expired');
+  }
+
+  private async failLaunch(e: ExecutionEntry, reason: string, code?: ExecutionEntry['launch_failed_code']): Promise<boolean> {
     Object.assign(e, { status: 'exited', launch_failed: reason, ended_at: new Date().toISOString() });
+    if (code) e.launch_failed_code = code;
     delete e.record;
     await this.attempts.save();
     return this.reporter.report(e);

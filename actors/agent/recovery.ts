@@ -12,7 +12,7 @@ import { groupsWithArg, signalGroup } from '../../src/runtimes/proc.ts';
 import type { Execution, ExitResult, Runtime } from '../../src/runtimes/types.ts';
 import { isDone, type AttemptTable } from './attempts.ts';
 import type { Executions } from './executions.ts';
-import { readDoneLog, readStateFile } from './state.ts';
+import { readDoneLog, readSeenRuns, readStateFile } from './state.ts';
 
 const RELAUNCH_REASON = 'agent restarted while launching';
 
@@ -30,6 +30,8 @@ export interface RecoveryDeps {
 
 export async function recover({ nodeId, runtime, attempts, executions, log }: RecoveryDeps): Promise<void> {
   const { stateDir, entries } = attempts;
+  const nowMs = Date.now();
+  for (const r of await readSeenRuns(stateDir)) if (r.exp > nowMs) attempts.noteRun(r, r.exp);
   for (const e of await readDoneLog(stateDir)) if (isDone(e)) entries.set(attemptKey(e), e);
   const loaded = await readStateFile(stateDir);
   if (!loaded) return;

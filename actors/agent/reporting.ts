@@ -119,7 +119,9 @@ export class Reporter {
 
   private finalEvent(e: ExecutionEntry): ExitedEvent | LaunchFailedEvent {
     const base = { node_id: this.nodeId, job_id: e.job_id, attempt: e.attempt, time: new Date().toISOString() };
-    if (e.launch_failed !== undefined) return { type: 'launch_failed', ...base, reason: e.launch_failed };
+    if (e.launch_failed !== undefined) {
+      return { type: 'launch_failed', ...base, reason: e.launch_failed, ...(e.launch_failed_code ? { code: e.launch_failed_code } : {}) };
+    }
     const x = e.exit ?? { code: -1, signal: null, killed: !!e.killRequested };
     return { type: 'exited', ...base, code: x.code, signal: x.signal, killed: x.killed };
   }

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/wire/connection.ts';
+import type { CommandVerifier } from '../../src/wire/signing.ts';
 import type { Pool } from '../../src/domain/cluster.ts';
 import { createRuntime, parseGpuSpec } from '../../src/runtimes/index.ts';
 import { Agent } from './agent.ts';
@@ -22,7 +23,8 @@ export interface SimulatedNode {
 
 export async function startSimulatedAgents(
   nodes: readonly SimulatedNode[],
-  o: { bus: Bus; log: Logger; stateRoot: string; heartbeatIntervalMs: number; speed: number },
+  /** `verifier`: in-process agents accept the coordinator's own public key. */
+  o: { bus: Bus; verifier: CommandVerifier; log: Logger; stateRoot: string; heartbeatIntervalMs: number; speed: number },
 ): Promise<Agent[]> {
   const runtime = createRuntime('simulated', { speed: o.speed });
   const agents = nodes.map(
@@ -38,6 +40,7 @@ export async function startSimulatedAgents(
         stateDir: path.join(o.stateRoot, n.id),
         heartbeatIntervalMs: o.heartbeatIntervalMs,
         bus: o.bus,
+        verifier: o.verifier,
         log: o.log,
       }),
   );

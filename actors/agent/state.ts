@@ -12,6 +12,7 @@
 import { appendFile, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { launchFailedCodeSchema } from '../../src/wire/messages.ts';
 
 export const STATE_FILE = 'state.json';
 /**
@@ -45,6 +46,8 @@ export const executionEntrySchema = z.object({
   exit: exitInfoSchema.optional(),
   /** Set when it never started: `launch_failed` is its final event instead of `exited`. */
   launch_failed: z.string().optional(),
+  /** Why, for the coordinator: `command_expired` when its run arrived past its signature's expiry (see launchFailedEventSchema). */
+  launch_failed_code: launchFailedCodeSchema.optional(),
   /** A kill command was received (and, while it ran, carried out). */
   killRequested: z.boolean().optional(),
   /** The grace of that kill, for carrying it out again after a restart. */
@@ -65,6 +68,28 @@ export const executionEntrySchema = z.object({
   ended_at: z.string().optional(),
 });
 export type ExecutionEntry = z.infer<typeof executionEntrySchema>;
+
+/**
+ * A `run` this node has verified, kept until its signature expires, in
+ * `<stateDir>/seen-runs.jsonl`: a copy of a signed run can be re-published
+ * by anyone who may publish on the node's command subject, and must not
+ * launch the attempt again once the attempt's entry is forgotten (the
+ * retention sweep) or lost with the done log's unsynced tail. Past `exp` the
+ * signature itself refuses it.
+ *
+ * An append-only log, one line per run (fsynced before the launch), so a
+ * launch costs one short append rather than a rewrite of every run of the
+ * last SCALAR_COMMAND_TTL_SEC. The sweep rewrites it atomically with the
+ * runs not yet expired. A torn last line is skipped.
+ */
+export const SEEN_FILE = 'seen-runs.jsonl';
+export const seenRunSchema = z.object({
+  job_id: z.string(),
+  attempt: z.number().int().min(1),
+  /** The expiry (unix ms) of the run's signature; a later line of the same attempt may extend it. */
+  exp: z.number().int(),
+});
+export type SeenRun = z.infer<typeof seenRunSchema>;
 
 export const stateFileSchema = z.object({
   version: z.literal(STATE_VERSION),
@@ -156,26 +181,31 @@ export class StateWriter {
   }
 }
 
-/** Reads the reported attempts (bad lines, e.g. a torn last line, are skipped). */
-export async function readDoneLog(dir: string): Promise<ExecutionEntry[]> {
+/** The lines of a JSON-lines file that parse with `schema` (bad lines, e.g. a torn last line, are skipped); none when it does not exist. */
+async function readJsonLines<T>(dir: string, name: string, schema: z.ZodType<T>): Promise<T[]> {
   let text: string;
   try {
-    text = await readFile(join(dir, DONE_FILE), 'utf8');
+    text = await readFile(join(dir, name), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const out: ExecutionEntry[] = [];
+  const out: T[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      const parsed = executionEntrySchema.safeParse(JSON.parse(line));
+      const parsed = schema.safeParse(JSON.parse(line));
       if (parsed.success) out.push(parsed.data);
     } catch {
       // a torn line
     }
   }
   return out;
+}
+
+/** Reads the reported attempts (bad lines, e.g. a torn last line, are skipped). */
+export function readDoneLog(dir: string): Promise<ExecutionEntry[]> {
+  return readJsonLines(dir, DONE_FILE, executionEntrySchema);
 }
 
 /** Appends reported attempts to the done log (no fsync: see DONE_FILE). */
@@ -187,4 +217,25 @@ export async function appendDoneLog(dir: string, entries: ExecutionEntry[]): Pro
 /** Rewrites the done log with exactly these entries (after the retention sweep). */
 export async function rewriteDoneLog(dir: string, entries: ExecutionEntry[]): Promise<void> {
   await writeFileAtomic(dir, DONE_FILE, entries.map((e) => JSON.stringify(e) + '\n').join(''));
+}
+
+/** The seen runs (torn or bad lines skipped; an attempt's later lines extend its expiry). */
+export function readSeenRuns(dir: string): Promise<SeenRun[]> {
+  return readJsonLines(dir, SEEN_FILE, seenRunSchema);
+}
+
+/** Appends a seen run and waits until it is on disk. */
+export async function appendSeenRun(dir: string, run: SeenRun): Promise<void> {
+  const fh = await open(join(dir, SEEN_FILE), 'a', 0o600);
+  try {
+    await fh.appendFile(JSON.stringify(run) + '\n', 'utf8');
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Rewrites the seen runs with exactly these (after the sweep dropped the expired). */
+export async function rewriteSeenRuns(dir: string, runs: SeenRun[]): Promise<void> {
+  await writeFileAtomic(dir, SEEN_FILE, runs.map((r) => JSON.stringify(r) + '\n').join(''));
 }

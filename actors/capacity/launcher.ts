@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Agent } from '../agent/agent.ts';
 import { startSimulatedAgents } from '../agent/simulated-fleet.ts';
 import type { Bus } from '../../src/wire/connection.ts';
+import type { CommandVerifier } from '../../src/wire/signing.ts';
 import type { CapacityTier } from '../../src/capacity/provider.ts';
 
 /** What a launcher needs to know about the block. */
@@ -39,6 +40,8 @@ export interface NodeLauncher {
 
 export interface SimulatedLauncherOptions {
   bus: Bus;
+  /** What the block's agents accept: the public key of the coordinator that starts them. */
+  verifier: CommandVerifier;
   log: Logger;
   /** Each agent keeps its state under `<stateRoot>/<node id>`, so a relaunched agent re-attaches its attempts. */
   stateRoot: string;
@@ -68,7 +71,7 @@ export class SimulatedLauncher implements NodeLauncher {
         ramGb: block.ramPerNodeGb,
         blockId: block.id,
       })),
-      { bus: this.o.bus, log: this.o.log, stateRoot: this.o.stateRoot, heartbeatIntervalMs: this.o.heartbeatIntervalMs, speed: this.o.speed ?? 1 },
+      { bus: this.o.bus, verifier: this.o.verifier, log: this.o.log, stateRoot: this.o.stateRoot, heartbeatIntervalMs: this.o.heartbeatIntervalMs, speed: this.o.speed ?? 1 },
     );
     for (const a of started) this.agents.set(a.nodeId, a);
     this.log.info({ block_id: block.id, nodes: fresh }, 'started simulated agents for the block');

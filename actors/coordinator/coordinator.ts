@@ -26,7 +26,7 @@ import type { After, CancelInput, Input, MemberEndInput } from './inputs.ts';
 import { JobTable, LiveJob } from './live.ts';
 import { BlockLink } from './blocks.ts';
 import { restoreHolds } from './rebuild.ts';
-import { memberEnded, type MemberUndo } from './members.ts';
+import { memberEnded, memberEndOf, type MemberUndo } from './members.ts';
 import { overrunItems, type OverrunSettings } from './overrun.ts';
 import { planWrites, type Plan } from './plan.ts';
 import { admitAndPlace, type QueueSettings } from './queue.ts';
@@ -417,8 +417,7 @@ export class Coordinator {
       if (!isTerminal(job.status)) batch.items.push({ jobId: ev.job_id, attempt: ev.attempt, events: [{ type: 'start' } satisfies JobEvent] });
       return;
     }
-    const end: MemberEndInput = ev.type === 'exited' ? { code: ev.code, reason: null } : { code: null, reason: `launch failed: ${ev.reason}` };
-    this.memberEnded(job, nodeId, end, batch, after);
+    this.memberEnded(job, nodeId, memberEndOf(ev), batch, after);
   }
 
   private undo: MemberUndo = [];

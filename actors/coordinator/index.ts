@@ -8,6 +8,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@na
 import { nanos, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus } from '../../src/wire/connection.ts';
+import { CommandVerifier, type CommandSigner } from '../../src/wire/signing.ts';
 import {
   capacityRequestSchema,
   encodeJson,
@@ -42,6 +43,8 @@ export interface CoordinatorRuntimeOptions {
   orm: MikroORM;
   databaseUrl: string;
   bus: Bus;
+  /** Signs every command sent to agents (SCALAR_SIGNING_KEY_FILE); the capacity actor's in-process agents accept its public key. */
+  signer: CommandSigner;
   log: Logger;
   heartbeatIntervalMs: number;
   killGraceSec: number;
@@ -130,7 +133,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     root.send({ type: 'leadership.acquired' });
     const c = new Coordinator({
       store: new CoordinatorStore(o.orm, sched.prices),
-      link: natsNodeLink(o.bus),
+      link: natsNodeLink(o.bus, o.signer),
       clock: systemClock,
       log,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
@@ -233,6 +236,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       provider: simulatedMarketplaceFromConfig(cfg),
       launcher: new SimulatedLauncher({
         bus: o.bus,
+        verifier: new CommandVerifier([o.signer.publicKey]),
         log,
         stateRoot: SimulatedLauncher.stateRootFor(cfg.SCALAR_DATA_DIR),
         heartbeatIntervalMs: o.heartbeatIntervalMs,

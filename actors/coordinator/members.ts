@@ -8,6 +8,7 @@
  */
 import { isTerminal, type JobEvent } from '../../machines/job.machine.ts';
 import type { CapacitySnapshot } from '../../src/placement/index.ts';
+import type { ExitedEvent, LaunchFailedEvent } from '../../src/wire/messages.ts';
 import type { Commands } from './commands.ts';
 import type { After, MemberEndInput } from './inputs.ts';
 import type { LiveJob, MemberEnd } from './live.ts';
@@ -16,6 +17,19 @@ import type { Batch } from './ports.ts';
 export interface MemberHost {
   capacity: CapacitySnapshot;
   commands: Commands;
+}
+
+/**
+ * How an agent's final event for a member ends that member. A run that
+ * reached its agent expired (launch_failed, code command_expired) ran
+ * nothing, as on a lost node: the attempt is requeued (attempt + 1, counted
+ * against SCALAR_MAX_ATTEMPTS) rather than the job failed, and the agent's
+ * reason, which names the clocks and the TTL, becomes its status_reason.
+ */
+export function memberEndOf(ev: ExitedEvent | LaunchFailedEvent): MemberEndInput {
+  if (ev.type === 'exited') return { code: ev.code, reason: null };
+  if (ev.code === 'command_expired') return { code: null, reason: ev.reason, lost: true };
+  return { code: null, reason: `launch failed: ${ev.reason}` };
 }
 
 /** Undo records for a pass that did not commit. */

@@ -4,14 +4,17 @@
  * sends until SIGTERM/SIGINT; then it stops gracefully (running jobs keep
  * running; the next agent re-attaches them) and exits 0.
  *
- * Invalid options exit 2 with one line on stderr; an unreachable NATS or a
- * failed start exits 1.
+ * It carries out only commands signed by a key of SCALAR_COORDINATOR_KEYS
+ * (src/wire/signing.ts). Invalid options, that variable unset or a key in it
+ * invalid, exit 2 with one line on stderr; an unreachable NATS or a failed
+ * start exits 1.
  */
 import { cpus, hostname, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Agent } from '../../actors/agent/agent.ts';
 import { BusAuthError, BusUnavailableError, CredentialsFileError, busOptions, connectBus, type Bus } from '../wire/connection.ts';
+import { CommandVerifier, parsePublicKeys, SigningKeyError } from '../wire/signing.ts';
 import { NODE_ID_PATTERN } from '../wire/subjects.ts';
 import type { Config } from '../config/index.ts';
 import { exitOnBusClosed, loadConfig } from './common.ts';
@@ -109,6 +112,16 @@ export function resolveAgentOptions(opts: AgentCliOptions, cfg: Pick<Config, 'SC
   return { nodeId, pool, gpus, cpuCores, ramGb, runtime, speed, stateDir, blockId, addr };
 }
 
+/** The coordinator keys this agent accepts (SCALAR_COORDINATOR_KEYS). Throws AgentOptionError, one line naming the variable. */
+export function resolveVerifier(cfg: Pick<Config, 'SCALAR_COORDINATOR_KEYS'>): CommandVerifier {
+  try {
+    return new CommandVerifier(parsePublicKeys(cfg.SCALAR_COORDINATOR_KEYS));
+  } catch (err) {
+    if (err instanceof SigningKeyError) throw new AgentOptionError(err.message);
+    throw err;
+  }
+}
+
 /** The GPUs: as given, else from nvidia-smi. Throws AgentOptionError when neither is available. */
 export async function resolveGpus(given: GpuInfo[] | null): Promise<GpuInfo[]> {
   if (given) return given;
@@ -131,8 +144,10 @@ export async function runAgent(raw: AgentCliOptions): Promise<void> {
   const cfg = loadConfig();
   let opts: ResolvedAgentOptions;
   let gpus: GpuInfo[];
+  let verifier: CommandVerifier;
   try {
     opts = resolveAgentOptions(raw, cfg);
+    verifier = resolveVerifier(cfg);
     gpus = await resolveGpus(opts.gpus);
   } catch (err) {
     if (err instanceof AgentOptionError) {
@@ -165,6 +180,7 @@ export async function runAgent(raw: AgentCliOptions): Promise<void> {
     stateDir: opts.stateDir,
     heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
     bus,
+    verifier,
     log,
   });
 

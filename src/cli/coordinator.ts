@@ -4,6 +4,9 @@ import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
 import { createLogger } from '../logger/index.ts';
 import { busOptions, connectBus, type Bus } from '../wire/connection.ts';
+import { join } from 'node:path';
+import { access } from 'node:fs/promises';
+import { createSeedFile, loadSigner, SigningKeyError, type CommandSigner } from '../wire/signing.ts';
 import { startCoordinator, type RunningCoordinator } from '../../actors/coordinator/index.ts';
 import { startInspection, type Inspection } from '../../actors/coordinator/inspect.ts';
 import { schedulingFromConfig } from '../../actors/coordinator/settings.ts';
@@ -15,6 +18,34 @@ export interface CoordinatorProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * The coordinator's signing key (SCALAR_SIGNING_KEY_FILE, SCALAR_COMMAND_TTL_SEC).
+ * When it is unset or unusable the process exits 1 with one line naming the
+ * variable, before it connects to anything.
+ */
+export async function signerOrExit(cfg: Config, file = cfg.SCALAR_SIGNING_KEY_FILE): Promise<CommandSigner> {
+  try {
+    return await loadSigner(file, cfg.SCALAR_COMMAND_TTL_SEC * 1000);
+  } catch (err) {
+    if (!(err instanceof SigningKeyError)) throw err;
+    process.stderr.write(`scalar: ${err.message}\n`);
+    process.exit(1);
+  }
+}
+
+/**
+ * `scalar dev`'s signing key: SCALAR_SIGNING_KEY_FILE when set, otherwise
+ * SCALAR_DATA_DIR/signing.nk, created (0600) when missing, so `npm start`
+ * needs nothing configured. Its agents run in the same process and accept it.
+ */
+export async function devSigner(cfg: Config, log: Logger): Promise<CommandSigner> {
+  if (cfg.SCALAR_SIGNING_KEY_FILE) return signerOrExit(cfg);
+  const file = join(cfg.SCALAR_DATA_DIR, 'signing.nk');
+  const exists = await access(file).then(() => true, () => false);
+  if (!exists) log.info({ file, public_key: (await createSeedFile(file)).publicKey }, 'created the signing key of node commands');
+  return signerOrExit(cfg, file);
+}
+
 /** The coordinator over an open database and bus (shared by `scalar coordinator` and `scalar dev`). */
 export async function launchCoordinator(
   cfg: Config,
@@ -22,7 +53,7 @@ export async function launchCoordinator(
   bus: Bus,
   log: Logger,
   onLeadershipLost: (err: Error) => void,
-  opts: { simulatedSpeed?: number } = {},
+  opts: { signer: CommandSigner; simulatedSpeed?: number },
 ): Promise<CoordinatorProcess> {
   const inspection = cfg.SCALAR_INSPECT
     ? await startInspection({ port: cfg.SCALAR_INSPECT_PORT, host: cfg.SCALAR_INSPECT_HOST, token: cfg.SCALAR_INSPECT_TOKEN }, log)
@@ -31,6 +62,7 @@ export async function launchCoordinator(
     orm: db.orm,
     databaseUrl: db.url,
     bus,
+    signer: opts.signer,
     log,
     heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
     killGraceSec: cfg.SCALAR_KILL_GRACE_SEC,
@@ -52,6 +84,7 @@ export async function launchCoordinator(
 /** `scalar coordinator`: one leader acts; more instances stand by and take over within seconds. */
 export async function runCoordinator(): Promise<void> {
   const cfg = loadConfig();
+  const signer = await signerOrExit(cfg);
   const log = createLogger(cfg).child({ component: 'coordinator' });
   try {
     const db = await openDatabase(cfg, log);
@@ -62,14 +95,14 @@ export async function runCoordinator(): Promise<void> {
     const proc = await launchCoordinator(cfg, db, bus, log, () => {
       // Another coordinator may be acting now: this one must not.
       log.flush(() => process.exit(1));
-    });
+    }, { signer });
     onShutdown(log, cfg.SCALAR_SHUTDOWN_GRACE_MS, async () => {
       await proc.stop();
       await bus.close();
       await db.close();
     });
     await proc.running.leading;
-    log.info({ inspect: proc.inspection ? `http://${proc.inspection.address.address}:${proc.inspection.address.port}` : null }, 'Scalar coordinator ready');
+    log.info({ signing_key: signer.publicKey, inspect: proc.inspection ? `http://${proc.inspection.address.address}:${proc.inspection.address.port}` : null }, 'Scalar coordinator ready');
   } catch (err) {
     await fatal(log, err);
   }

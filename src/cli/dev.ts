@@ -19,7 +19,8 @@ import { createLogger } from '../logger/index.ts';
 import { startApi } from '../api/server.ts';
 import { ensureAdminAccess } from './bootstrap.ts';
 import { fatal, loadConfig, onShutdown } from './common.ts';
-import { launchCoordinator } from './coordinator.ts';
+import { CommandVerifier } from '../wire/signing.ts';
+import { devSigner, launchCoordinator } from './coordinator.ts';
 import { devNats } from './dev-nats.ts';
 import type { Role } from '../wire/permissions.ts';
 
@@ -53,6 +54,8 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     for (const c of cleanups.reverse()) await c().catch((err) => log.warn({ err }, 'while stopping'));
   };
   try {
+    // First: a key it cannot read stops it before it has started anything.
+    const signer = await devSigner(cfg, log);
     const db = await openDatabase(cfg, log);
     cleanups.push(() => db.close());
     const nats = await devNats(cfg, log, DEV_NODES.map((n) => n.id));
@@ -72,13 +75,15 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     const coordinator = await launchCoordinator(cfg, db, coordinatorBus, log.child({ component: 'coordinator' }), (err) => {
       log.fatal({ err }, 'the coordinator lost its leader lock; stopping');
       void cleanup().finally(() => process.exit(1));
-    }, { simulatedSpeed: opts.speed });
+    }, { signer, simulatedSpeed: opts.speed });
     cleanups.push(() => coordinator.stop());
     await coordinator.running.leading;
 
+    const verifier = new CommandVerifier([signer.publicKey]);
     for (const node of DEV_NODES) {
       const [agent] = await startSimulatedAgents([node], {
         bus: nats.shared ? coordinatorBus : await connect('agent', node.id),
+        verifier,
         log,
         stateRoot: path.join(cfg.SCALAR_DATA_DIR, 'agent'),
         heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,

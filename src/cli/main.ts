@@ -78,6 +78,16 @@ keys
   )
   .action(async (opts: { name: string; admin?: boolean; user?: string }) => (await import('./keys.ts')).runKeysCreate(opts));
 
+const signingKey = program.command('signing-key').description("the coordinator's key that signs the commands agents run (docs/security.md)");
+signingKey
+  .command('create <file>')
+  .description('write a new signing key (mode 0600; never over an existing file) and print its public key, for SCALAR_COORDINATOR_KEYS')
+  .action(async (file: string) => (await import('./signing-key.ts')).runSigningKeyCreate(file));
+signingKey
+  .command('show <file>')
+  .description('print the public key of a signing key file, for SCALAR_COORDINATOR_KEYS')
+  .action(async (file: string) => (await import('./signing-key.ts')).runSigningKeyShow(file));
+
 program
   .command('nats-config')
   .description('write an authenticated NATS server config and one credential per role (api, coordinator, each node) into a directory')

@@ -98,6 +98,21 @@ export const configSchema = z.object({
   SCALAR_COORDINATOR_TIMEOUT_MS: positiveInt
     .default(5000)
     .describe('How long the API waits for the coordinator to commit a cancel before it answers 503 coordinator_unavailable (with Retry-After)'),
+  // --- signed node commands (docs/security.md) ---
+  SCALAR_SIGNING_KEY_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Coordinator: the file holding its nkey seed (SC…) that signs every command to agents; required by `scalar coordinator` (`scalar signing-key create FILE` makes one). `scalar dev` uses SCALAR_DATA_DIR/signing.nk, created when missing'),
+  SCALAR_COMMAND_TTL_SEC: positiveInt
+    .max(7 * 24 * 3600)
+    .default(600)
+    .describe('Coordinator: how long a signed command stays valid; agents refuse it after that, so their clocks must agree with the coordinator\'s to well within it (NTP)'),
+  SCALAR_COORDINATOR_KEYS: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Agent: the coordinator public keys (C…, comma-separated; two while a key is rotated) whose signed commands it carries out; required by `scalar agent`'),
   SCALAR_LOG_RETENTION_HOURS: positiveNumber.default(168).describe('How long job logs are kept in the LOGS stream'),
   SCALAR_LOG_MAX_MB: positiveInt.default(1024).describe('Most megabytes of job logs kept; the oldest go first'),
   SCALAR_INSPECT: z

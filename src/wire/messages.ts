@@ -88,12 +88,23 @@ export const exitedEventSchema = z.object({
   killed: z.boolean(),
   time,
 });
+/**
+ * Why a launch failed, when the coordinator should act on it other than by
+ * failing the job. `command_expired`: the run reached the agent after its
+ * signature expired (the agent took it more than SCALAR_COMMAND_TTL_SEC after
+ * it was sent, or the clocks disagree); nothing ran, and the coordinator
+ * requeues the attempt as for a lost node.
+ */
+export const launchFailedCodeSchema = z.enum(['command_expired']);
+export type LaunchFailedCode = z.infer<typeof launchFailedCodeSchema>;
 export const launchFailedEventSchema = z.object({
   type: z.literal('launch_failed'),
   node_id: nodeId,
   job_id: jobId,
   attempt,
   reason: z.string(),
+  /** Absent: the runtime refused it (the job fails with launch_failed). */
+  code: launchFailedCodeSchema.optional(),
   time,
 });
 export const nodeEventSchema = z.discriminatedUnion('type', [

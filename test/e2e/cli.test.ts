@@ -1,4 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -8,11 +11,13 @@ import { parseConfig } from '../../src/config/index.ts';
 const BIN = new URL('../../bin/scalar.mjs', import.meta.url).pathname;
 
 let db: TestDatabase;
+const dir = mkdtempSync(path.join(tmpdir(), 'scalar-cli-'));
 beforeAll(async () => {
   db = await createTestDatabase();
 });
 const prefix = testNatsPrefix();
 afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
   await db?.drop();
   // The API created this prefix's streams; remove them.
   await dropTestBus(await connectTestBus(parseConfig({ SCALAR_NATS_PREFIX: prefix })));
@@ -65,6 +70,35 @@ describe('scalar CLI', () => {
     const r = await run(['migrate'], { PORT: 'eighty' });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('PORT');
+  });
+
+  it('coordinator: without a usable SCALAR_SIGNING_KEY_FILE it exits 1 with one line naming the variable', async () => {
+    const unset = await run(['coordinator'], { SCALAR_SIGNING_KEY_FILE: '' });
+    expect(unset.code).toBe(1);
+    expect(unset.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^scalar: SCALAR_SIGNING_KEY_FILE is not set: /)]);
+    const missing = path.join(dir, 'none.nk');
+    const unreadable = await run(['coordinator'], { SCALAR_SIGNING_KEY_FILE: missing });
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stderr.trim()).toBe(`scalar: SCALAR_SIGNING_KEY_FILE=${missing}: cannot read the signing key (ENOENT)`);
+  });
+
+  it('signing-key create writes a 0600 seed and prints its public key; show prints it again; agents need SCALAR_COORDINATOR_KEYS', async () => {
+    const file = path.join(dir, 'coordinator.nk');
+    const created = await run(['signing-key', 'create', file]);
+    expect(created.code).toBe(0);
+    const pub = created.stdout.trim();
+    expect(pub).toMatch(/^C[A-Z2-7]{55}$/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect((await run(['signing-key', 'create', file])).stderr).toContain('already exists; refusing to overwrite');
+    expect((await run(['signing-key', 'show', file])).stdout.trim()).toBe(pub);
+
+    const agent = ['agent', '--runtime', 'simulated', '--gpus', '1x80', '--node-id', 'cli-agent', '--state-dir', path.join(dir, 'agent')];
+    const unset = await run(agent, { SCALAR_COORDINATOR_KEYS: '' });
+    expect(unset.code).toBe(2);
+    expect(unset.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^scalar agent: SCALAR_COORDINATOR_KEYS is not set: /)]);
+    const bad = await run(agent, { SCALAR_COORDINATOR_KEYS: `${pub},${pub.slice(0, -2)}` });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/^scalar agent: SCALAR_COORDINATOR_KEYS: ".*" is not a cluster nkey public key/);
   });
 
   it('keys create prints a working admin key; --user adds a key to that user', async () => {

@@ -12,13 +12,15 @@ import { CoordinatorStore } from '../../actors/coordinator/store.ts';
 import { coordinatorMachine } from '../../machines/coordinator.machine.ts';
 import { systemClock } from '../../src/domain/clock.ts';
 import type { TestApp } from './app.ts';
+import { testSigner } from './signing.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 /**
  * A coordinator on the test app's Postgres and NATS, as `scalar coordinator`
  * runs it but quicker for tests: heartbeats every `heartbeatIntervalMs`, a
- * 1 s kill grace, leadership polled every 100 ms and its loss ignored.
+ * 1 s kill grace, leadership polled every 100 ms and its loss ignored,
+ * commands signed with the test key (helpers/signing.ts).
  * `extra` adds or overrides options (scheduling, capacity).
  */
 export function startTestCoordinator(
@@ -30,6 +32,7 @@ export function startTestCoordinator(
     orm: t.db.orm,
     databaseUrl: t.testDb.url,
     bus: t.bus,
+    signer: testSigner,
     log,
     heartbeatIntervalMs,
     killGraceSec: 1,
@@ -59,7 +62,7 @@ export async function startCancelCoordinator(t: TestApp): Promise<CancelCoordina
   const s = DEFAULT_SCHEDULING;
   const coordinator = new Coordinator({
     store: new CoordinatorStore(t.db.orm, s.prices),
-    link: natsNodeLink(t.bus),
+    link: natsNodeLink(t.bus, testSigner),
     clock: systemClock,
     log,
     heartbeatIntervalMs: 1000,

@@ -1,14 +1,17 @@
 /**
  * An agent whose every move the test makes: it speaks the real protocol over
  * the real NATS (registered, heartbeats, started, exited) and reads the real
- * commands the coordinator sends. Used to test the coordinator step by step;
- * the e2e tests run the real `scalar agent`.
+ * commands the coordinator sends, each of which must carry a good signature
+ * of the test key for this node (it throws otherwise, as the real agent
+ * would refuse it). Used to test the coordinator step by step; the e2e tests
+ * run the real `scalar agent`.
  */
 import { randomUUID } from 'node:crypto';
 import { AckPolicy, type Consumer } from '@nats-io/jetstream';
 import type { Bus } from '../../src/wire/connection.ts';
 import { encodeJson, nodeCommandSchema, type NodeCommand } from '../../src/wire/messages.ts';
 import type { AttemptRef } from '../../src/domain/cluster.ts';
+import { testVerifier } from './signing.ts';
 
 export class ScriptedAgent {
   readonly bootId = randomUUID();
@@ -85,6 +88,8 @@ export class ScriptedAgent {
     const m = await this.consumer.next({ expires: Math.max(timeoutMs, 1000) });
     if (!m) return null;
     m.ack();
+    const verdict = await testVerifier.verify(this.nodeId, m.headers, m.data, Date.now());
+    if (!verdict.ok) throw new Error(`${this.nodeId}: the coordinator sent a command its agent would refuse (${verdict.reason}: ${verdict.detail})`);
     return nodeCommandSchema.parse(m.json());
   }
 
@@ -113,8 +118,8 @@ export class ScriptedAgent {
     await this.event({ type: 'exited', ...ref, code, signal: killed ? 'SIGTERM' : null, killed });
   }
 
-  async launchFailed(ref: AttemptRef, reason: string): Promise<void> {
-    await this.event({ type: 'launch_failed', ...ref, reason });
+  async launchFailed(ref: AttemptRef, reason: string, code?: 'command_expired'): Promise<void> {
+    await this.event({ type: 'launch_failed', ...ref, reason, ...(code ? { code } : {}) });
   }
 
   stop(): void {

@@ -12,7 +12,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstr
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../../actors/agent/agent.ts';
-import { readDoneLog, readStateFile } from '../../actors/agent/state.ts';
+import { readDoneLog, readSeenRuns, readStateFile } from '../../actors/agent/state.ts';
 import { connectBus, type Bus } from '../../src/wire/connection.ts';
 import {
   encodeJson,
@@ -27,6 +27,9 @@ import {
 } from '../../src/wire/messages.ts';
 import { createRuntime, parseGpuSpec, type Runtime } from '../../src/runtimes/index.ts';
 import { groupAlive, pidAlive } from '../../src/runtimes/proc.ts';
+import { CommandSigner, generateSeed } from '../../src/wire/signing.ts';
+import type { RefusalReason } from '../../actors/agent/refusals.ts';
+import { aRunCommand, publishCommand, TEST_COMMAND_TTL_MS, testSigner, testVerifier } from '../helpers/signing.ts';
 
 const prefix = `test_agent_${randomBytes(4).toString('hex')}`;
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -123,7 +126,7 @@ function nodeId(): string {
   return `n-${randomBytes(4).toString('hex')}`;
 }
 
-function agentOptions(id: string, opts: { runtime?: Runtime; stateDir?: string } = {}): AgentOptions {
+function agentOptions(id: string, opts: Partial<AgentOptions> = {}): AgentOptions {
   return {
     nodeId: id,
     pool: 'fast',
@@ -134,36 +137,23 @@ function agentOptions(id: string, opts: { runtime?: Runtime; stateDir?: string }
     stateDir: opts.stateDir ?? join(tmp, id),
     heartbeatIntervalMs: 200,
     bus,
+    verifier: testVerifier,
     log,
     stopLogFlushMs: 1000,
+    ...opts,
   };
 }
 
-function makeAgent(id: string, opts: { runtime?: Runtime; stateDir?: string } = {}): Agent {
+function makeAgent(id: string, opts: Partial<AgentOptions> = {}): Agent {
   const a = new Agent(agentOptions(id, opts));
   agents.push(a);
   return a;
 }
 
-function runCmd(over: Partial<RunCommand> = {}): RunCommand {
-  return {
-    type: 'run',
-    job_id: randomUUID(),
-    attempt: 1,
-    gpu_indices: [0],
-    image: '',
-    command: ['true'],
-    env: {},
-    cpu_cores: 1,
-    ram_gb: 1,
-    expected_duration_sec: 1,
-    ...over,
-  };
-}
+const runCmd = aRunCommand;
 
-async function send(id: string, cmd: RunCommand | KillCommand | Record<string, unknown>): Promise<void> {
-  await bus.js.publish(bus.t.subjects.nodeCmd(id), encodeJson(cmd));
-}
+/** Publishes a command signed with the test key, as the coordinator would (helpers/signing.ts). */
+const send = (id: string, cmd: RunCommand | KillCommand | Record<string, unknown>): Promise<void> => publishCommand(bus, id, cmd);
 
 const kill = (jobId: string, attempt = 1, grace = 5): KillCommand => ({ type: 'kill', job_id: jobId, attempt, grace_sec: grace, reason: 'test' });
 
@@ -488,5 +478,150 @@ describe('agent', () => {
     for (let i = 0; i < 100 && (await readDoneLog(stateDir)).length === 0; i++) await sleep(20);
     expect((await readDoneLog(stateDir))[0]).toMatchObject({ status: 'exited', reported: true, exit: { code: 5, signal: null, killed: false } });
     await stateFileEmpties(stateDir);
+  });
+});
+
+/**
+ * Signed commands (src/wire/signing.ts): the agent's own check. These tests
+ * publish straight onto the node's command subject of the open test NATS
+ * server (no authentication, any client may publish anywhere). That is what
+ * they need: the check must hold even when NATS permissions are wrong or
+ * missing, so each refused command is one NATS let through. A refused run
+ * must launch nothing, so each one's command would create a marker file.
+ */
+describe('agent: signed commands', () => {
+  const stranger = CommandSigner.fromSeed(generateSeed(), TEST_COMMAND_TTL_MS);
+
+  /** A run that appends a line to its own marker file. */
+  function markerRun(tag: string): { cmd: RunCommand; mark: string } {
+    const mark = join(tmp, `${tag}-${randomBytes(3).toString('hex')}.mark`);
+    return { cmd: runCmd({ command: ['sh', '-c', 'echo ran >> "$MARK"'], env: { MARK: mark } }), mark };
+  }
+  const linesOf = (mark: string) => readFile(mark, 'utf8').then((t) => t.trim().split('\n'), () => []);
+  const refused = (a: Agent, reason: RefusalReason, n: number) => waitUntil(() => a.rejectedCommands[reason] >= n, `${n} refused as ${reason}`);
+
+  async function processAgent(id: string, opts: Partial<AgentOptions> = {}): Promise<Agent> {
+    const a = makeAgent(id, { runtime: createRuntime('process'), ...opts });
+    await a.start();
+    return a;
+  }
+
+  it('refuses an unsigned run, one signed by another key, one whose signature does not match, and one for another node: nothing runs', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const agent = await processAgent(id);
+
+    const unsigned = markerRun('unsigned');
+    await publishCommand(bus, id, unsigned.cmd, { signer: null });
+    await refused(agent, 'unsigned', 1);
+
+    const foreign = markerRun('foreign');
+    await publishCommand(bus, id, foreign.cmd, { signer: stranger });
+    await refused(agent, 'unknown_key', 1);
+
+    // Signed for a harmless command, sent with another body: the signature binds the bytes.
+    const tampered = markerRun('tampered');
+    const body = encodeJson(tampered.cmd);
+    const harmless = { ...tampered.cmd, command: ['true'] };
+    const h = testSigner.sign(id, harmless, encodeJson(harmless), Date.now());
+    await bus.js.publish(bus.t.subjects.nodeCmd(id), body, { headers: h });
+    await refused(agent, 'bad_signature', 1);
+
+    const elsewhere = markerRun('elsewhere');
+    await publishCommand(bus, id, elsewhere.cmd, { signFor: 'some-other-node' });
+    await refused(agent, 'wrong_node', 1);
+
+    // A signed kill of a stranger is refused too.
+    await publishCommand(bus, id, kill(unsigned.cmd.job_id), { signer: stranger });
+    await refused(agent, 'unknown_key', 2);
+
+    // The positive control: the same kind of run, signed, does run (and the commands above were handled before it).
+    const good = markerRun('good');
+    await publishCommand(bus, id, good.cmd);
+    expect(await events.next('exited', good.cmd.job_id)).toMatchObject({ code: 0 });
+    expect(await linesOf(good.mark)).toEqual(['ran']);
+
+    for (const m of [unsigned, foreign, tampered, elsewhere]) expect(await linesOf(m.mark)).toEqual([]);
+    for (const m of [unsigned, foreign, tampered, elsewhere]) expect(events.events.filter((e) => 'job_id' in e && e.job_id === m.cmd.job_id)).toEqual([]);
+    expect(agent.rejectedCommands).toMatchObject({ unsigned: 1, unknown_key: 2, bad_signature: 1, wrong_node: 1, expired: 0, replayed: 0 });
+    expect(agent.runningAttempts()).toEqual([]);
+  });
+
+  it('an expired run launches nothing and is answered launch_failed (command_expired); an expired kill is refused', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const agent = await processAgent(id);
+    const late = markerRun('expired');
+    // Signed a TTL and a second ago: as if its agent had been down longer than SCALAR_COMMAND_TTL_SEC.
+    await publishCommand(bus, id, late.cmd, { nowMs: Date.now() - TEST_COMMAND_TTL_MS - 1000 });
+    const lf = await events.next('launch_failed', late.cmd.job_id);
+    expect(lf).toMatchObject({ code: 'command_expired', attempt: 1 });
+    expect((lf as { reason: string }).reason).toMatch(/expired before node .* took it .*SCALAR_COMMAND_TTL_SEC.*NTP/);
+    expect(agent.rejectedCommands.expired).toBe(1);
+
+    // The coordinator's re-send of that attempt (signed afresh) gets the same answer: it never launches.
+    await publishCommand(bus, id, late.cmd);
+    expect(await events.next('launch_failed', late.cmd.job_id, 2)).toMatchObject({ code: 'command_expired' });
+
+    const running = runCmd({ command: ['sleep', '300'] });
+    await publishCommand(bus, id, running);
+    const { pid } = await events.next('started', running.job_id);
+    await publishCommand(bus, id, kill(running.job_id, 1, 0), { nowMs: Date.now() - TEST_COMMAND_TTL_MS - 1000 });
+    await refused(agent, 'expired', 2);
+    expect(pidAlive(pid!)).toBe(true);
+    // Its re-send, signed afresh, kills it.
+    await publishCommand(bus, id, kill(running.job_id, 1, 0));
+    expect(await events.next('exited', running.job_id)).toMatchObject({ killed: true });
+    expect(await linesOf(late.mark)).toEqual([]);
+  });
+
+  it('a run of an attempt already run never launches again: re-signed, after a restart, after its entry is forgotten, and after another restart', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const first = await processAgent(id);
+    const { cmd, mark } = markerRun('replay');
+    const body = encodeJson(cmd);
+    const captured = testSigner.sign(id, cmd, body, Date.now());
+    await bus.js.publish(bus.t.subjects.nodeCmd(id), body, { headers: captured });
+    await events.next('exited', cmd.job_id);
+    expect(await linesOf(mark)).toEqual(['ran']);
+
+    // Re-published with a fresh, valid signature after it finished: answered with its exit, not run.
+    await publishCommand(bus, id, cmd);
+    await events.next('exited', cmd.job_id, 2);
+    expect(first.rejectedCommands.replayed).toBe(1);
+    for (let i = 0; i < 100 && (await readDoneLog(first.stateDir)).length === 0; i++) await sleep(20);
+    await first.stop();
+
+    // After a restart (the attempt is in the done log).
+    const second = await processAgent(id, { stateDir: first.stateDir });
+    await publishCommand(bus, id, cmd);
+    await events.next('exited', cmd.job_id, 3);
+    expect(second.rejectedCommands.replayed).toBe(1);
+    await second.stop();
+
+    // The retention sweep forgets the attempt's entry; the seen runs still know it.
+    const forgetful = { stateDir: first.stateDir, entryRetentionMs: 0, workDirRetentionMs: 0, sweepIntervalMs: 50 };
+    const third = await processAgent(id, forgetful);
+    for (let i = 0; i < 250 && (await readDoneLog(first.stateDir)).length > 0; i++) await sleep(20);
+    expect(await readDoneLog(first.stateDir)).toEqual([]);
+    await publishCommand(bus, id, cmd);
+    await refused(third, 'replayed', 1);
+    await bus.js.publish(bus.t.subjects.nodeCmd(id), body, { headers: captured }); // the very copy first seen
+    await refused(third, 'replayed', 2);
+    await third.stop();
+    expect((await readSeenRuns(first.stateDir)).filter((r) => r.job_id === cmd.job_id).length).toBeGreaterThan(0);
+
+    // And once more after a restart: the seen runs are on disk (seen-runs.jsonl).
+    const fourth = await processAgent(id, forgetful);
+    await publishCommand(bus, id, cmd);
+    await refused(fourth, 'replayed', 1);
+
+    const control = markerRun('control');
+    await publishCommand(bus, id, control.cmd);
+    await events.next('exited', control.cmd.job_id);
+    expect(await linesOf(control.mark)).toEqual(['ran']);
+    expect(await linesOf(mark)).toEqual(['ran']);
+    expect(events.of('started', cmd.job_id)).toHaveLength(1);
   });
 });

@@ -24,6 +24,7 @@ import { systemClock } from '../../src/domain/clock.ts';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { connectTestBus, dropTestBus, testNatsPrefix } from '../helpers/app.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { testVerifier } from '../helpers/signing.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 let testDb: TestDatabase;
@@ -105,7 +106,7 @@ interface Harness {
 
 async function startActor(over: Partial<Config> = {}, o: { market?: SimulatedMarketplace; now?: () => number } = {}): Promise<Harness> {
   const market = o.market ?? simulatedMarketplaceFromConfig(cfg);
-  const launcher = new SimulatedLauncher({ bus, log, stateRoot, heartbeatIntervalMs: 200 });
+  const launcher = new SimulatedLauncher({ bus, verifier: testVerifier, log, stateRoot, heartbeatIntervalMs: 200 });
   const busy = new Set<string>();
   const drained: string[][] = [];
   const demand = { view: idleDemand() };

@@ -116,6 +116,21 @@ describe('coordinator: placement and the run round trip', () => {
     expect(await activeAllocations(b)).toEqual([]);
   });
 
+  it('a run that reached its agent expired (launch_failed, code command_expired) is requeued at once, not failed', async () => {
+    await coordinator().leading;
+    const fast = await node('fast');
+    const id = await submit({ tier: 'FAST' });
+    await fast.expect('run');
+    await fast.launchFailed({ job_id: id, attempt: 1 }, 'the run command expired before node x took it', 'command_expired');
+    // Requeued as for a lost node: attempt 2, placed again at once (the node is free), with the agent's words.
+    const second = await fast.expect('run');
+    expect(second).toMatchObject({ job_id: id, attempt: 2 });
+    const job = (await t.call({ method: 'GET', url: `/jobs/${id}` })).json();
+    expect(job).toMatchObject({ attempt: 2, status: 'scheduled' });
+    const events = (await t.call({ method: 'GET', url: `/jobs/${id}/events` })).json().events;
+    expect(events.find((e: { to: string; failure_code?: string }) => e.to === 'queued' && e.failure_code === 'node_lost')?.reason ?? '').toContain('expired');
+  });
+
   it('a job whose wake-up message never arrived is found by the sweep and placed', async () => {
     await coordinator().leading;
     const fast = await node('fast');

@@ -24,6 +24,7 @@ import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startTestCoordinator, until } from '../helpers/coordinator.ts';
 import { createRuntime, parseGpuSpec } from '../../src/runtimes/index.ts';
 import { startTestSecuredNats, type SecuredNats } from '../helpers/secured-nats.ts';
+import { testVerifier } from '../helpers/signing.ts';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const prefix = `test_auth_${randomBytes(4).toString('hex')}`;
@@ -215,6 +216,7 @@ describe.skipIf(!findNatsServer())('NATS with per-role credentials', () => {
         stateDir,
         heartbeatIntervalMs: 500,
         bus: agentB,
+        verifier: testVerifier,
         log,
       });
       await agent.start();

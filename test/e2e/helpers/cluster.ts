@@ -12,11 +12,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { parseConfig } from '../../../src/config/index.ts';
+import { CommandSigner, generateSeed } from '../../../src/wire/signing.ts';
 import { connectTestBus, dropTestBus, testNatsPrefix } from '../../helpers/app.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.ts';
 
@@ -200,12 +201,19 @@ export class Cluster {
   readonly prefix = testNatsPrefix();
   readonly adminKey = 'sk_' + randomBytes(32).toString('base64url');
   readonly root = mkdtempSync(path.join(tmpdir(), 'scalar-e2e-'));
+  /** This cluster's command-signing key: its coordinators sign with it (SCALAR_SIGNING_KEY_FILE), its agents accept it (SCALAR_COORDINATOR_KEYS). */
+  readonly signingKeyFile = path.join(this.root, 'signing.nk');
+  readonly signingPublicKey: string;
   readonly processes: ScalarProcess[] = [];
   db!: TestDatabase;
   pg!: pg.Client;
   url = '';
 
-  constructor(private readonly extraEnv: Record<string, string> = {}) {}
+  constructor(private readonly extraEnv: Record<string, string> = {}) {
+    const seed = generateSeed();
+    writeFileSync(this.signingKeyFile, seed + '\n', { mode: 0o600 });
+    this.signingPublicKey = CommandSigner.fromSeed(seed, 1).publicKey;
+  }
 
   async init(): Promise<void> {
     this.db = await createTestDatabase();
@@ -224,6 +232,8 @@ export class Cluster {
       SCALAR_DATA_DIR: path.join(this.root, 'data'),
       // Each test prefix's LOGS stream reserves this much of the server's storage.
       SCALAR_LOG_MAX_MB: '64',
+      SCALAR_SIGNING_KEY_FILE: this.signingKeyFile,
+      SCALAR_COORDINATOR_KEYS: this.signingPublicKey,
       // The ready lines are info; only a more verbose level is taken from E2E_LOG_LEVEL.
       LOG_LEVEL: level === 'debug' || level === 'trace' ? level : 'info',
       LOG_FORMAT: 'json',
