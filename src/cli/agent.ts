@@ -10,6 +10,7 @@
  * start exits 1.
  */
 import { cpus, hostname, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Agent } from '../../actors/agent/agent.ts';
@@ -113,8 +114,21 @@ export function resolveAgentOptions(opts: AgentCliOptions, cfg: Pick<Config, 'SC
 }
 
 /** The coordinator keys this agent accepts (SCALAR_COORDINATOR_KEYS). Throws AgentOptionError, one line naming the variable. */
-export function resolveVerifier(cfg: Pick<Config, 'SCALAR_COORDINATOR_KEYS'>): CommandVerifier {
+export function resolveVerifier(cfg: Pick<Config, 'SCALAR_COORDINATOR_KEYS' | 'SCALAR_COORDINATOR_KEYS_FILE'>): CommandVerifier {
   try {
+    if (cfg.SCALAR_COORDINATOR_KEYS !== undefined && cfg.SCALAR_COORDINATOR_KEYS_FILE !== undefined) {
+      throw new SigningKeyError('set SCALAR_COORDINATOR_KEYS or SCALAR_COORDINATOR_KEYS_FILE, not both');
+    }
+    if (cfg.SCALAR_COORDINATOR_KEYS_FILE !== undefined) {
+      let text: string;
+      try {
+        text = readFileSync(cfg.SCALAR_COORDINATOR_KEYS_FILE, 'utf8');
+      } catch (err) {
+        throw new SigningKeyError(`SCALAR_COORDINATOR_KEYS_FILE: cannot read ${cfg.SCALAR_COORDINATOR_KEYS_FILE} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+      // One key per line (or comma-separated), as `scalar signing-key show` prints it.
+      return new CommandVerifier(parsePublicKeys(text.split(/[\s,]+/).join(','), 'SCALAR_COORDINATOR_KEYS_FILE'));
+    }
     return new CommandVerifier(parsePublicKeys(cfg.SCALAR_COORDINATOR_KEYS));
   } catch (err) {
     if (err instanceof SigningKeyError) throw new AgentOptionError(err.message);

@@ -8,7 +8,9 @@
  * What they print on stdout is what to do next; what they did goes to stderr.
  */
 import path from 'node:path';
+import { existsSync } from 'node:fs';
 import type { Role } from '../wire/permissions.ts';
+import { createSeedFile, loadSigner, SigningKeyError } from '../wire/signing.ts';
 import { loadConfig } from './common.ts';
 import {
   AuthDirError,
@@ -64,10 +66,19 @@ function whoOf(opts: CredsOptions): { role: Role; nodeId?: string } {
   return fail('which credential? give --node ID for an agent, or --role api|coordinator');
 }
 
-export function runNatsConfig(opts: NatsConfigOptions): void {
+export async function runNatsConfig(opts: NatsConfigOptions): Promise<void> {
   const cfg = loadConfig();
   const dir = path.resolve(opts.dir);
   const nodes = opts.node.flatMap((n) => n.split(',')).map((n) => n.trim()).filter(Boolean);
+  // The coordinator's command-signing key, kept when it exists (docs/security.md, "Signed commands").
+  const signingFile = path.join(dir, 'signing.nk');
+  let signingKey: string;
+  try {
+    signingKey = existsSync(signingFile) ? (await loadSigner(signingFile, 1, 'FILE')).publicKey : (await createSeedFile(signingFile)).publicKey;
+  } catch (err) {
+    if (err instanceof SigningKeyError) fail(err.message);
+    throw err;
+  }
   guarded(() => {
     const reg = openRegistry(dir, cfg.SCALAR_NATS_PREFIX, true);
     const has = (role: Role, nodeId?: string) => reg.users.some((u) => u.role === role && (role !== 'agent' || u.node_id === nodeId));
@@ -86,13 +97,14 @@ export function runNatsConfig(opts: NatsConfigOptions): void {
       '',
       'Give each component its own credential (mode 0600; copy each only to the host that runs it):',
       `  scalar api:          NATS_CREDS=${rel(credsFile(dir, 'api'))}`,
-      `  scalar coordinator:  NATS_CREDS=${rel(credsFile(dir, 'coordinator'))}`,
+      `  scalar coordinator:  NATS_CREDS=${rel(credsFile(dir, 'coordinator'))} SCALAR_SIGNING_KEY_FILE=${rel(signingFile)}`,
       ...(loadRegistry(dir)?.users ?? [])
         .filter((u) => u.role === 'agent')
         .map((u) => `  scalar agent --node-id ${u.node_id}:  NATS_CREDS=${rel(credsFile(dir, 'agent', u.node_id))}`),
+      `  every agent also:    SCALAR_COORDINATOR_KEYS=${signingKey}   (the coordinator's public key; scalar signing-key show ${rel(signingFile)})`,
       '',
       'Add a node later: scalar creds create --node <id> --dir ' + rel(dir) + '    Revoke one: scalar creds revoke --node <id> --dir ' + rel(dir),
-      'Plain connections carry the credentials challenge only, never a secret, but not the commands: set up TLS for hosts on other networks (docs/security.md).',
+      'Without TLS, commands (with their env), events and logs cross the network in the clear: set up TLS for hosts on other networks (docs/security.md).',
       '',
     ];
     process.stdout.write(lines.join('\n'));

@@ -7,6 +7,7 @@
  *   <dir>/auth.conf         the server's authorization block, rendered from users.json
  *   <dir>/nats-server.conf  a complete server config that includes auth.conf
  *   <dir>/creds/<name>.nk   each credential's nkey seed, mode 0600 (api.nk, coordinator.nk, node-<id>.nk)
+ *   <dir>/signing.nk        the coordinator's command-signing key (`scalar nats-config` makes it; src/wire/signing.ts)
  *
  * Why nkeys in a static authorization block (and not decentralized JWT
  * auth): the server holds only public keys and checks a signature on each

@@ -112,7 +112,12 @@ export const configSchema = z.object({
     .string()
     .min(1)
     .optional()
-    .describe('Agent: the coordinator public keys (C…, comma-separated; two while a key is rotated) whose signed commands it carries out; required by `scalar agent`'),
+    .describe('Agent: the coordinator public keys (C…, comma-separated; two while a key is rotated) whose signed commands it carries out; `scalar agent` requires it or SCALAR_COORDINATOR_KEYS_FILE'),
+  SCALAR_COORDINATOR_KEYS_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Agent: a file with those public keys instead, one per line (what `scalar signing-key show` prints; docker-compose uses it)'),
   SCALAR_LOG_RETENTION_HOURS: positiveNumber.default(168).describe('How long job logs are kept in the LOGS stream'),
   SCALAR_LOG_MAX_MB: positiveInt.default(1024).describe('Most megabytes of job logs kept; the oldest go first'),
   SCALAR_INSPECT: z

@@ -99,6 +99,13 @@ describe('scalar CLI', () => {
     const bad = await run(agent, { SCALAR_COORDINATOR_KEYS: `${pub},${pub.slice(0, -2)}` });
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toMatch(/^scalar agent: SCALAR_COORDINATOR_KEYS: ".*" is not a cluster nkey public key/);
+    const keysFile = path.join(dir, 'missing.pub');
+    const unreadable = await run(agent, { SCALAR_COORDINATOR_KEYS: '', SCALAR_COORDINATOR_KEYS_FILE: keysFile });
+    expect(unreadable.code).toBe(2);
+    expect(unreadable.stderr.trim()).toBe(`scalar agent: SCALAR_COORDINATOR_KEYS_FILE: cannot read ${keysFile} (ENOENT)`);
+    const both = await run(agent, { SCALAR_COORDINATOR_KEYS: pub, SCALAR_COORDINATOR_KEYS_FILE: keysFile });
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim()).toBe('scalar agent: set SCALAR_COORDINATOR_KEYS or SCALAR_COORDINATOR_KEYS_FILE, not both');
   });
 
   it('keys create prints a working admin key; --user adds a key to that user', async () => {

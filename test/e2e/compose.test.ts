@@ -11,7 +11,7 @@
  *     an agent's credential cannot speak for the other agent.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -80,7 +80,9 @@ describe('docker-compose.yml', () => {
       let script = init.command![0]!.replaceAll('$$', '$').replaceAll('node /app/bin/scalar.mjs', `SCALAR_FROM_SOURCE=1 ${process.execPath} ${BIN}`);
       for (const [dst, vol] of [...mounts(init)].sort((a, b) => b[0].length - a[0].length)) {
         script = script.replaceAll(dst, path.join(tmp, 'volumes', vol));
+        mkdirSync(path.join(tmp, 'volumes', vol), { recursive: true }); // docker creates a mounted volume
       }
+      expect(script, 'every path init writes is on one of its volumes').not.toMatch(/ \/(out|secrets)\//);
       const run = () => promisify(execFile)('sh', ['-c', script], { env: { ...process.env, SCALAR_NATS_PREFIX: 'scalar' } });
       expect((await run()).stdout).toContain('secrets ready');
 
@@ -113,13 +115,18 @@ describe('docker-compose.yml', () => {
       const nats = services.nats!;
       const port = await freePort();
       let conf = readFileSync(path.join(ROOT, 'nats.conf'), 'utf8').replace(/^port: 4222$/m, `listen: "127.0.0.1:${port}"`);
+      // NATS resolves an include against the config file's folder, where compose mounts nats.conf.
+      const confMount = nats.volumes!.find((v) => v.startsWith('./nats.conf:'))!.split(':')[1]!;
       const include = /^include "([^"]+)"$/m.exec(conf)![1]!;
-      const authOnHost = onHost(nats, include);
+      const authOnHost = onHost(nats, path.posix.join(path.posix.dirname(confMount), include));
       expect(authOnHost && existsSync(authOnHost), `${include} comes from a volume init fills`).toBe(true);
-      conf = conf.replace(include, authOnHost!).replace('store_dir: "/data"', `store_dir: "${path.join(tmp, 'natsdata')}"`);
-      const confFile = path.join(tmp, 'nats.conf');
+      const confFile = path.join(tmp, 'etc-nats', 'nats.conf');
+      mkdirSync(path.dirname(confFile));
+      conf = conf.replace(`"${include}"`, `"${path.relative(path.dirname(confFile), authOnHost!)}"`).replace('store_dir: "/data"', `store_dir: "${path.join(tmp, 'natsdata')}"`);
       writeFileSync(confFile, conf);
-      const server = await spawnNatsServer(findNatsServer()!, ['-c', confFile], { host: '127.0.0.1', port, logFile: path.join(tmp, 'nats.log') });
+      const server = await spawnNatsServer(findNatsServer()!, ['-c', confFile], { host: '127.0.0.1', port, logFile: path.join(tmp, 'nats.log') }).catch((err: Error) => {
+        throw new Error(`${err.message}\n${readFileSync(path.join(tmp, 'nats.log'), 'utf8')}`);
+      });
       const log = pino({ level: 'silent' });
       const opts = { url: server.url, name: 'compose-probe', prefix: 'scalar', logRetentionHours: 1, logMaxMb: 64, connectTimeoutMs: 2000 };
       try {

@@ -24,7 +24,10 @@ import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startTestCoordinator, until } from '../helpers/coordinator.ts';
 import { createRuntime, parseGpuSpec } from '../../src/runtimes/index.ts';
 import { startTestSecuredNats, type SecuredNats } from '../helpers/secured-nats.ts';
-import { testVerifier } from '../helpers/signing.ts';
+import { testSigner, testVerifier } from '../helpers/signing.ts';
+import { spawn } from 'node:child_process';
+
+const BIN = new URL('../../bin/scalar.mjs', import.meta.url).pathname;
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const prefix = `test_auth_${randomBytes(4).toString('hex')}`;
@@ -38,7 +41,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!findNatsServer())('NATS with per-role credentials', () => {
   beforeAll(async () => {
-    nats = await startTestSecuredNats(prefix, ['node-a', 'node-b', 'node-gone']);
+    nats = await startTestSecuredNats(prefix, ['node-a', 'node-b', 'node-gone', 'node-proc']);
     coordinator = await nats.connect('coordinator');
     agentA = await nats.connect('agent', 'node-a');
     open.push(coordinator, agentA);
@@ -188,6 +191,32 @@ describe.skipIf(!findNatsServer())('NATS with per-role credentials', () => {
     const err = await nats.connect('agent', 'node-gone', { credsFile: join(dir, 'kept.nk') }).catch((e: Error) => e);
     await rm(dir, { recursive: true, force: true });
     expect(err).toBeInstanceOf(BusAuthError);
+  });
+
+  it('a running `scalar agent` whose credential is revoked logs why and exits 1', { timeout: 60_000 }, async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'scalar-auth-proc-'));
+    const keys = join(stateDir, 'coordinator.pub');
+    await writeFile(keys, testSigner.publicKey + '\n');
+    const proc = spawn(process.execPath, [BIN, 'agent', '--runtime', 'simulated', '--gpus', '1x80', '--node-id', 'node-proc', '--state-dir', join(stateDir, 'state')], {
+      env: { ...process.env, NATS_URL: nats.url, NATS_CREDS: nats.creds('agent', 'node-proc'), SCALAR_NATS_PREFIX: prefix, SCALAR_COORDINATOR_KEYS: '', SCALAR_COORDINATOR_KEYS_FILE: keys, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      // Registered: it waits for its consumer (nobody creates it here), which is enough.
+      await until(async () => out.includes("waiting for the coordinator to create this node's command consumer"), 30_000, 'the agent is up');
+      expect(out).not.toContain('accepts clients without credentials');
+      revokeCredential(nats.dir, prefix, 'agent', 'node-proc');
+      reloadServer(nats.dir);
+      expect(await Promise.race([exited, sleep(15_000).then(() => 'still running')])).toBe(1);
+      expect(out).toMatch(/NATS closed this agent's connection for good/);
+    } finally {
+      proc.kill('SIGKILL');
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 
   describe('a cluster with every role on its own credential', () => {

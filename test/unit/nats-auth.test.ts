@@ -107,6 +107,15 @@ describe('scalar nats-config and scalar creds', () => {
     expect(server).toContain('include "auth.conf"');
     expect(server).not.toMatch(/^\s*(http|http_port|monitor_port)\s*:/m);
     expect(loadRegistry(dir)!.users.map((u) => u.node_id ?? u.role)).toEqual(['api', 'coordinator', 'gpu-1', 'gpu-2']);
+    // The coordinator's signing key, whose public key the agents are told to accept.
+    expect(statSync(path.join(dir, 'signing.nk')).mode & 0o777).toBe(0o600);
+    const pub = (await run(['signing-key', 'show', path.join(dir, 'signing.nk')])).stdout.trim();
+    expect(out.stdout).toContain(`SCALAR_COORDINATOR_KEYS=${pub}`);
+    // Run again: every credential and the signing key are kept.
+    const seeds = readFileSync(path.join(dir, 'creds', 'api.nk'), 'utf8');
+    expect((await run(['nats-config', '--dir', dir])).stderr).toContain('every credential already existed');
+    expect(readFileSync(path.join(dir, 'creds', 'api.nk'), 'utf8')).toBe(seeds);
+    expect((await run(['signing-key', 'show', path.join(dir, 'signing.nk')])).stdout.trim()).toBe(pub);
 
     const created = await run(['creds', 'create', '--node', 'gpu-3', '--dir', dir]);
     expect(created.stdout.trim()).toBe(`NATS_CREDS=${path.join(dir, 'creds', 'node-gpu-3.nk')}`);
