@@ -81,8 +81,8 @@ export interface BusOptions {
 }
 
 export class BusUnavailableError extends Error {
-  constructor(url: string, cause: unknown) {
-    super(`cannot reach NATS at ${url}: ${(cause as Error)?.message ?? cause}`);
+  constructor(url: string, cause: unknown, hint = '') {
+    super(`cannot reach NATS at ${url}: ${(cause as Error)?.message ?? cause}${hint}`);
     this.name = 'BusUnavailableError';
   }
 }
@@ -204,7 +204,9 @@ export async function connectBus(opts: BusOptions, log: Logger): Promise<Bus> {
     if (err instanceof natsErrors.AuthorizationError || /authorization|authentication/i.test((err as Error)?.message ?? '')) {
       throw new BusAuthError(opts.url, opts.role, hasCredentials(auth), (err as Error).message);
     }
-    throw new BusUnavailableError(opts.url, err);
+    // A server that verifies clients drops a TLS handshake without a certificate: the client only sees a timeout.
+    const hint = tls && !tls.certFile ? ' (if the server verifies clients, set NATS_TLS_CERT and NATS_TLS_KEY)' : '';
+    throw new BusUnavailableError(opts.url, err, hint);
   }
   const secured = nc.info?.auth_required === true;
   if (!secured) {
