@@ -188,8 +188,38 @@ export class Coordinator {
 
   /** Called once per heartbeat interval: a node that sent nothing since the last tick missed one. */
   tick(): void {
-    this.fleet.tick();
+    // Cut off from NATS ourselves, we hear no node: that is our outage, not theirs.
+    if (this.busConnected && this.clock.now() >= this.countMissesFrom) this.fleet.tick();
     this.kick();
+  }
+
+  private busConnected = true;
+  /** After a reconnect, agents get this long to reconnect and heartbeat before a miss counts again. */
+  private countMissesFrom = 0;
+
+  /**
+   * This coordinator's own NATS connection dropped: it stops counting missed
+   * heartbeats, so an outage of NATS (or of this host's network) declares no
+   * node lost and requeues no job.
+   */
+  busDisconnected(): void {
+    if (!this.busConnected) return;
+    this.busConnected = false;
+    this.o.log.warn('NATS connection lost: not counting missed heartbeats until it is back (our outage is not a node loss)');
+  }
+
+  /**
+   * The connection is back: miss counting starts again from now, after two
+   * heartbeat intervals in which the agents reconnect and heartbeat (a
+   * heartbeat clears what a node had missed before the outage).
+   */
+  busReconnected(): void {
+    if (this.busConnected) return;
+    this.busConnected = true;
+    const now = this.clock.now();
+    this.countMissesFrom = now + 2 * this.o.heartbeatIntervalMs;
+    this.fleet.restartMissCounting(now);
+    this.o.log.info({ resume_counting_in_ms: 2 * this.o.heartbeatIntervalMs }, 'NATS connection back: counting missed heartbeats again shortly');
   }
 
   private kick(): void {

@@ -98,6 +98,11 @@ export class Fleet {
     }
   }
 
+  /** Missed heartbeats count from `now` again: the last tick before an outage of ours is forgotten. */
+  restartMissCounting(now: number): void {
+    for (const node of this.nodes.values()) node.lastTickAt = now;
+  }
+
   registered(ev: RegisteredEvent, batch: Batch, after: After): void {
     const info: NodeInfo = {
       pool: ev.pool,

@@ -100,6 +100,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
   const subs: Subscription[] = [];
   const timers: NodeJS.Timeout[] = [];
   let stopping = false;
+  let stopStatus = () => {};
   // The root of the actor system; job and node actors become its children.
   const root = createActor(coordinatorMachine, { id: 'coordinator', inspect: o.inspect }).start();
 
@@ -215,6 +216,15 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
         },
       }),
     );
+    // Our own NATS outage is not the nodes' (docs/reliability.md): no misses count while we are cut off.
+    const status = o.bus.nc.status();
+    void (async () => {
+      for await (const s of status) {
+        if (s.type === 'disconnect') c.busDisconnected();
+        else if (s.type === 'reconnect') c.busReconnected();
+      }
+    })().catch(() => undefined);
+    stopStatus = () => (status as unknown as { stop?: () => void }).stop?.();
     timers.push(setInterval(() => c.tick(), o.heartbeatIntervalMs));
     timers.push(setInterval(() => c.push({ kind: 'sweep' }), 2000));
     timers.push(setInterval(() => c.resendKills(), 10_000));
@@ -270,6 +280,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
     if (stopping) return;
     stopping = true;
     for (const t of timers) clearInterval(t);
+    stopStatus();
     for (const s of subs) s.unsubscribe();
     for (const f of feeds) f.stop();
     await capacityActor?.stop();
