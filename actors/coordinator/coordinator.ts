@@ -43,6 +43,12 @@ export interface CoordinatorOptions {
   clock: Clock;
   log: Logger;
   heartbeatIntervalMs: number;
+  /**
+   * SCALAR_EVICTION_HOLD_SHARE: when more than this share of the nodes (and
+   * at least 2) miss the same heartbeat interval, none of the misses counts.
+   * Default 0.5; 1 never holds.
+   */
+  evictionHoldShare?: number;
   killGraceSec: number;
   /** Queue discipline and placement (user weights are loaded from Postgres). */
   queue: Omit<QueueSettings, 'userWeights' | 'offers' | 'stopWhenFull'>;
@@ -93,6 +99,7 @@ export class Coordinator {
       log: o.log,
       clock: o.clock,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
+      evictionHoldShare: o.evictionHoldShare ?? 0.5,
       root: o.root,
       jobs: this.jobs,
       capacity: this.capacity,

@@ -25,6 +25,8 @@ export interface FleetHost {
   log: Logger;
   clock: Clock;
   heartbeatIntervalMs: number;
+  /** More than this share of the nodes (and at least 2) silent in one interval: the misses do not count. */
+  evictionHoldShare: number;
   root: AnyActorRef;
   jobs: JobTable;
   capacity: CapacitySnapshot;
@@ -89,11 +91,34 @@ export class Fleet {
     if (now - this.lastHeartbeatFlush >= 1000) this.h.kick();
   }
 
-  /** Called once per heartbeat interval: a node that sent nothing since the last tick missed one. */
+  /** Whether evictions are held now (too many nodes silent at once). */
+  holdingEvictions = false;
+
+  /**
+   * Called once per heartbeat interval: a node that sent nothing since the
+   * last tick missed one. When more than `evictionHoldShare` of the nodes
+   * that are not lost (and at least 2) are silent in the same interval, no
+   * miss counts: so many at once says the fault is between them and us (our
+   * network, NATS), not in the nodes, and evicting them all would restart
+   * every job for nothing. Kubernetes' node lifecycle controller stops
+   * evicting in a zone that is fully disrupted for the same reason.
+   */
   tick(): void {
     const now = this.h.clock.now();
+    const up = [...this.nodes.values()].filter((n) => n.state !== 'lost');
+    const silent = up.filter((n) => n.lastHeartbeatAt < n.lastTickAt);
+    const hold = silent.length >= 2 && silent.length / up.length > this.h.evictionHoldShare;
+    if (hold !== this.holdingEvictions) {
+      this.holdingEvictions = hold;
+      if (hold) {
+        this.h.log.warn(
+          { silent: silent.length, nodes: up.length, share: this.h.evictionHoldShare },
+          `${silent.length} of ${up.length} nodes missed the same heartbeat: holding evictions (more than SCALAR_EVICTION_HOLD_SHARE=${this.h.evictionHoldShare} at once looks like a network or NATS fault, not ${silent.length} dead nodes)`,
+        );
+      } else this.h.log.info({ nodes: up.length }, 'heartbeats are back from most nodes: counting missed heartbeats again');
+    }
     for (const node of this.nodes.values()) {
-      if (node.state !== 'lost' && node.lastHeartbeatAt < node.lastTickAt) node.actor.send({ type: 'tick' });
+      if (!hold && node.state !== 'lost' && node.lastHeartbeatAt < node.lastTickAt) node.actor.send({ type: 'tick' });
       node.lastTickAt = now;
     }
   }

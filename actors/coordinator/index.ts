@@ -47,6 +47,8 @@ export interface CoordinatorRuntimeOptions {
   signer: CommandSigner;
   log: Logger;
   heartbeatIntervalMs: number;
+  /** SCALAR_EVICTION_HOLD_SHARE (see Coordinator's options). */
+  evictionHoldShare?: number;
   killGraceSec: number;
   /** Queue discipline, preemption, overruns and prices; defaults as the config's. */
   scheduling?: SchedulingSettings;
@@ -138,6 +140,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       clock: systemClock,
       log,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
+      evictionHoldShare: o.evictionHoldShare,
       killGraceSec: o.killGraceSec,
       queue: { policy: sched.policy, blockMarginSec: sched.blockMarginSec, preemptGraceSec: sched.preemptGraceSec },
       overrun: sched.overrun,

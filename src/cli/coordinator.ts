@@ -65,6 +65,7 @@ export async function launchCoordinator(
     signer: opts.signer,
     log,
     heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
+    evictionHoldShare: cfg.SCALAR_EVICTION_HOLD_SHARE,
     killGraceSec: cfg.SCALAR_KILL_GRACE_SEC,
     scheduling: schedulingFromConfig(cfg),
     capacity: { config: cfg, simulatedSpeed: opts.simulatedSpeed },

@@ -89,6 +89,12 @@ export const configSchema = z.object({
     .min(100)
     .default(2000)
     .describe('How often agents heartbeat; a node is lost after 3 intervals without one'),
+  SCALAR_EVICTION_HOLD_SHARE: z.coerce
+    .number()
+    .gt(0)
+    .max(1)
+    .default(0.5)
+    .describe('When more than this share of the nodes (and at least 2) miss the same heartbeat, no miss counts: a network or NATS fault, not dead nodes. 1 never holds'),
   SCALAR_KILL_GRACE_SEC: z.coerce
     .number()
     .min(0)

@@ -49,6 +49,8 @@ export type JobSpec = Partial<Omit<JobRecord, 'seq'>> & { id: string; durationSe
 export interface HarnessOptions {
   /** SCALAR_OVERRUN_POLICY and _FACTOR; production's default (extend) otherwise. */
   overrun?: OverrunSettings;
+  /** SCALAR_EVICTION_HOLD_SHARE; production's default (0.5) otherwise. */
+  evictionHoldShare?: number;
 }
 
 export class CoordinatorHarness {
@@ -87,6 +89,7 @@ export class CoordinatorHarness {
       clock: this.clock,
       log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
       heartbeatIntervalMs: HEARTBEAT_MS,
+      evictionHoldShare: opts.evictionHoldShare,
       killGraceSec: KILL_GRACE_SEC,
       queue: { policy: s.policy, blockMarginSec: s.blockMarginSec, preemptGraceSec: s.preemptGraceSec },
       overrun: opts.overrun ?? s.overrun,
