@@ -107,6 +107,7 @@ export class Coordinator {
       nodeLost: (nodeId) => this.push({ kind: 'node-lost', nodeId }),
       memberEnded: (job, nodeId, end, batch, after) => this.memberEnded(job, nodeId, end, batch, after),
       blockEnd: (blockId) => this.blocks.end(blockId),
+      blockLive: (blockId) => this.blocks.live(blockId),
       placementChanged: () => {
         this.placementDirty = true;
       },

@@ -37,6 +37,8 @@ export interface FleetHost {
   memberEnded(job: LiveJob, nodeId: string, end: MemberEndInput, batch: Batch, after: After): void;
   /** When a block ends (ms), or null: never; undefined: unknown block. */
   blockEnd(blockId: string): number | null | undefined;
+  /** Whether a block still runs (a released block's nodes are stopped, so their silence is expected). */
+  blockLive(blockId: string): boolean;
   /** Free capacity may have changed: place again in the next pass. */
   placementChanged(): void;
   /** Something must be written: run a pass soon. */
@@ -105,7 +107,9 @@ export class Fleet {
    */
   tick(): void {
     const now = this.h.clock.now();
-    const up = [...this.nodes.values()].filter((n) => n.state !== 'lost');
+    // Nodes of a released block were stopped on purpose: their silence is expected, and always counts.
+    const expected = (n: LiveNode) => n.info.blockId !== null && !this.h.blockLive(n.info.blockId);
+    const up = [...this.nodes.values()].filter((n) => n.state !== 'lost' && !expected(n));
     const silent = up.filter((n) => n.lastHeartbeatAt < n.lastTickAt);
     const hold = silent.length >= 2 && silent.length / up.length > this.h.evictionHoldShare;
     if (hold !== this.holdingEvictions) {
@@ -118,7 +122,7 @@ export class Fleet {
       } else this.h.log.info({ nodes: up.length }, 'heartbeats are back from most nodes: counting missed heartbeats again');
     }
     for (const node of this.nodes.values()) {
-      if (!hold && node.state !== 'lost' && node.lastHeartbeatAt < node.lastTickAt) node.actor.send({ type: 'tick' });
+      if ((!hold || expected(node)) && node.state !== 'lost' && node.lastHeartbeatAt < node.lastTickAt) node.actor.send({ type: 'tick' });
       node.lastTickAt = now;
     }
   }
