@@ -17,7 +17,7 @@ export const JobFailureCode = {
   exit_nonzero: 'exit_nonzero',
   /** The node could not start the process: the runtime refused it (image, command, docker engine). */
   launch_failed: 'launch_failed',
-  /** The node stopped answering (no heartbeat for 3 intervals) while it held the attempt: requeued. */
+  /** The node stopped answering (no heartbeat for SCALAR_NODE_LOST_SEC) while it held the attempt: requeued. */
   node_lost: 'node_lost',
   /** It ran past expected_duration_sec × SCALAR_OVERRUN_FACTOR under SCALAR_OVERRUN_POLICY=fail. */
   time_limit: 'time_limit',

@@ -43,6 +43,8 @@ export interface CoordinatorOptions {
   clock: Clock;
   log: Logger;
   heartbeatIntervalMs: number;
+  /** SCALAR_NODE_LOST_SEC in ms: a node that sends no heartbeat this long is lost. Default 3 intervals. */
+  nodeLostAfterMs?: number;
   /**
    * SCALAR_EVICTION_HOLD_SHARE: when more than this share of the nodes (and
    * at least 2) miss the same heartbeat interval, none of the misses counts.
@@ -100,6 +102,7 @@ export class Coordinator {
       clock: o.clock,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       evictionHoldShare: o.evictionHoldShare ?? 0.5,
+      nodeLostAfterMs: o.nodeLostAfterMs ?? 3 * o.heartbeatIntervalMs,
       root: o.root,
       jobs: this.jobs,
       capacity: this.capacity,

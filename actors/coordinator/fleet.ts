@@ -25,6 +25,8 @@ export interface FleetHost {
   log: Logger;
   clock: Clock;
   heartbeatIntervalMs: number;
+  /** SCALAR_NODE_LOST_SEC in ms: a node silent this long is lost. */
+  nodeLostAfterMs: number;
   /** More than this share of the nodes (and at least 2) silent in one interval: the misses do not count. */
   evictionHoldShare: number;
   root: AnyActorRef;
@@ -91,6 +93,11 @@ export class Fleet {
       this.reconcile(node, hb.running);
     }
     if (now - this.lastHeartbeatFlush >= 1000) this.h.kick();
+  }
+
+  /** Intervals without a heartbeat after which a node is lost: nodeLostAfterMs over the interval, at least 1. */
+  private get lostAfterMissed(): number {
+    return Math.max(1, Math.ceil(this.h.nodeLostAfterMs / this.h.heartbeatIntervalMs));
   }
 
   /** Whether evictions are held now (too many nodes silent at once). */
@@ -175,7 +182,7 @@ export class Fleet {
 
   /** The node machine declared it lost: its members of live jobs ended (requeued), and what finished jobs held there is freed. */
   lost(nodeId: string, batch: Batch, after: After): void {
-    const reason = `node ${nodeId} lost (no heartbeat for 3 intervals)`;
+    const reason = `node ${nodeId} lost (no heartbeat for ${this.lostAfterMissed} intervals of ${this.h.heartbeatIntervalMs / 1000} s)`;
     for (const job of [...this.h.jobs.onNode(nodeId)]) this.h.memberEnded(job, nodeId, { code: null, reason, lost: true }, batch, after);
     this.h.log.warn({ node_id: nodeId }, 'node lost: requeueing its jobs');
     // Commands it never consumed are void now; a returning agent is reconciled instead.
@@ -229,6 +236,7 @@ export class Fleet {
       { nodeLost: (nodeId) => this.h.nodeLost(nodeId), nodeReady: () => this.h.placementChanged() },
       this.h.root,
       this.h.clock.now(),
+      this.lostAfterMissed,
     );
     let last = `${node.state}|${node.stateReason}|${node.drainRequested}`;
     node.actor.subscribe((snap) => {

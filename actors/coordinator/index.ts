@@ -47,6 +47,8 @@ export interface CoordinatorRuntimeOptions {
   signer: CommandSigner;
   log: Logger;
   heartbeatIntervalMs: number;
+  /** SCALAR_NODE_LOST_SEC in ms (see Coordinator's options). Default 3 heartbeat intervals. */
+  nodeLostAfterMs?: number;
   /** SCALAR_EVICTION_HOLD_SHARE (see Coordinator's options). */
   evictionHoldShare?: number;
   killGraceSec: number;
@@ -141,6 +143,7 @@ export function startCoordinator(o: CoordinatorRuntimeOptions): RunningCoordinat
       log,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       evictionHoldShare: o.evictionHoldShare,
+      nodeLostAfterMs: o.nodeLostAfterMs,
       killGraceSec: o.killGraceSec,
       queue: { policy: sched.policy, blockMarginSec: sched.blockMarginSec, preemptGraceSec: sched.preemptGraceSec },
       overrun: sched.overrun,

@@ -271,6 +271,8 @@ export class LiveNode {
     effects: { nodeLost: (id: string) => void; nodeReady: (id: string) => void },
     parent: AnyActorRef | undefined,
     now: number,
+    /** Missed heartbeat intervals after which the node is lost (SCALAR_NODE_LOST_SEC / the interval). */
+    lostAfterMissed = 3,
   ) {
     this.lastHeartbeatAt = now;
     this.lastTickAt = now;
@@ -283,7 +285,7 @@ export class LiveNode {
     const snapshot = machine.resolveState({ value: state, context: {
       nodeId: id,
       pool: info.pool,
-      lostAfterMissed: 3,
+      lostAfterMissed,
       missedHeartbeats: 0,
       drainRequested,
       stateReason,

@@ -46,6 +46,16 @@ export async function devSigner(cfg: Config, log: Logger): Promise<CommandSigner
   return signerOrExit(cfg, file);
 }
 
+/**
+ * How often the coordinator pings NATS: a quarter of SCALAR_NODE_LOST_SEC,
+ * at most 10 s. Two unanswered pings drop the connection, so a partition that
+ * leaves it half-open is noticed in well under the lost timeout, and the
+ * coordinator stops counting missed heartbeats before any node could be lost.
+ */
+export function coordinatorPingMs(cfg: Pick<Config, 'SCALAR_NODE_LOST_SEC'>): number {
+  return Math.min(10_000, (cfg.SCALAR_NODE_LOST_SEC * 1000) / 4);
+}
+
 /** The coordinator over an open database and bus (shared by `scalar coordinator` and `scalar dev`). */
 export async function launchCoordinator(
   cfg: Config,
@@ -53,7 +63,7 @@ export async function launchCoordinator(
   bus: Bus,
   log: Logger,
   onLeadershipLost: (err: Error) => void,
-  opts: { signer: CommandSigner; simulatedSpeed?: number },
+  opts: { signer: CommandSigner; simulatedSpeed?: number; /** Overrides SCALAR_NODE_LOST_SEC (`scalar dev`). */ nodeLostAfterMs?: number },
 ): Promise<CoordinatorProcess> {
   const inspection = cfg.SCALAR_INSPECT
     ? await startInspection({ port: cfg.SCALAR_INSPECT_PORT, host: cfg.SCALAR_INSPECT_HOST, token: cfg.SCALAR_INSPECT_TOKEN }, log)
@@ -66,6 +76,7 @@ export async function launchCoordinator(
     log,
     heartbeatIntervalMs: cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
     evictionHoldShare: cfg.SCALAR_EVICTION_HOLD_SHARE,
+    nodeLostAfterMs: opts.nodeLostAfterMs ?? cfg.SCALAR_NODE_LOST_SEC * 1000,
     killGraceSec: cfg.SCALAR_KILL_GRACE_SEC,
     scheduling: schedulingFromConfig(cfg),
     capacity: { config: cfg, simulatedSpeed: opts.simulatedSpeed },
@@ -89,7 +100,10 @@ export async function runCoordinator(): Promise<void> {
   const log = createLogger(cfg).child({ component: 'coordinator' });
   try {
     const db = await openDatabase(cfg, log);
-    const bus = await connectBus(busOptions(cfg, 'scalar-coordinator', 'coordinator', undefined, exitOnBusClosed(log)), log).catch(async (err) => {
+    const bus = await connectBus(
+      { ...busOptions(cfg, 'scalar-coordinator', 'coordinator', undefined, exitOnBusClosed(log)), pingIntervalMs: coordinatorPingMs(cfg) },
+      log,
+    ).catch(async (err) => {
       await db.close();
       throw err;
     });

@@ -75,7 +75,12 @@ export async function runDev(opts: { speed: number }): Promise<void> {
     const coordinator = await launchCoordinator(cfg, db, coordinatorBus, log.child({ component: 'coordinator' }), (err) => {
       log.fatal({ err }, 'the coordinator lost its leader lock; stopping');
       void cleanup().finally(() => process.exit(1));
-    }, { signer, simulatedSpeed: opts.speed });
+    }, {
+      signer,
+      simulatedSpeed: opts.speed,
+      // One machine, nothing between the nodes and the coordinator: a stopped dev node is lost within seconds.
+      nodeLostAfterMs: process.env.SCALAR_NODE_LOST_SEC ? undefined : 3 * cfg.SCALAR_HEARTBEAT_INTERVAL_MS,
+    });
     cleanups.push(() => coordinator.stop());
     await coordinator.running.leading;
 

@@ -88,7 +88,10 @@ export const configSchema = z.object({
   SCALAR_HEARTBEAT_INTERVAL_MS: positiveInt
     .min(100)
     .default(2000)
-    .describe('How often agents heartbeat; a node is lost after 3 intervals without one'),
+    .describe('How often agents heartbeat; a node is lost after SCALAR_NODE_LOST_SEC without one'),
+  SCALAR_NODE_LOST_SEC: positiveNumber
+    .default(40)
+    .describe("A node that sends no heartbeat for this long is lost and its jobs are requeued; at least 3 heartbeat intervals. `scalar dev`: 3 intervals unless set"),
   SCALAR_EVICTION_HOLD_SHARE: z.coerce
     .number()
     .gt(0)
@@ -250,6 +253,13 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       `invalid configuration:\n  SCALAR_INSPECT_TOKEN: required when SCALAR_INSPECT_HOST (${parsed.data.SCALAR_INSPECT_HOST}) is not a loopback address`,
       ['SCALAR_INSPECT_TOKEN'],
+    );
+  }
+  // Fewer than 3 intervals would lose a node for one late heartbeat.
+  if (parsed.data.SCALAR_NODE_LOST_SEC * 1000 < 3 * parsed.data.SCALAR_HEARTBEAT_INTERVAL_MS) {
+    throw new ConfigError(
+      `invalid configuration:\n  SCALAR_NODE_LOST_SEC: must be at least 3 heartbeat intervals (${(3 * parsed.data.SCALAR_HEARTBEAT_INTERVAL_MS) / 1000} s with SCALAR_HEARTBEAT_INTERVAL_MS=${parsed.data.SCALAR_HEARTBEAT_INTERVAL_MS})`,
+      ['SCALAR_NODE_LOST_SEC'],
     );
   }
   // FLEX is the cheaper tier by definition: a price list that says otherwise is a typo.

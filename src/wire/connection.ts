@@ -78,6 +78,13 @@ export interface BusOptions {
    * Processes exit on it, so their supervisor or operator sees why.
    */
   onClosed?: (err: Error) => void;
+  /**
+   * How often to ping the server (default: the client's 2 minutes). A
+   * connection whose pings go unanswered twice is treated as dropped, so a
+   * half-open connection (a partition without a FIN) is noticed within about
+   * three of these. The coordinator sets it from SCALAR_NODE_LOST_SEC.
+   */
+  pingIntervalMs?: number;
 }
 
 export class BusUnavailableError extends Error {
@@ -195,6 +202,7 @@ export async function connectBus(opts: BusOptions, log: Logger): Promise<Bus> {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       inboxPrefix: inboxPrefix(t, opts.role, opts.nodeId),
+      ...(opts.pingIntervalMs ? { pingInterval: opts.pingIntervalMs, maxPingOut: 2 } : {}),
       ...(auth.credsFile ? { authenticator: authenticatorFor(auth.credsFile) } : {}),
       ...(auth.user ? { user: auth.user, pass: auth.password ?? '' } : {}),
       ...(tls ? { tls: { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile } } : {}),

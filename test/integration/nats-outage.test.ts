@@ -14,17 +14,22 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningCoordinator } from '../../actors/coordinator/index.ts';
+import pino from 'pino';
 import { findNatsServer, freePort, spawnNatsServer } from '../../src/cli/nats-server.ts';
+import { coordinatorPingMs } from '../../src/cli/coordinator.ts';
+import { busOptions, connectBus, type Bus } from '../../src/wire/connection.ts';
 import { exampleJob, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startTestCoordinator, until } from '../helpers/coordinator.ts';
 import { ScriptedAgent } from '../helpers/scripted-agent.ts';
 
-const HB = 200; // heartbeat interval (ms): a node is lost after 3 missed
+const HB = 200; // heartbeat interval (ms)
+const LOST_MS = 10 * HB; // SCALAR_NODE_LOST_SEC
 const dir = mkdtempSync(path.join(tmpdir(), 'scalar-nats-outage-'));
 let port = 0;
 let server: Awaited<ReturnType<typeof spawnNatsServer>> | undefined;
 let t: TestApp;
 let coordinator: RunningCoordinator;
+let coordinatorBus: Bus;
 let agent: ScriptedAgent;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,7 +47,12 @@ describe.skipIf(!findNatsServer())('a NATS outage', () => {
     await startServer();
     // This server has no credentials: the test is about the coordinator's clock, not about trust.
     t = await startTestApp({ NATS_URL: `nats://127.0.0.1:${port}`, SCALAR_HEARTBEAT_INTERVAL_MS: String(HB) });
-    coordinator = startTestCoordinator(t, HB);
+    // The coordinator's own connection, pinging as `scalar coordinator` does (a quarter of the lost timeout).
+    coordinatorBus = await connectBus(
+      { ...busOptions(t.cfg, 'outage-coordinator', 'coordinator'), pingIntervalMs: coordinatorPingMs({ SCALAR_NODE_LOST_SEC: LOST_MS / 1000 }) },
+      pino({ level: 'silent' }),
+    );
+    coordinator = startTestCoordinator(t, HB, { bus: coordinatorBus, nodeLostAfterMs: LOST_MS });
     await coordinator.leading;
     agent = new ScriptedAgent(t.bus, 'fast-outage', { pool: 'fast', gpus: 8, vramGb: 80 });
     await agent.register();
@@ -53,6 +63,7 @@ describe.skipIf(!findNatsServer())('a NATS outage', () => {
   afterAll(async () => {
     agent?.stopHeartbeats();
     await coordinator?.stop();
+    await coordinatorBus?.close();
     await t?.close();
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -66,13 +77,13 @@ describe.skipIf(!findNatsServer())('a NATS outage', () => {
     await agent.started({ job_id: id, attempt: 1 });
     await until(async () => (await t.call({ method: 'GET', url: `/jobs/${id}` })).json().status === 'running');
 
-    // NATS dies for 10 heartbeat intervals (3 are enough to lose a node), and comes back on the same store.
+    // NATS dies for twice the lost timeout, and comes back on the same store.
     process.kill(server!.pid, 'SIGKILL');
-    await sleep(10 * HB);
+    await sleep(2 * LOST_MS);
     await startServer();
-    await until(async () => !t.bus.nc.isClosed() && (await t.bus.nc.flush().then(() => true, () => false)), 10_000, 'the bus reconnects');
-    // Well past the grace and 3 more intervals: a node that heartbeats again is not lost.
-    await sleep(8 * HB);
+    await until(async () => coordinatorBus.nc.flush().then(() => true, () => false), 10_000, 'the bus reconnects');
+    // Past the grace and a whole lost timeout: a node that heartbeats again is not lost.
+    await sleep(LOST_MS + 4 * HB);
 
     const node = (await t.call({ method: 'GET', url: `/nodes/${agent.nodeId}` })).json();
     expect(node.state).toBe('ready');
@@ -82,7 +93,27 @@ describe.skipIf(!findNatsServer())('a NATS outage', () => {
     // Submitted, queued, scheduled, started: no requeue.
     expect(events.map((e) => e.to)).toEqual(['pending', 'queued', 'scheduled', 'running']);
 
-    // And a node that really is gone is still lost once NATS is back.
+  });
+
+  it('frozen (SIGSTOP), so that connections stay open but nothing answers: the coordinator notices by its pings and loses nothing', { timeout: 60_000 }, async () => {
+    const res = await t.call({ method: 'POST', url: '/jobs', payload: { ...exampleJob(), tier: 'FAST', gpu_count: 1, vram_per_gpu_gb: 40 } });
+    const id = res.json().id as string;
+    expect(await agent.expect('run')).toMatchObject({ job_id: id, attempt: 1 });
+    await agent.started({ job_id: id, attempt: 1 });
+    await until(async () => (await t.call({ method: 'GET', url: `/jobs/${id}` })).json().status === 'running');
+
+    // Frozen for twice the lost timeout: no FIN, no RST, just silence.
+    process.kill(server!.pid, 'SIGSTOP');
+    await sleep(2 * LOST_MS);
+    process.kill(server!.pid, 'SIGCONT');
+    await until(async () => coordinatorBus.nc.flush().then(() => true, () => false), 10_000, "the coordinator's bus answers again");
+    await sleep(LOST_MS + 4 * HB);
+
+    expect((await t.call({ method: 'GET', url: `/nodes/${agent.nodeId}` })).json().state).toBe('ready');
+    expect((await t.call({ method: 'GET', url: `/jobs/${id}` })).json()).toMatchObject({ status: 'running', attempt: 1 });
+  });
+
+  it('still loses a node that really went silent, once NATS is fine', { timeout: 30_000 }, async () => {
     agent.stopHeartbeats();
     await until(async () => (await t.call({ method: 'GET', url: `/nodes/${agent.nodeId}` })).json().state === 'lost', 10_000, 'the silent node is lost');
   });

@@ -73,6 +73,20 @@ describe('config', () => {
     }
   });
 
+  it('SCALAR_NODE_LOST_SEC defaults to 40 s and must cover 3 heartbeat intervals', () => {
+    expect(parseConfig({}).SCALAR_NODE_LOST_SEC).toBe(40);
+    expect(parseConfig({ SCALAR_HEARTBEAT_INTERVAL_MS: '200', SCALAR_NODE_LOST_SEC: '0.6' }).SCALAR_NODE_LOST_SEC).toBe(0.6);
+    let err: unknown;
+    try {
+      parseConfig({ SCALAR_HEARTBEAT_INTERVAL_MS: '20000' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variables).toEqual(['SCALAR_NODE_LOST_SEC']);
+    expect((err as ConfigError).message).toContain('SCALAR_NODE_LOST_SEC: must be at least 3 heartbeat intervals (60 s with SCALAR_HEARTBEAT_INTERVAL_MS=20000)');
+  });
+
   it('the README documents every variable with its default', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     for (const row of configDocs()) {

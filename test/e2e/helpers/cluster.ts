@@ -239,6 +239,9 @@ export class Cluster {
       LOG_FORMAT: 'json',
       ...this.extraEnv,
       ...extra,
+      // These tests kill nodes on purpose: lost after 3 of their short heartbeat intervals, not production's 40 s.
+      SCALAR_NODE_LOST_SEC:
+        extra.SCALAR_NODE_LOST_SEC ?? this.extraEnv.SCALAR_NODE_LOST_SEC ?? String((3 * Number(extra.SCALAR_HEARTBEAT_INTERVAL_MS ?? this.extraEnv.SCALAR_HEARTBEAT_INTERVAL_MS ?? 2000)) / 1000),
     };
   }
 
