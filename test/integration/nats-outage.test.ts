@@ -41,6 +41,17 @@ const startServer = async () => {
   });
 };
 
+/** A one-GPU FAST job, placed on the agent and reported started: running, attempt 1. */
+async function aRunningJob(): Promise<string> {
+  const res = await t.call({ method: 'POST', url: '/jobs', payload: { ...exampleJob(), tier: 'FAST', gpu_count: 1, vram_per_gpu_gb: 40 } });
+  expect(res.statusCode, res.body).toBe(201);
+  const id = res.json().id as string;
+  expect(await agent.expect('run')).toMatchObject({ job_id: id, attempt: 1 });
+  await agent.started({ job_id: id, attempt: 1 });
+  await until(async () => (await t.call({ method: 'GET', url: `/jobs/${id}` })).json().status === 'running');
+  return id;
+}
+
 describe.skipIf(!findNatsServer())('a NATS outage', () => {
   beforeAll(async () => {
     port = await freePort();
@@ -70,12 +81,7 @@ describe.skipIf(!findNatsServer())('a NATS outage', () => {
   });
 
   it('of many heartbeat intervals requeues nothing: the job keeps attempt 1 and its node stays ready', { timeout: 60_000 }, async () => {
-    const res = await t.call({ method: 'POST', url: '/jobs', payload: { ...exampleJob(), tier: 'FAST', gpu_count: 1, vram_per_gpu_gb: 40 } });
-    expect(res.statusCode, res.body).toBe(201);
-    const id = res.json().id as string;
-    expect(await agent.expect('run')).toMatchObject({ job_id: id, attempt: 1 });
-    await agent.started({ job_id: id, attempt: 1 });
-    await until(async () => (await t.call({ method: 'GET', url: `/jobs/${id}` })).json().status === 'running');
+    const id = await aRunningJob();
 
     // NATS dies for twice the lost timeout, and comes back on the same store.
     process.kill(server!.pid, 'SIGKILL');
@@ -92,15 +98,10 @@ describe.skipIf(!findNatsServer())('a NATS outage', () => {
     const events = (await t.call({ method: 'GET', url: `/jobs/${id}/events` })).json().events as Array<{ event: string; to: string }>;
     // Submitted, queued, scheduled, started: no requeue.
     expect(events.map((e) => e.to)).toEqual(['pending', 'queued', 'scheduled', 'running']);
-
   });
 
   it('frozen (SIGSTOP), so that connections stay open but nothing answers: the coordinator notices by its pings and loses nothing', { timeout: 60_000 }, async () => {
-    const res = await t.call({ method: 'POST', url: '/jobs', payload: { ...exampleJob(), tier: 'FAST', gpu_count: 1, vram_per_gpu_gb: 40 } });
-    const id = res.json().id as string;
-    expect(await agent.expect('run')).toMatchObject({ job_id: id, attempt: 1 });
-    await agent.started({ job_id: id, attempt: 1 });
-    await until(async () => (await t.call({ method: 'GET', url: `/jobs/${id}` })).json().status === 'running');
+    const id = await aRunningJob();
 
     // Frozen for twice the lost timeout: no FIN, no RST, just silence.
     process.kill(server!.pid, 'SIGSTOP');
