@@ -14,6 +14,7 @@ import type { LogShipper } from './logs.ts';
 import {
   appendDoneLog,
   appendSeenRun,
+  hostBootId,
   rewriteDoneLog,
   rewriteSeenRuns,
   STATE_VERSION,
@@ -48,6 +49,9 @@ export class AttemptTable {
     this.jobsDir = join(stateDir, 'jobs');
     this.state = new StateWriter(stateDir, () => this.snapshot());
   }
+
+  /** This host's boot id, written into the state file so the next start can tell a reboot (recovery.ts). */
+  readonly hostBoot = hostBootId();
 
   init(): Promise<void> {
     return this.state.init();
@@ -141,7 +145,7 @@ export class AttemptTable {
   /** A copy of the state as it would be written now: every attempt not yet reported (reported ones live in the done log). */
   snapshot(): StateFileContent {
     const executions = [...this.entries.values()].filter((e) => !isDone(e)).map((e) => this.snapshotEntry(e));
-    return { version: STATE_VERSION, node_id: this.nodeId, updated_at: new Date().toISOString(), executions };
+    return { version: STATE_VERSION, node_id: this.nodeId, ...(this.hostBoot ? { host_boot_id: this.hostBoot } : {}), updated_at: new Date().toISOString(), executions };
   }
 
   private snapshotEntry(e: ExecutionEntry): ExecutionEntry {

@@ -4,7 +4,11 @@
  * agent left. An interrupted launch is reported launch_failed (its fate is
  * unknown, so it is never launched again); a running attempt is re-attached
  * through its runtime record and watched again, or, when it ended meanwhile
- * or cannot be re-attached, marked exited and not yet reported.
+ * or cannot be re-attached, marked exited and not yet reported. After a
+ * reboot of the host (its boot id changed since the state file was written)
+ * nothing is re-attached: every attempt that was launching or running is
+ * reported launch_failed with code node_rebooted, and the coordinator
+ * requeues it.
  */
 import type { Logger } from 'pino';
 import { attemptKey } from '../../src/domain/cluster.ts';
@@ -15,6 +19,8 @@ import type { Executions } from './executions.ts';
 import { readDoneLog, readSeenRuns, readStateFile } from './state.ts';
 
 const RELAUNCH_REASON = 'agent restarted while launching';
+/** The coordinator requeues on it (launch_failed, code node_rebooted): the attempt died with its host. */
+export const NODE_REBOOTED_REASON = 'node rebooted: the host restarted while the attempt ran';
 
 function isExecution(r: Execution | ExitResult): r is Execution {
   return typeof (r as Execution).kill === 'function';
@@ -40,6 +46,15 @@ export async function recover({ nodeId, runtime, attempts, executions, log }: Re
   }
   for (const e of loaded.executions) entries.set(attemptKey(e), e);
   const now = new Date().toISOString();
+  // The host restarted since the file was written: whatever ran died with it, and its pids may be reused.
+  const rebooted = Boolean(loaded.host_boot_id && attempts.hostBoot && loaded.host_boot_id !== attempts.hostBoot);
+  if (rebooted) {
+    const lost = [...entries.values()].filter((e) => e.status === 'launching' || e.status === 'running');
+    if (lost.length > 0) log.warn({ attempts: lost.map(attemptKey) }, 'this host rebooted while attempts ran: reporting them lost with it (node_rebooted)');
+    for (const e of lost) {
+      Object.assign(e, { status: 'exited', launch_failed: NODE_REBOOTED_REASON, launch_failed_code: 'node_rebooted', reported: false, ended_at: now });
+    }
+  }
   for (const [key, e] of entries) {
     if (e.status === 'launching') {
       // It may have started before the crash: its pid was never recorded, but

@@ -9,6 +9,7 @@
  * coalesced: `save()` resolves once a write that includes every change made
  * before the call is on disk.
  */
+import { readFileSync } from 'node:fs';
 import { appendFile, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -94,10 +95,25 @@ export type SeenRun = z.infer<typeof seenRunSchema>;
 export const stateFileSchema = z.object({
   version: z.literal(STATE_VERSION),
   node_id: z.string(),
+  /**
+   * The kernel's boot id when the file was written (Linux). Another one at
+   * the next start means the host rebooted: every attempt it ran died with
+   * it, and a pid in the file may now be someone else's process.
+   */
+  host_boot_id: z.string().optional(),
   updated_at: z.string(),
   executions: z.array(executionEntrySchema),
 });
 export type StateFileContent = z.infer<typeof stateFileSchema>;
+
+/** This host's boot id (`/proc/sys/kernel/random/boot_id`), or null where there is none. */
+export function hostBootId(file = '/proc/sys/kernel/random/boot_id'): string | null {
+  try {
+    return readFileSync(file, 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
 
 export class StateFileError extends Error {
   constructor(path: string, why: string) {

@@ -28,7 +28,8 @@ export interface MemberHost {
  */
 export function memberEndOf(ev: ExitedEvent | LaunchFailedEvent): MemberEndInput {
   if (ev.type === 'exited') return { code: ev.code, reason: null };
-  if (ev.code === 'command_expired') return { code: null, reason: ev.reason, lost: true };
+  // Nothing ran (an expired run), or it died with its host (a reboot): requeued, as on a lost node.
+  if (ev.code === 'command_expired' || ev.code === 'node_rebooted') return { code: null, reason: ev.reason, lost: true };
   return { code: null, reason: `launch failed: ${ev.reason}` };
 }
 

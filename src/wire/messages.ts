@@ -93,9 +93,12 @@ export const exitedEventSchema = z.object({
  * failing the job. `command_expired`: the run reached the agent after its
  * signature expired (the agent took it more than SCALAR_COMMAND_TTL_SEC after
  * it was sent, or the clocks disagree); nothing ran, and the coordinator
- * requeues the attempt as for a lost node.
+ * requeues the attempt as for a lost node. `node_rebooted`: the host
+ * restarted while the attempt was launching or running, so it died with the
+ * host; the coordinator requeues it the same way, with the agent's reason
+ * ("node rebooted: …").
  */
-export const launchFailedCodeSchema = z.enum(['command_expired']);
+export const launchFailedCodeSchema = z.enum(['command_expired', 'node_rebooted']);
 export type LaunchFailedCode = z.infer<typeof launchFailedCodeSchema>;
 export const launchFailedEventSchema = z.object({
   type: z.literal('launch_failed'),

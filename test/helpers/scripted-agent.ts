@@ -118,7 +118,7 @@ export class ScriptedAgent {
     await this.event({ type: 'exited', ...ref, code, signal: killed ? 'SIGTERM' : null, killed });
   }
 
-  async launchFailed(ref: AttemptRef, reason: string, code?: 'command_expired'): Promise<void> {
+  async launchFailed(ref: AttemptRef, reason: string, code?: 'command_expired' | 'node_rebooted'): Promise<void> {
     await this.event({ type: 'launch_failed', ...ref, reason, ...(code ? { code } : {}) });
   }
 

@@ -455,6 +455,31 @@ describe('agent', () => {
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
+  it('after a reboot of the host, re-attaches nothing and reports each running attempt launch_failed (node_rebooted)', async () => {
+    const id = nodeId();
+    const events = await EventReader.open(id);
+    const stateDir = join(tmp, id);
+    const a = makeAgent(id, { runtime: createRuntime('process'), stateDir });
+    await a.start();
+    const cmd = runCmd({ command: ['sh', '-c', 'exec sleep 60'] });
+    await send(id, cmd);
+    const { pid } = await events.next('started', cmd.job_id);
+    await a.stop();
+    // The reboot: the job's process is gone with the host, and the state file was written in the boot before.
+    process.kill(-pid!, 'SIGKILL');
+    await waitUntil(() => !pidAlive(pid!), 'the process to end');
+    const file = join(stateDir, 'state.json');
+    const state = JSON.parse(await readFile(file, 'utf8'));
+    expect(state.host_boot_id).toMatch(/^[0-9a-f-]{36}$/);
+    await writeFile(file, JSON.stringify({ ...state, host_boot_id: '00000000-0000-4000-8000-000000000000' }));
+
+    const b = makeAgent(id, { runtime: createRuntime('process'), stateDir });
+    await b.start();
+    expect((await events.next('registered', undefined, 2)).running).toEqual([]);
+    expect(await events.next('launch_failed', cmd.job_id)).toMatchObject({ attempt: 1, code: 'node_rebooted', reason: expect.stringMatching(/^node rebooted/) });
+    expect(events.of('exited', cmd.job_id)).toEqual([]);
+  });
+
   it('reports an attempt that finished while no agent ran', async () => {
     const id = nodeId();
     const events = await EventReader.open(id);

@@ -131,6 +131,21 @@ describe('coordinator: placement and the run round trip', () => {
     expect(events.find((e: { to: string; failure_code?: string }) => e.to === 'queued' && e.failure_code === 'node_lost')?.reason ?? '').toContain('expired');
   });
 
+  it('a running attempt that died with its host (launch_failed, code node_rebooted) is requeued with the reason "node rebooted"', async () => {
+    await coordinator().leading;
+    const fast = await node('fast');
+    const id = await submit({ tier: 'FAST' });
+    await fast.expect('run');
+    await fast.started({ job_id: id, attempt: 1 });
+    await until(statusIs(id, 'running'));
+    await fast.launchFailed({ job_id: id, attempt: 1 }, 'node rebooted: the host restarted while the attempt ran', 'node_rebooted');
+    expect(await fast.expect('run')).toMatchObject({ job_id: id, attempt: 2 });
+    const events = (await t.call({ method: 'GET', url: `/jobs/${id}/events` })).json().events as Array<{ to: string; failure_code?: string; reason?: string }>;
+    const requeue = events.find((e) => e.to === 'queued' && e.failure_code === 'node_lost');
+    expect(requeue?.reason).toMatch(/^node rebooted/);
+    expect((await job(id)).exit_code ?? null).toBeNull();
+  });
+
   it('a job whose wake-up message never arrived is found by the sweep and placed', async () => {
     await coordinator().leading;
     const fast = await node('fast');
