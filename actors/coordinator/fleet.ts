@@ -101,7 +101,7 @@ export class Fleet {
   }
 
   /** Whether evictions are held now (too many nodes silent at once). */
-  holdingEvictions = false;
+  private holdingEvictions = false;
 
   /**
    * Called once per heartbeat interval: a node that sent nothing since the

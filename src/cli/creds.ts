@@ -16,6 +16,7 @@ import {
   AuthDirError,
   credsFile,
   loadRegistry,
+  ensureCredentials,
   mintCredential,
   openRegistry,
   reloadServer,
@@ -80,14 +81,7 @@ export async function runNatsConfig(opts: NatsConfigOptions): Promise<void> {
     throw err;
   }
   guarded(() => {
-    const reg = openRegistry(dir, cfg.SCALAR_NATS_PREFIX, true);
-    const has = (role: Role, nodeId?: string) => reg.users.some((u) => u.role === role && (role !== 'agent' || u.node_id === nodeId));
-    const minted: string[] = [];
-    for (const [role, nodeId] of [['api'], ['coordinator'], ...nodes.map((n) => ['agent', n])] as Array<[Role, string?]>) {
-      if (has(role, nodeId)) continue;
-      mintCredential(dir, cfg.SCALAR_NATS_PREFIX, role, nodeId);
-      minted.push(role === 'agent' ? `node ${nodeId}` : role);
-    }
+    const minted = ensureCredentials(dir, cfg.SCALAR_NATS_PREFIX, nodes);
     const conf = writeServerConf(dir, { listen: opts.listen, storeDir: path.resolve(opts.store ?? path.join(dir, 'jetstream')) });
     process.stderr.write(minted.length > 0 ? `minted credentials for: ${minted.join(', ')}\n` : 'every credential already existed; kept them\n');
     const rel = (f: string) => path.relative(process.cwd(), f) || f;

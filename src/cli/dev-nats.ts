@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.ts';
 import type { Role } from '../wire/permissions.ts';
-import { credsFile, loadRegistry, mintCredential } from './nats-auth.ts';
+import { credsFile, ensureCredentials } from './nats-auth.ts';
 import { answers, findNatsServer, freePort, NatsMissingError, startSecuredNats } from './nats-server.ts';
 
 export interface DevNats {
@@ -45,11 +45,7 @@ export async function devNats(cfg: Config, log: Logger, nodeIds: readonly string
   const bin = findNatsServer();
   if (!bin) throw new NatsMissingError(`nats://127.0.0.1:${DEV_NATS_PORT}`, true);
   const dir = path.resolve(cfg.SCALAR_DATA_DIR, 'nats-auth');
-  const reg = loadRegistry(dir);
-  const have = (role: Role, nodeId?: string) => reg?.users.some((u) => u.role === role && (role !== 'agent' || u.node_id === nodeId)) ?? false;
-  for (const [role, nodeId] of [['api'], ['coordinator'], ...nodeIds.map((n) => ['agent', n])] as Array<[Role, string?]>) {
-    if (!have(role, nodeId)) mintCredential(dir, cfg.SCALAR_NATS_PREFIX, role, nodeId);
-  }
+  ensureCredentials(dir, cfg.SCALAR_NATS_PREFIX, nodeIds);
   const host = '127.0.0.1';
   const port = (await answers(host, DEV_NATS_PORT, 300)) ? await freePort(host) : DEV_NATS_PORT;
   const store = path.resolve(cfg.SCALAR_DATA_DIR, 'nats');

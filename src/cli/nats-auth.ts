@@ -197,6 +197,22 @@ export function mintCredential(dir: string, prefix: string, role: Role, nodeId?:
   return { role, nodeId, file, publicKey, replaced: reg.users.length === before };
 }
 
+/**
+ * Mints what is missing of: the API's, the coordinator's and each node's
+ * credential. Existing ones are kept. Returns who got a new one (`api`,
+ * `coordinator`, `node <id>`).
+ */
+export function ensureCredentials(dir: string, prefix: string, nodeIds: readonly string[]): string[] {
+  const reg = openRegistry(dir, prefix, true);
+  const minted: string[] = [];
+  for (const [role, nodeId] of [['api'], ['coordinator'], ...nodeIds.map((n) => ['agent', n])] as Array<[Role, string?]>) {
+    if (reg.users.some((u) => sameIdentity(u, role, nodeId))) continue;
+    mintCredential(dir, prefix, role, nodeId);
+    minted.push(role === 'agent' ? `node ${nodeId}` : role);
+  }
+  return minted;
+}
+
 /** Removes a credential: its key leaves auth.conf and its seed file is deleted. False when it had none. */
 export function revokeCredential(dir: string, prefix: string, role: Role, nodeId?: string): boolean {
   const reg = openRegistry(dir, prefix, false);

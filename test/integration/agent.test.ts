@@ -455,16 +455,22 @@ describe('agent', () => {
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
-  it('after a reboot of the host, re-attaches nothing and reports each running attempt launch_failed (node_rebooted)', async () => {
+  /** A process agent on a fresh node runs `command`; once it started, the agent stops (the process runs on). */
+  async function startedThenAgentStopped(command: string[]) {
     const id = nodeId();
     const events = await EventReader.open(id);
     const stateDir = join(tmp, id);
     const a = makeAgent(id, { runtime: createRuntime('process'), stateDir });
     await a.start();
-    const cmd = runCmd({ command: ['sh', '-c', 'exec sleep 60'] });
+    const cmd = runCmd({ command });
     await send(id, cmd);
     const { pid } = await events.next('started', cmd.job_id);
     await a.stop();
+    return { id, events, stateDir, cmd, pid };
+  }
+
+  it('after a reboot of the host, re-attaches nothing and reports each running attempt launch_failed (node_rebooted)', async () => {
+    const { id, events, stateDir, cmd, pid } = await startedThenAgentStopped(['sh', '-c', 'exec sleep 60']);
     // The reboot: the job's process is gone with the host, and the state file was written in the boot before.
     process.kill(-pid!, 'SIGKILL');
     await waitUntil(() => !pidAlive(pid!), 'the process to end');
@@ -481,15 +487,7 @@ describe('agent', () => {
   });
 
   it('reports an attempt that finished while no agent ran', async () => {
-    const id = nodeId();
-    const events = await EventReader.open(id);
-    const stateDir = join(tmp, id);
-    const a = makeAgent(id, { runtime: createRuntime('process'), stateDir });
-    await a.start();
-    const cmd = runCmd({ command: ['sh', '-c', 'sleep 0.4; echo bye; exit 5'] });
-    await send(id, cmd);
-    const { pid } = await events.next('started', cmd.job_id);
-    await a.stop();
+    const { id, events, stateDir, cmd, pid } = await startedThenAgentStopped(['sh', '-c', 'sleep 0.4; echo bye; exit 5']);
     await waitUntil(() => !pidAlive(pid!), 'the process to end');
     expect(events.of('exited', cmd.job_id)).toEqual([]);
 
